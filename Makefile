@@ -1,0 +1,9 @@
+.PHONY: setup test demo
+setup:
+	bash scripts/setup.sh
+
+test: setup
+	.venv/bin/python -m pytest
+
+demo: setup
+	.venv/bin/cnnzoo summary resnet50

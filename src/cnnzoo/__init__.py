@@ -1,0 +1,16 @@
+"""cnnzoo: the classic CNN architectures of CS231n Lecture 9, faithful, measured and compared.
+
+Public API::
+
+    create_model(name, num_classes=1000, in_chans=3, **kwargs) -> nn.Module
+    list_models(pattern=None) -> list[str]
+    model_info(name) -> ModelInfo
+"""
+from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallError, UnknownModelError
+from .registry import ModelInfo, create_model, list_models, model_info
+
+__version__ = "0.1.0"
+__all__ = [
+    "create_model", "list_models", "model_info", "ModelInfo",
+    "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
+]

@@ -1,0 +1,130 @@
+"""The model registry: name -> builder + metadata, with the timm/torchvision conventions.
+
+A family module registers each public builder with :func:`register_model`::
+
+    @register_model(family="resnet", paper=_PAPER, year=2015, ilsvrc=_ILSVRC,
+                    torchvision="resnet50", notes="v1.5: stride 2 on the 3x3 conv")
+    def resnet50(num_classes=1000, in_chans=3, **kwargs) -> ResNet: ...
+
+Users call :func:`create_model`, :func:`list_models` and :func:`model_info`.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import UnknownModelError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of one model.
+
+    Attributes:
+        name: registry name, e.g. ``"resnet50"``.
+        family: architecture family (``"lenet"``, ``"alexnet"``, ``"zfnet"``, ``"vgg"``,
+            ``"googlenet"``, ``"resnet"``).
+        paper: the paper the architecture comes from (authors, title, venue).
+        year: year of the paper.
+        ilsvrc: the ILSVRC result as the paper or the challenge published it, or ``None``.
+        default_input_size: (C, H, W) the architecture was designed for.
+        notes: how this variant differs from the paper and from torchvision.
+        torchvision: name of the torchvision builder whose ``state_dict`` loads strictly
+            into this model, or ``None``.
+        min_input_size: smallest square input side (pixels) the network runs on, found by
+            running the model on the meta device (filled in by :func:`model_info`).
+    """
+
+    name: str
+    family: str
+    paper: str
+    year: int
+    ilsvrc: str | None
+    default_input_size: tuple[int, int, int]
+    notes: str
+    torchvision: str | None = None
+    min_input_size: int | None = None
+    builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(*, family: str, paper: str, year: int, ilsvrc: str | None = None,
+                   default_input_size: tuple[int, int, int] = (3, 224, 224), notes: str = "",
+                   torchvision: str | None = None, name: str | None = None):
+    """Decorator that adds a builder ``fn(num_classes=1000, in_chans=3, **kwargs)`` to the registry.
+
+    Raises:
+        ValueError: if the name is already registered.
+    """
+
+    def deco(fn: Callable[..., nn.Module]):
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is registered twice")
+        _REGISTRY[key] = ModelInfo(key, family, paper, year, ilsvrc, tuple(default_input_size),
+                                   notes, torchvision, None, fn)
+        return fn
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (importing the package registers every family)
+
+
+def _lookup(name: str) -> ModelInfo:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `cnnzoo list` shows them all"
+        raise UnknownModelError(f"unknown model {name!r}{hint}") from None
+
+
+def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
+    """Registered model names, sorted; ``pattern`` is a shell-style wildcard (``"resnet*"``)."""
+    _ensure_loaded()
+    names = sorted(n for n, i in _REGISTRY.items() if family is None or i.family == family)
+    return fnmatch.filter(names, pattern) if pattern else names
+
+
+def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> nn.Module:
+    """Build a registered model with freshly initialised weights.
+
+    Args:
+        name: a registry name (see :func:`list_models`).
+        num_classes: size of the logits; the model maps (N, in_chans, H, W) to (N, num_classes).
+        in_chans: number of input channels.
+        **kwargs: passed to the family builder (e.g. ``width``, ``aux_logits``, ``norm``).
+
+    Raises:
+        UnknownModelError: the name is not registered; the message lists close matches.
+    """
+    info = _lookup(name)
+    return info.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def model_info(name: str) -> ModelInfo:
+    """Metadata of a registered model, with its minimum input size computed on the meta device.
+
+    Raises:
+        UnknownModelError: the name is not registered.
+    """
+    from .shapes import min_input_size
+
+    info = _lookup(name)
+    with torch.device("meta"):
+        model = info.builder(num_classes=10, in_chans=info.default_input_size[0])
+    model.eval()
+    lo = min_input_size(model, info.default_input_size)
+    return ModelInfo(**{**info.__dict__, "min_input_size": lo})

@@ -1,0 +1,107 @@
+"""Shape probing on the meta device: where an input collapses and the smallest size that works.
+
+Used by every zoo model to turn torch's deep shape errors into an
+:class:`~cnnzoo.errors.InputTooSmallError` that names the layer and the minimum input, and by
+the registry to compute each model's minimum input size (never typed in).
+"""
+from __future__ import annotations
+
+import copy
+import threading
+
+import torch
+from torch import nn
+
+from .errors import InputTooSmallError
+
+_state = threading.local()
+
+
+def is_probing() -> bool:
+    """True while :func:`probe` runs a model; zoo models then skip their own diagnosis."""
+    return getattr(_state, "probing", False)
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose parameters and buffers live on the meta device.
+
+    No tensor data is copied, so this is cheap even for VGG-16 (138M parameters).
+    """
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def probe(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[bool, str | None, BaseException | None]:
+    """Run ``model`` (already on the meta device) on an input of ``input_shape`` (N, C, H, W).
+
+    Returns:
+        (ok, layer, error): ``layer`` is the qualified name of the innermost module that was
+        running when the forward pass failed (``"(model)"`` for the top level).
+    """
+    stack: list[str] = []
+    handles = []
+    for name, mod in model.named_modules():
+        handles.append(mod.register_forward_pre_hook(lambda m, a, n=name: stack.append(n)))
+        handles.append(mod.register_forward_hook(lambda m, a, o: stack.pop()))
+    _state.probing = True
+    try:
+        with torch.no_grad():
+            model(torch.empty(input_shape, device="meta"))
+        return True, None, None
+    except Exception as err:  # noqa: BLE001 - any failure of the forward pass is a probe result
+        return False, (stack[-1] or "(model)") if stack else "(model)", err
+    finally:
+        _state.probing = False
+        for h in handles:
+            h.remove()
+
+
+
+
+def min_input_size(model: nn.Module, default_input_size: tuple[int, int, int], upper: int | None = None) -> int:
+    """Smallest square side ``s`` such that ``model`` runs on a (1, C, s, s) input.
+
+    ``model`` must be on the meta device (see :func:`meta_copy`). Output sizes of conv and
+    pooling layers never shrink as the input grows, so a binary search between 1 and the
+    default size is exact.
+
+    Raises:
+        ValueError: the model fails even at its default size (or at ``upper``).
+    """
+    c, h, w = default_input_size
+    hi = upper or max(h, w)
+    ok, layer, err = probe(model, (1, c, hi, hi))
+    if not ok:
+        raise ValueError(f"model fails at its own default input size {hi}x{hi} in layer {layer}: {err}")
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if probe(model, (1, c, mid, mid))[0]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def diagnose_input(model: nn.Module, input_shape: tuple[int, ...], error: BaseException,
+                   default_input_size: tuple[int, int, int]) -> BaseException:
+    """Turn a failed forward pass into a clear error when the input was too small.
+
+    Returns an :class:`InputTooSmallError` naming the layer where the feature map collapses
+    and the smallest input that works, or ``error`` itself when the input size is not the
+    cause (the same shape runs on the meta device).
+    """
+    meta = meta_copy(model)
+    ok, layer, _ = probe(meta, tuple(input_shape))
+    if ok:
+        return error
+    c = input_shape[1]
+    lo = min_input_size(meta, (c, *default_input_size[1:]), upper=max(max(input_shape[-2:]), *default_input_size[1:]))
+    h, w = input_shape[-2:]
+    return InputTooSmallError(
+        f"input {h}x{w} is too small for {type(model).__name__}: the feature map collapses in layer "
+        f"'{layer}'; the smallest input that works is {lo}x{lo}", layer=layer, min_size=lo)
