@@ -1,0 +1,94 @@
+"""Whole-batch augmentation on tensors: no per-sample Python in the training loop.
+
+Every function takes a batch (N, C, H, W) and, where random, an explicit
+``torch.Generator`` so that a run is a pure function of its seed (resume == uninterrupted).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation of a recipe.
+
+    Attributes:
+        pad: random crop with this zero padding, in pixels (0 = no crop), as in
+            He et al. 2015, Sec. 4.2 (CIFAR-10: pad 4, random 32x32 crop).
+        flip: random horizontal flip with probability 0.5.
+    """
+
+    pad: int = 0
+    flip: bool = False
+
+
+def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero-pad (N, C, H, W) by ``pad`` pixels and crop each image back to H x W at a
+    random offset in ``[0, 2 * pad]`` (one gather for the whole batch; dtype kept)."""
+    if pad <= 0:
+        return x
+    n, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))                                  # (N, C, H+2p, W+2p)
+    oy, ox = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=gen)      # (N, 1) each
+    rows = (oy + torch.arange(h))[:, None, :, None]                       # (N, 1, H, 1)
+    cols = (ox + torch.arange(w))[:, None, None, :]                       # (N, 1, 1, W)
+    return xp[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+
+
+def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Flip each image of (N, C, H, W) left-right with probability 0.5."""
+    mask = torch.rand(x.shape[0], generator=gen) < 0.5
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
+    """Apply a recipe's :class:`Augment` to a uint8 batch (N, C, H, W); shape and dtype kept."""
+    x = random_crop(x, aug.pad, gen)
+    return random_flip(x, gen) if aug.flip else x
+
+
+def to_input(x: torch.Tensor, size: int, mean, std, channels_last: bool = False) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> normalised float32 (N, C, size, size) for the model.
+
+    Resizes bilinearly (antialiased when shrinking) and normalises with the per-channel
+    ``mean`` and ``std`` of the [0, 1]-scaled training images.
+    """
+    x = x.float()
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=size < x.shape[-1])
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, -1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(1, -1, 1, 1)
+    x = x * scale - shift
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
+    """The sample order of one epoch, a pure function of (seed, epoch): (n,) int64."""
+    if not shuffle:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def batch_slices(n: int, batch_size: int, drop_last: bool = False, start: int = 0,
+                 rank: int = 0, world_size: int = 1) -> Iterator[tuple[int, slice]]:
+    """(step, slice) pairs over an epoch of ``n`` samples, from step ``start``.
+
+    With ``world_size > 1`` each global batch of ``batch_size * world_size`` samples is split
+    and rank ``rank`` gets its contiguous share (the seam for distributed training).
+    """
+    gb = batch_size * world_size
+    steps = n // gb if drop_last else -(-n // gb)
+    for step in range(start, steps):
+        lo = step * gb + rank * batch_size
+        yield step, slice(lo, min(lo + batch_size, n))
+
+
+def num_steps(n: int, batch_size: int, drop_last: bool = False, world_size: int = 1) -> int:
+    """Number of steps :func:`batch_slices` yields for a full epoch."""
+    gb = batch_size * world_size
+    return n // gb if drop_last else -(-n // gb)

@@ -1,0 +1,218 @@
+"""Named data sets held in memory as uint8 tensors: Fashion-MNIST (the default), MNIST,
+CIFAR-10 and image folders.
+
+Where the files are looked for, in order: the ``data_dir`` argument (``--data-dir``), the
+``CNNZOO_DATA`` environment variable, then the system location of the Debian package
+(``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST). Inside a directory, the files may
+sit directly, in a sub-folder named after the data set, or in torchvision's download layout
+(``FashionMNIST/raw``). ``download=True`` fetches missing files with torchvision's downloader.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import DataFileError
+from . import readers
+
+#: MD5 of the *uncompressed* official Fashion-MNIST IDX files, so that any gzip of them passes
+#: (the Debian package dataset-fashion-mnist 0.0~git20200523 recompressed the .gz files, whose
+#: MD5s then differ from torchvision's). Source: the checksum lists published with public
+#: Fashion-MNIST loaders ("raw_data" tables) and tutorials that verify after ``gunzip``.
+FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+#: CIFAR-10 python batches and their MD5s as torchvision publishes them (``CIFAR10.train_list``
+#: etc.); kept here because importing torchvision costs seconds.
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+#: Class names, index = label: Zalando's Fashion-MNIST README ("Labels") and the digits.
+CLASSES = {
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+    "mnist": [str(d) for d in range(10)],
+}
+#: torchvision's folder names, to find files where torchvision's downloader put them.
+_TV_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "cifar-10-batches-py"}
+SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
+
+
+@dataclass
+class ImageData:
+    """A classification data set in memory.
+
+    Attributes:
+        name: data-set name, e.g. ``"fashion-mnist"``.
+        train_x, test_x: (N, C, H, W) uint8 images.
+        train_y, test_y: (N,) int64 labels in ``[0, num_classes)``.
+        classes: class names, index = label.
+        mean, std: per-channel statistics of ``train_x`` scaled to [0, 1] (computed, never typed in).
+        source: where the files were read from.
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def native_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of uint8 images (N, C, H, W) scaled to [0, 1],
+    computed exactly from a 256-bin histogram per channel."""
+    v = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for c in range(x.shape[1]):
+        h = torch.bincount(x[:, c].reshape(-1), minlength=256).double()
+        m = (h * v).sum() / h.sum()
+        means.append(float(m))
+        stds.append(float(((h * (v - m) ** 2).sum() / h.sum()).sqrt()))
+    return tuple(means), tuple(stds)
+
+
+def _how_to_provide(name: str) -> str:
+    apt = f"install the Debian package dataset-{name} (apt-get install dataset-{name}), " if name in SYSTEM_DIRS else ""
+    return (f"provide it in one of three ways: {apt}pass --data-dir DIR or set CNNZOO_DATA=DIR "
+            "to a folder that holds it, or add --download to fetch it with torchvision (needs a network)")
+
+
+def _candidates(name: str, data_dir: str | os.PathLike | None, tv_folder: str) -> list[Path]:
+    roots = [Path(data_dir)] if data_dir else []
+    if os.environ.get("CNNZOO_DATA"):
+        roots.append(Path(os.environ["CNNZOO_DATA"]))
+    if name in SYSTEM_DIRS:
+        roots.append(Path(SYSTEM_DIRS[name]))
+    return [d for r in roots for d in (r, r / name, r / tv_folder / "raw", r / tv_folder)]
+
+
+def _find(name: str, files: list[str], data_dir, tv_folder: str) -> Path:
+    """The first candidate directory holding ``files`` (each also accepted without ``.gz``)."""
+    cands = _candidates(name, data_dir, tv_folder)
+    for d in cands:
+        if all((d / f).exists() or (d / f.removesuffix(".gz")).exists() for f in files):
+            return d
+    first = cands[0] if cands else Path(".")
+    missing = next((f for f in files if not (first / f).exists()), files[0])
+    where = ", ".join(str(c) for c in cands[::4]) or "no directory given"
+    raise DataFileError(f"missing data file {missing} for {name} (looked in {where}); {_how_to_provide(name)}")
+
+
+def _download(name: str, data_dir) -> Path:
+    import torchvision.datasets as tvd
+
+    root = Path(data_dir or os.environ.get("CNNZOO_DATA") or Path.home() / ".cache" / "cnnzoo")
+    cls = {"fashion-mnist": tvd.FashionMNIST, "mnist": tvd.MNIST, "cifar10": tvd.CIFAR10}[name]
+    try:
+        cls(str(root), train=True, download=True)
+        cls(str(root), train=False, download=True)
+    except Exception as err:  # noqa: BLE001 - network failures come in many types
+        raise DataFileError(f"download of {name} into {root} failed: {err}") from None
+    return root
+
+
+def _idx_dataset(name: str, data_dir, verify: bool) -> ImageData:
+    d = _find(name, list(IDX_FILES), data_dir, _TV_FOLDER[name])
+    md5 = FASHION_MNIST_MD5 if verify and name == "fashion-mnist" else {}
+
+    def read(f: str, dims: int) -> torch.Tensor:
+        path = d / f if (d / f).exists() else d / f.removesuffix(".gz")
+        return readers.read_idx(path, dims, md5.get(f.removesuffix(".gz")))
+
+    tx, ty = read("train-images-idx3-ubyte.gz", 3), read("train-labels-idx1-ubyte.gz", 1)
+    vx, vy = read("t10k-images-idx3-ubyte.gz", 3), read("t10k-labels-idx1-ubyte.gz", 1)
+    for x, y, split in ((tx, ty, "train"), (vx, vy, "t10k")):
+        if len(x) != len(y):
+            raise DataFileError(f"{d}: {split} has {len(x)} images but {len(y)} labels")
+    return _make(name, tx[:, None], ty.long(), vx[:, None], vy.long(), CLASSES[name], str(d))
+
+
+def _cifar10(data_dir, verify: bool) -> ImageData:
+    d = _find("cifar10", list(CIFAR10_MD5), data_dir, _TV_FOLDER["cifar10"])
+    if verify:
+        for f, md5 in CIFAR10_MD5.items():
+            readers.verify_md5(d / f, md5)
+    train = [readers.read_cifar_batch(d / f"data_batch_{k}") for k in range(1, 6)]
+    vx, vy = readers.read_cifar_batch(d / "test_batch")
+    tx, ty = torch.cat([x for x, _ in train]), torch.cat([y for _, y in train])
+    return _make("cifar10", tx, ty, vx, vy, readers.read_cifar_meta(d / "batches.meta"), str(d))
+
+
+def _folder(data_dir, in_chans: int, size: int | None) -> ImageData:
+    if not data_dir:
+        raise DataFileError("the folder data set needs --data-dir DIR holding train/ and test/ "
+                            "(or val/) sub-folders, each with one folder per class")
+    root = Path(data_dir)
+    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), root / "test")
+    tx, ty, classes = readers.read_image_folder(root / "train", in_chans, size)
+    vx, vy, vclasses = readers.read_image_folder(test_dir, in_chans, size or tx.shape[-1])
+    if vclasses != classes:
+        raise DataFileError(f"class folders differ between {root / 'train'} and {test_dir}")
+    return _make("folder", tx, ty, vx, vy, classes, str(root))
+
+
+def _make(name, tx, ty, vx, vy, classes, source) -> ImageData:
+    mean, std = channel_stats(tx)
+    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, classes, mean, std, source)
+
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "folder")
+_CACHE: dict[tuple, ImageData] = {}
+
+
+def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
+                 download: bool = False, verify: bool = True, in_chans: int = 1,
+                 size: int | None = None) -> ImageData:
+    """Load a data set into memory as uint8 tensors (cached per process).
+
+    Args:
+        name: one of :data:`DATASETS`.
+        data_dir: directory holding the files (else ``CNNZOO_DATA``, else the system location).
+        download: fetch missing files with torchvision's downloader (Fashion-MNIST, MNIST, CIFAR-10).
+        verify: check the MD5s of Fashion-MNIST (of the uncompressed content) and CIFAR-10
+            (torchvision's published checksums of the extracted batches).
+        in_chans, size: for ``"folder"`` only: 1 (grayscale) or 3 (RGB), and the side every
+            image is resized to (``None``: all images must share one size).
+
+    Raises:
+        DataFileError: unknown name, missing file (naming it and the three ways to provide
+            it), corrupt or truncated file, checksum mismatch.
+    """
+    if name not in DATASETS:
+        raise DataFileError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, in_chans, size)
+    if key not in _CACHE:
+        if name == "folder":
+            _CACHE[key] = _folder(data_dir, in_chans, size)
+        else:
+            if download:
+                data_dir = _download(name, data_dir)
+            _CACHE[key] = _cifar10(data_dir, verify) if name == "cifar10" else _idx_dataset(name, data_dir, verify)
+    return _CACHE[key]
