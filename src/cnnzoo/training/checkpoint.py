@@ -1,0 +1,82 @@
+"""Checkpoints and metric files, written atomically (temp file + ``os.replace``).
+
+A checkpoint is a dict of plain data and tensors, loadable with ``torch.load(...,
+weights_only=True)``. It holds everything ``eval``/``predict`` need to rebuild the model:
+
+    format, model, model_kwargs, num_classes, in_chans, input_size, classes, mean, std,
+    dataset, state_dict, optimizer, config, epoch (completed epochs), step (next step of an
+    interrupted epoch, or None), partial (running sums of that epoch), history, elapsed_seconds
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import CnnzooError
+
+FORMAT = "cnnzoo-checkpoint/1"
+
+
+class CheckpointError(CnnzooError):
+    """A checkpoint that is missing, corrupt or not written by cnnzoo."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader (or a crash) sees the old or the new file,
+    never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(ckpt: dict, path: Path) -> None:
+    """Atomically save a checkpoint dict with ``torch.save``."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **ckpt}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a cnnzoo checkpoint on the CPU with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: the file is missing, not loadable, or not a cnnzoo checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.exists():
+        raise CheckpointError(f"missing checkpoint {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
+        raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a cnnzoo checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Atomically write a list of dicts (same keys) as CSV with a header."""
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())

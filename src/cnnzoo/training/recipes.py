@@ -1,0 +1,59 @@
+"""Per-model training defaults for Fashion-MNIST on a 2-core CPU: one table, data not code.
+
+Each row keeps the lecture model's topology (layer sequence, kernel sizes, strides) and
+shrinks only what 2 CPU cores cannot afford: the input side (``input_size``, Fashion-MNIST's
+28x28 images resized to it) and the channel count (``width`` multiplier). Both are written
+next to every result (metrics.json, the results table).
+
+Rows are matched by shell-style pattern, first match wins; fields missing in a row come from
+``DEFAULT``. A :class:`~cnnzoo.training.trainer.TrainConfig` field set by the user always wins.
+
+Fields:
+    input_size: side of the square model input, pixels (at least the model's minimum).
+    width: channel multiplier passed as ``width=`` to the builder (1.0 = paper).
+    epochs, batch_size: training length and per-step batch.
+    lr: peak learning rate of the schedule; optimizer: "sgd" (Nesterov, momentum 0.9) or "adamw".
+    weight_decay: on conv/linear weights only (not on biases and norm parameters).
+    schedule: "cosine" or "linear" decay to zero after ``warmup_epochs`` of linear warm-up, or "constant".
+    label_smoothing: cross-entropy label smoothing (Szegedy et al. 2016, Sec. 7).
+    pad, flip: random crop with this padding and random horizontal flip (batched, on tensors).
+    amp: "bf16" (autocast on CPUs with AMX/AVX-512-BF16) or "fp32"; channels_last: memory format.
+"""
+from __future__ import annotations
+
+import fnmatch
+
+DEFAULT: dict = {
+    "input_size": 32, "width": 1.0, "epochs": 10, "batch_size": 128, "lr": 0.05,
+    "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 0.5,
+    "label_smoothing": 0.1, "pad": 2, "flip": True, "amp": "fp32", "channels_last": False,
+}
+
+#: (pattern, overrides). Ordered: the first matching pattern wins.
+RECIPES: list[tuple[str, dict]] = [
+    # LeNet-5: 32x32 input as in the 1998 paper (Sec. II.B: 28x28 digits in a 32x32 field).
+    ("lenet5", {"epochs": 10, "batch_size": 128, "lr": 0.05, "pad": 0, "flip": False,
+                "label_smoothing": 0.0}),
+    ("lenet5_modern", {"input_size": 28, "epochs": 6, "batch_size": 256, "lr": 0.1, "pad": 2}),
+    # AlexNet / ZFNet: big strided stems need a bigger input; width cut for 2 cores.
+    ("alexnet*", {"input_size": 96, "width": 0.25, "epochs": 8, "lr": 0.02}),
+    ("zfnet*", {"input_size": 96, "width": 0.25, "epochs": 8, "lr": 0.02}),
+    # VGG: five 2x2 pools -> 32x32 leaves a 1x1 map; width 1/8 keeps 2 cores busy but not stuck.
+    ("vgg*_bn", {"input_size": 32, "width": 0.125, "epochs": 8, "lr": 0.05}),
+    ("vgg*", {"input_size": 32, "width": 0.125, "epochs": 8, "lr": 0.01}),
+    ("googlenet*", {"input_size": 64, "width": 0.25, "epochs": 8, "lr": 0.05}),
+    # CIFAR-style 6n+2 ResNets and plain nets: the paper's CIFAR-10 network at 32x32, full width
+    # (He et al. 2015, Sec. 4.2: SGD 0.1, momentum 0.9, weight decay 1e-4, pad 4 + crop + flip).
+    ("cifar_*", {"input_size": 32, "width": 1.0, "epochs": 15, "batch_size": 128, "lr": 0.1,
+                 "weight_decay": 1e-4, "pad": 2}),
+    ("resnet*", {"input_size": 32, "width": 0.25, "epochs": 10, "lr": 0.1, "weight_decay": 1e-4}),
+    ("plain*", {"input_size": 32, "width": 0.25, "epochs": 10, "lr": 0.1, "weight_decay": 1e-4}),
+]
+
+
+def recipe_for(model: str) -> dict:
+    """The full recipe (``DEFAULT`` updated by the first matching row) for a model name."""
+    for pattern, row in RECIPES:
+        if fnmatch.fnmatchcase(model, pattern):
+            return {**DEFAULT, **row}
+    return dict(DEFAULT)

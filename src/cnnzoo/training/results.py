@@ -1,0 +1,44 @@
+"""The results table of training runs, read from their metrics.json files (never typed in)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import CnnzooError
+
+COLUMNS = ("model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
+           "wall s", "train img/s", "seed", "status")
+
+
+def _row(m: dict) -> tuple:
+    f = m.get("final") or {}
+    pct = (lambda v: f"{100 * v:.2f}" if v is not None else "-")
+    return (m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
+            f"{m['params']:,}", f"{len(m['history'])}/{m['epochs']}", pct(f.get("test_acc")),
+            pct(f.get("test_top5")), f"{m['wall_seconds']:.0f}",
+            f"{f['images_per_s']:.0f}" if f else "-", str(m["seed"]), m["status"])
+
+
+def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown") -> str:
+    """A table of every run under ``runs_dir`` (each directory with a metrics.json).
+
+    Args:
+        fmt: ``"markdown"``, ``"csv"`` or ``"json"``.
+
+    Raises:
+        CnnzooError: no runs found, or an unknown format.
+    """
+    files = sorted(Path(runs_dir).glob("**/metrics.json"))
+    if not files:
+        raise CnnzooError(f"no runs (metrics.json) under {runs_dir}")
+    runs = [json.loads(p.read_text()) for p in files]
+    if fmt == "json":
+        return json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2)
+    rows = [_row(r) for r in runs]
+    if fmt == "csv":
+        return "\n".join(",".join(map(str, r)) for r in [COLUMNS, *rows])
+    if fmt != "markdown":
+        raise CnnzooError(f"unknown format {fmt!r}; choose markdown, csv or json")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])

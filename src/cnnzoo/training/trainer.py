@@ -1,0 +1,463 @@
+"""The trainer: one :class:`Trainer` with a step function, evaluation, checkpointing and
+resume, and the :func:`train` API around it.
+
+Determinism: every random draw of step ``s`` of epoch ``e`` (sample order, crop offsets,
+flips, dropout masks) comes from generators seeded by ``(seed, e, s)``, so a run is a pure
+function of its seed on a given machine and thread count, and resuming from any checkpoint
+(end of epoch, or mid-epoch after Ctrl-C) reaches the same final metrics as an uninterrupted run.
+
+Distributed seam: ``rank``/``world_size`` shard each global batch (:func:`batch_slices`),
+``_all_reduce`` sums metric tensors (the identity on one process), ``is_main`` gates files and
+progress, and ``self.train_model`` is the module the step calls (a DDP wrapper goes there).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Augment, augment, batch_slices, epoch_order, load_dataset, num_steps, to_input
+from ..errors import CnnzooError
+from ..registry import create_model
+from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
+from .recipes import recipe_for
+
+
+class TrainingDivergedError(CnnzooError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainConfigError(CnnzooError, ValueError):
+    """An impossible training configuration (input too small, unknown option, ...)."""
+
+
+@dataclass
+class TrainConfig:
+    """What a run is. ``None`` fields are filled from the model's recipe (:mod:`.recipes`)."""
+
+    model: str                                # registry name, e.g. "lenet5_modern"
+    dataset: str = "fashion-mnist"            # one of cnnzoo.data.DATASETS
+    data_dir: str | None = None               # else CNNZOO_DATA, else the system location
+    download: bool = False                    # fetch missing files with torchvision
+    epochs: int | None = None                 # training length in epochs ...
+    budget_minutes: float | None = None       # ... or in wall-clock minutes (epochs estimated)
+    input_size: int | None = None             # side of the model input, pixels
+    width: float | None = None                # channel multiplier (builder kwarg ``width``)
+    batch_size: int | None = None             # images per step (per process)
+    lr: float | None = None                   # peak learning rate
+    optimizer: str | None = None              # "sgd" (Nesterov, momentum 0.9) | "adamw"
+    weight_decay: float | None = None         # on weights, not on biases / norm parameters
+    schedule: str | None = None               # "cosine" | "linear" | "constant", after warm-up
+    warmup_epochs: float | None = None        # linear warm-up length, epochs
+    label_smoothing: float | None = None      # cross-entropy label smoothing
+    pad: int | None = None                    # random-crop padding, pixels (0 = off)
+    flip: bool | None = None                  # random horizontal flip
+    amp: str | None = None                    # "bf16" autocast | "fp32"
+    channels_last: bool | None = None         # NHWC memory format
+    aux_weight: float = 0.3                   # GoogLeNet auxiliary-loss weight (Szegedy et al. 2014, Sec. 5)
+    seed: int = 0                             # every random draw derives from it
+    model_kwargs: dict = field(default_factory=dict)  # extra builder kwargs
+    limit_train: int | None = None            # use only the first N training images
+    limit_test: int | None = None             # evaluate on the first N test images
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every ``None`` recipe field filled in from the model's recipe."""
+        rec = recipe_for(self.model)
+        if self.budget_minutes is not None:
+            rec.pop("epochs")                    # estimated from the budget by Trainer.fit
+        return dataclasses.replace(self, **{k: v for k, v in rec.items() if getattr(self, k) is None})
+
+
+_SCHEDULES = ("cosine", "linear", "constant")
+_OPTIMIZERS = ("sgd", "adamw")
+
+
+def lr_at(step: int, total: int, base: float, warmup: int, kind: str) -> float:
+    """Learning rate of step ``step`` (0-based) of ``total``: linear warm-up over ``warmup``
+    steps, then cosine or linear decay to zero, or constant."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    if kind == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * t))
+    return base * (1.0 - t) if kind == "linear" else base
+
+
+def environment() -> dict:
+    """Library versions and hardware, written into every metrics file."""
+    import numpy
+    import torchvision
+
+    from .. import __version__
+
+    return {
+        "versions": {"cnnzoo": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__, "numpy": numpy.__version__},
+        "hardware": {"platform": platform.platform(), "machine": platform.machine(),
+                     "processor": platform.processor() or _cpu_model(), "cpu_count": os.cpu_count(),
+                     "torch_threads": torch.get_num_threads(),
+                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+def step_seed(seed: int, epoch: int, step: int) -> int:
+    """Seed of every random draw of one training step (a pure function of its position)."""
+    return (seed * 1_000_003 + epoch) * 100_003 + step
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
+                   num_classes: int, batch_size: int = 1000, channels_last: bool = False,
+                   amp: str = "fp32") -> dict:
+    """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
+
+    Args:
+        x: (N, C, H, W) uint8 images; y: (N,) int64 labels.
+        input_size, mean, std: as in training (images resized to input_size, normalised).
+
+    Returns:
+        dict with ``loss`` (mean cross-entropy, nats), ``top1``, ``top5`` (fractions),
+        ``confusion`` ((K, K) int64 tensor, row = true class, column = prediction) and ``n``.
+    """
+    model.eval()
+    loss = torch.zeros((), dtype=torch.float64)
+    top5 = torch.zeros((), dtype=torch.int64)
+    conf = torch.zeros(num_classes * num_classes, dtype=torch.int64)
+    k = min(5, num_classes)
+    for lo in range(0, len(x), batch_size):
+        xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            logits = model(to_input(xb, input_size, mean, std, channels_last)).float()
+        loss += F.cross_entropy(logits, yb, reduction="sum").double()
+        top5 += (logits.topk(k, 1).indices == yb[:, None]).any(1).sum()
+        conf += torch.bincount(yb * num_classes + logits.argmax(1), minlength=num_classes ** 2)
+    n = max(1, len(x))
+    conf = conf.view(num_classes, num_classes)
+    return {"loss": float(loss) / n, "top1": float(conf.diag().sum()) / n, "top5": float(top5) / n,
+            "confusion": conf, "n": len(x)}
+
+
+class Trainer:
+    """Trains one model on one in-memory data set; see the module docstring.
+
+    Args:
+        config: the run (``None`` fields come from the recipe).
+        out_dir: where ``checkpoint.pt``, ``metrics.csv`` and ``metrics.json`` go.
+        progress: show a tqdm bar (main process only).
+        rank, world_size: process index and count (1 process: 0, 1).
+
+    Raises:
+        TrainConfigError: unknown optimizer or schedule, or builder kwargs the model does not take.
+        InputTooSmallError: (at the first step) an input size below the model's minimum.
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
+                 rank: int = 0, world_size: int = 1):
+        self.cfg = config.resolved()
+        self.out = Path(out_dir)
+        self.progress = progress
+        self.rank, self.world_size = rank, world_size
+        cfg = self.cfg
+        if cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES or cfg.amp not in ("fp32", "bf16"):
+            raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
+                                   f"amp fp32 or bf16; got {cfg.optimizer!r}, {cfg.schedule!r}, {cfg.amp!r}")
+        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
+        d = self.data
+        self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
+        self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
+        self.model = self.build_model()
+        self.train_model = self.model               # the seam where a DDP wrapper goes
+        self.aug = Augment(cfg.pad, cfg.flip)
+        self.steps_per_epoch = num_steps(len(self.train_x), cfg.batch_size, world_size=world_size)
+        self.optimizer = self.build_optimizer()
+        self.use_aux = hasattr(self.model, "forward_with_aux") and cfg.aux_weight > 0
+        self.history: list[dict] = []
+        self.epoch, self.step, self.partial = 0, 0, None
+        self.elapsed = 0.0
+        self._stop_requested = False              # set by the first Ctrl-C
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # -- building -------------------------------------------------------------------------
+    def model_kwargs(self) -> dict:
+        kw = dict(self.cfg.model_kwargs)
+        if self.cfg.width != 1.0:
+            kw["width"] = self.cfg.width
+        return kw
+
+    def build_model(self) -> nn.Module:
+        cfg, d = self.cfg, self.data
+        torch.manual_seed(cfg.seed)
+        try:
+            model = create_model(cfg.model, num_classes=d.num_classes, in_chans=d.in_chans, **self.model_kwargs())
+        except TypeError as err:
+            raise TrainConfigError(f"{cfg.model} does not take these options {self.model_kwargs()}: {err}") from None
+        return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        decay = [p for p in self.model.parameters() if p.ndim > 1]
+        no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.steps_per_epoch
+
+    def set_lr(self, epoch: int, step: int) -> float:
+        cfg = self.cfg
+        lr = lr_at(epoch * self.steps_per_epoch + step, self.total_steps, cfg.lr,
+                   round(cfg.warmup_epochs * self.steps_per_epoch), cfg.schedule)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    # -- one step -------------------------------------------------------------------------
+    def batch(self, order: torch.Tensor, sl: slice, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = order[sl]
+        xb = augment(self.train_x[idx], self.aug, gen)
+        return to_input(xb, self.cfg.input_size, self.data.mean, self.data.std, self.cfg.channels_last), self.train_y[idx]
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch (N, C, S, S) float, (N,) int64.
+
+        Returns:
+            (summed loss over the batch, number correct), as 0-d tensors.
+
+        Raises:
+            TrainingDivergedError: the loss is NaN or infinite (no update is made).
+        """
+        self.train_model.train()
+        ls = self.cfg.label_smoothing
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"):
+            if self.use_aux:
+                logits, auxs = self.train_model.forward_with_aux(x)
+            else:
+                logits, auxs = self.train_model(x), []
+            logits = logits.float()
+            loss = F.cross_entropy(logits, y, label_smoothing=ls)
+            for a in auxs:
+                loss = loss + self.cfg.aux_weight * F.cross_entropy(a.float(), y, label_smoothing=ls)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1} "
+                f"(lr {self.optimizer.param_groups[0]['lr']:.3g}); the last good checkpoint is kept in "
+                f"{self.out / 'checkpoint.pt'}; try a lower --lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
+
+    def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum a metric tensor over processes (identity with one process)."""
+        return t
+
+    # -- one epoch ------------------------------------------------------------------------
+    def train_epoch(self, bar=None) -> dict:
+        """Train the epoch ``self.epoch`` from step ``self.step`` (0, or where an interrupted
+        run stopped). Returns the epoch's train metrics."""
+        cfg, e = self.cfg, self.epoch
+        order = epoch_order(len(self.train_x), cfg.seed, e)
+        sums = self.partial or {"loss": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64),
+                                "n": 0, "seconds": 0.0}
+        t0 = time.perf_counter() - sums["seconds"]
+        for step, sl in batch_slices(len(self.train_x), cfg.batch_size, start=self.step,
+                                     rank=self.rank, world_size=self.world_size):
+            self.step = step
+            seed = step_seed(cfg.seed, e, step)
+            torch.manual_seed(seed)                          # dropout masks
+            x, y = self.batch(order, sl, torch.Generator().manual_seed(seed))
+            lr = self.set_lr(e, step)
+            loss, correct = self.train_step(x, y)
+            sums["loss"] += loss
+            sums["correct"] += correct
+            sums["n"] += len(y)
+            sums["seconds"] = time.perf_counter() - t0
+            self.partial = sums
+            self.step = step + 1
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix_str(f"ep {e + 1} loss {float(sums['loss']) / sums['n']:.3f} "
+                                        f"acc {float(sums['correct']) / sums['n']:.3f} "
+                                        f"{sums['n'] * self.world_size / max(sums['seconds'], 1e-9):.0f} img/s "
+                                        f"lr {lr:.3g}", refresh=False)
+        n = self._all_reduce(torch.tensor(float(sums["n"])))
+        return {"train_loss": float(self._all_reduce(sums["loss"])) / float(n),
+                "train_acc": float(self._all_reduce(sums["correct"])) / float(n),
+                "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9)}
+
+    def evaluate(self) -> dict:
+        """Test-set metrics of the current model (fp32, eval mode)."""
+        cfg = self.cfg
+        return evaluate_model(self.model, self.test_x, self.test_y, cfg.input_size, self.data.mean,
+                              self.data.std, self.data.num_classes, channels_last=cfg.channels_last)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict:
+        cfg, d = self.cfg, self.data
+        return {
+            "model": cfg.model, "model_kwargs": self.model_kwargs(), "num_classes": d.num_classes,
+            "in_chans": d.in_chans, "input_size": cfg.input_size, "classes": list(d.classes),
+            "mean": list(d.mean), "std": list(d.std), "dataset": cfg.dataset,
+            "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "config": dataclasses.asdict(cfg), "epoch": self.epoch,
+            "step": self.step if self.partial is not None else None,
+            "partial": self.partial, "history": self.history, "elapsed_seconds": self.elapsed,
+        }
+
+    def save(self) -> None:
+        if self.is_main:
+            save_checkpoint(self.state(), self.out / "checkpoint.pt")
+
+    def restore(self, ckpt: dict) -> None:
+        """Continue from a checkpoint written by :meth:`save`."""
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.epoch, self.history, self.elapsed = ckpt["epoch"], list(ckpt["history"]), ckpt["elapsed_seconds"]
+        self.partial = ckpt["partial"]
+        self.step = ckpt["step"] or 0
+
+    def write_metrics(self, status: str) -> dict:
+        cfg = self.cfg
+        summary = {
+            "status": status, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
+            "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "final": self.history[-1] if self.history else None,
+            "wall_seconds": self.elapsed, "config": dataclasses.asdict(cfg), **environment(),
+            "history": self.history,
+        }
+        if self.is_main:
+            write_json(self.out / "metrics.json", summary)
+            write_csv(self.out / "metrics.csv", self.history)
+        return summary
+
+    # -- the run --------------------------------------------------------------------------
+    def estimate_epochs(self, budget_s: float, probe_steps: int = 8) -> int:
+        """Epochs that fit in ``budget_s`` seconds, from timing a few steps on a throwaway
+        copy of the model (the real model and optimizer are untouched)."""
+        import copy
+
+        real = (self.model, self.train_model, self.optimizer)
+        self.model = self.train_model = copy.deepcopy(self.model)
+        self.optimizer = self.build_optimizer()
+        order = epoch_order(len(self.train_x), self.cfg.seed, 0)
+        times = []
+        for step, sl in batch_slices(len(self.train_x), self.cfg.batch_size):
+            if step >= probe_steps:
+                break
+            t0 = time.perf_counter()
+            self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
+            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        evaluate_model(self.model, self.test_x[:1000], self.test_y[:1000], self.cfg.input_size,
+                       self.data.mean, self.data.std, self.data.num_classes)
+        eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
+        self.model, self.train_model, self.optimizer = real
+        step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
+        return max(1, int(budget_s / (step_s * self.steps_per_epoch + eval_s)))
+
+    def fit(self) -> dict:
+        """Train to the configured number of epochs, checkpointing after each; returns the
+        summary written to metrics.json (``status`` "complete").
+
+        Raises:
+            TrainingDivergedError: NaN/inf loss; metrics.json gets status "diverged" and the
+                last good checkpoint stays.
+            KeyboardInterrupt: after saving a mid-epoch checkpoint that ``--resume`` continues.
+        """
+        from tqdm import tqdm
+
+        if self.cfg.epochs is None:              # a budget run that has not started yet
+            self.cfg.epochs = self.estimate_epochs(self.cfg.budget_minutes * 60)
+        bar = tqdm(total=self.total_steps, initial=self.epoch * self.steps_per_epoch + self.step,
+                   desc=f"{self.cfg.model}", unit="step", disable=not (self.progress and self.is_main),
+                   dynamic_ncols=True)
+        try:
+            with _deferred_sigint(self):
+                self._run_epochs(bar)
+        except TrainingDivergedError:
+            self.write_metrics("diverged")
+            raise
+        except KeyboardInterrupt:
+            self.save()
+            self.write_metrics("interrupted")
+            if self.is_main:
+                print(f"\ninterrupted: saved epoch {self.epoch + 1} step {self.step} to "
+                      f"{self.out / 'checkpoint.pt'}; continue with --resume", flush=True)
+            raise
+        finally:
+            bar.close()
+        return self.write_metrics("complete")
+
+    def _run_epochs(self, bar) -> None:
+        while self.epoch < self.cfg.epochs:
+            row = {"epoch": self.epoch + 1, "lr": self.set_lr(self.epoch, 0), **self.train_epoch(bar)}
+            t0 = time.perf_counter()
+            test = self.evaluate()
+            row.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"],
+                       eval_seconds=time.perf_counter() - t0)
+            self.elapsed += row["train_seconds"] + row["eval_seconds"]
+            row["elapsed_seconds"] = self.elapsed
+            self.history.append(row)
+            self.epoch, self.step, self.partial = self.epoch + 1, 0, None
+            self.save()
+            self.write_metrics("running" if self.epoch < self.cfg.epochs else "complete")
+            bar.set_postfix_str(f"ep {self.epoch} loss {row['train_loss']:.3f} test acc {row['test_acc']:.4f}")
+
+
+class _deferred_sigint:
+    """While active, the first Ctrl-C only asks the trainer to stop after the current step
+    (so the saved state is consistent); a second Ctrl-C interrupts at once."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        import signal
+
+        if self.trainer._stop_requested:
+            raise KeyboardInterrupt
+        self.trainer._stop_requested = True
+        signal.signal(signal.SIGINT, self.old)
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+        return False
