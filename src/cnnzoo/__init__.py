@@ -8,11 +8,12 @@ Public API::
 """
 from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallError, UnknownModelError
 from .registry import ModelInfo, create_model, list_models, model_info
+from .analysis import Profile, profile
 from .training import evaluate, train
 
 __version__ = "0.1.0"
 __all__ = [
-    "create_model", "list_models", "model_info", "ModelInfo",
+    "create_model", "list_models", "model_info", "ModelInfo", "profile", "Profile",
     "train", "evaluate",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]

@@ -1,0 +1,467 @@
+"""``cnnzoo.profile``: per-layer shapes, parameters, MACs, memory and receptive fields of any nn.Module.
+
+How it works: the model runs once (on the meta device by default, so no memory and no
+arithmetic) under a :class:`~torch.overrides.TorchFunctionMode` that sees every torch call,
+including the functional ops inside ``forward`` (``out += identity``, ``torch.cat``,
+``F.max_pool2d``, ``F.interpolate``, ``x @ w``); forward hooks on every module give the ops
+their layer names. One row per leaf-module call and per op called directly in a parent's
+``forward`` (named ``parent:op``, e.g. ``layer1.0:add_``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from ..errors import CnnzooError, InputShapeError, InputTooSmallError
+from ..shapes import meta_copy
+from . import ops
+from .receptive_field import ReceptiveField
+
+CONVENTIONS = (
+    "MACs: one multiply-add; FLOPs = 2 x MACs for conv/linear/norm (+1 per element for bias, "
+    "activation, elementwise, pooling ops when counted).",
+    "Counted: {count} (torchvision's `_ops` counts conv + linear); switches: {switches}.",
+    "Params: once per tensor even if shared or called twice; MACs: per call.",
+    "Activations: bytes of every op output that allocates (in-place ops and views add none).",
+    "Memory: MB = 10^6 bytes, MiB = 2^20 bytes.",
+    "RF: receptive field size /effective stride p(effective padding), input pixels, per axis (HxW when "
+    "they differ); max over paths; 'global' after global pooling or flatten.",
+    "Training memory estimate: weights + gradients + {opt} optimizer state(s) per trainable weight, "
+    "plus 2 x forward activations per image (saved activations and their gradients).",
+)
+
+
+class ModelForwardError(CnnzooError, RuntimeError):
+    """The model raised inside ``forward``; the message names the layer that was running."""
+
+
+class ProfileOptionError(CnnzooError, ValueError):
+    """A bad argument to :func:`profile` (input size, cost category)."""
+
+
+@dataclass
+class LayerRow:
+    """One leaf-module call or one functional op, in execution order.
+
+    Attributes:
+        name: qualified module name (``"layer1.0.conv1"``), ``"parent:op"`` for an op called in
+            a parent's ``forward``, ``"(model)"`` for the root when it is itself a leaf.
+        type: module class name or op name.
+        call: 1 for the first call of this module, 2 for the second, ...
+        kernel, stride, padding, dilation, groups: window geometry of conv/pool rows, else None.
+        input_shape, output_shape: (N, C, H, W) of the first tensor in and out.
+        params: parameter elements first used by this row (a shared module counts once).
+        macs, flops: cost of this call under the profile's ``count`` convention.
+        activation_elems, activation_bytes: newly allocated output (0 for in-place ops and views).
+        rf: receptive field of the output (None when no rule applies, see ``uncounted``).
+        uncounted: ops in this row the analyzer cannot cost.
+    """
+
+    name: str
+    type: str
+    call: int = 1
+    kernel: tuple | None = None
+    stride: tuple | None = None
+    padding: tuple | None = None
+    dilation: tuple | None = None
+    groups: int | None = None
+    input_shape: tuple | None = None
+    output_shape: tuple | None = None
+    params: int = 0
+    macs: int = 0
+    flops: int = 0
+    activation_elems: int = 0
+    activation_bytes: int = 0
+    rf: ReceptiveField | None = None
+    uncounted: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["rf"] = self.rf.to_dict() if self.rf else None
+        return d
+
+
+@dataclass
+class Totals:
+    """Whole-model figures; bytes are plain bytes (divide by 1e6 for MB, 2**20 for MiB).
+
+    ``macs``, ``flops``, ``activation_*`` and ``input_bytes`` are for the whole batch;
+    ``params*`` and ``param_bytes`` are declared (``model.parameters()``, each tensor once)
+    unless named ``executed``.
+    """
+
+    params: int
+    params_trainable: int
+    params_frozen: int
+    params_executed: int
+    param_bytes: int
+    buffer_bytes: int
+    macs: int
+    flops: int
+    activation_elems: int
+    activation_bytes: int
+    input_bytes: int
+    batch_size: int
+    train_bytes_fixed: int
+    train_bytes_per_image: int
+
+    def train_bytes(self, batch_size: int) -> int:
+        """Estimated training memory for a batch: fixed (weights, grads, optimizer) + per image."""
+        return self.train_bytes_fixed + batch_size * self.train_bytes_per_image
+
+
+@dataclass
+class Profile:
+    """What :func:`profile` returns.
+
+    Attributes:
+        model: class name of the model.
+        input_shape: (N, C, H, W) the model ran on.
+        output_shapes: shape of every tensor in the output (tuples, dicts, named tuples flattened).
+        layers: one :class:`LayerRow` per leaf-module call or functional op, execution order.
+        totals: :class:`Totals`.
+        uncounted: ``"layer:op"`` names of ops the analyzer could not cost (never counted as 0).
+        receptive_field: field of the last spatial map feeding the first output (before
+            global pooling or flatten): what papers tabulate.
+        output_receptive_field: field of the first output tensor itself (``global`` after a classifier).
+        depth: weight layers (conv, linear, matmul with a parameter) on the longest path from
+            the input to the first output, as papers count depth (ResNet-50: 50, VGG-16: 16).
+        count: cost categories included in ``macs``/``flops``.
+        device: ``"meta"`` or the real device it ran on.
+        train: whether the model ran in training mode.
+        module_types: qualified name -> class name of every module (for grouping by depth).
+    """
+
+    model: str
+    input_shape: tuple
+    output_shapes: list[tuple]
+    layers: list[LayerRow]
+    totals: Totals
+    uncounted: list[str]
+    receptive_field: ReceptiveField | None
+    output_receptive_field: ReceptiveField | None
+    depth: int
+    count: tuple[str, ...]
+    device: str
+    train: bool
+    optimizer_states: int = 1
+    module_types: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def layer(self, name: str, call: int = 1) -> LayerRow:
+        """The row of module (or op) ``name``; ``call`` picks a later call of a reused module.
+
+        Raises:
+            KeyError: no such row (the message lists close names).
+        """
+        for row in self.layers:
+            if row.name == name and row.call == call:
+                return row
+        import difflib
+        close = difflib.get_close_matches(name, [r.name for r in self.layers], n=3)
+        raise KeyError(f"no layer {name!r} (call {call}) in the profile" + (f"; close: {close}" if close else ""))
+
+    def rows(self, depth: int | None = None) -> list[LayerRow]:
+        """Rows grouped to ``depth`` name levels (``depth=1``: ``conv1``, ``layer1``, ...).
+
+        A group sums params, MACs, FLOPs and activations; its input is its first row's input and
+        its output, RF and kernel the last row's. ``None`` gives the leaf rows.
+        """
+        if depth is None:
+            return self.layers
+        out: list[LayerRow] = []
+        for row in self.layers:
+            mod, sep, op = row.name.partition(":")
+            parts = mod.split(".") if mod and mod != "(model)" else []
+            key = ".".join(parts[:depth]) if len(parts) > depth or (len(parts) == depth and sep) else row.name
+            if out and out[-1].name == key and key != row.name:
+                g = out[-1]
+                g.params += row.params
+                g.macs += row.macs
+                g.flops += row.flops
+                g.activation_elems += row.activation_elems
+                g.activation_bytes += row.activation_bytes
+                g.output_shape, g.rf = row.output_shape, row.rf
+                g.uncounted = g.uncounted + row.uncounted
+            elif key != row.name:
+                out.append(LayerRow(**{**row.__dict__, "name": key, "type": self.module_types.get(key, "?"),
+                                       "kernel": None, "stride": None, "padding": None, "dilation": None,
+                                       "groups": None, "uncounted": list(row.uncounted)}))
+            else:
+                out.append(row)
+        return out
+
+    def conventions(self) -> list[str]:
+        """The counting conventions of this profile, one sentence each."""
+        switches = ", ".join(c for c in ops.CATEGORIES if c not in self.count) or "none"
+        return [c.format(count=" + ".join(self.count), switches=switches, opt=self.optimizer_states)
+                for c in CONVENTIONS]
+
+    def to_text(self, depth: int | None = None) -> str:
+        from .render import to_text
+        return to_text(self, depth)
+
+    def to_markdown(self, depth: int | None = None) -> str:
+        from .render import to_markdown
+        return to_markdown(self, depth)
+
+    def to_csv(self, depth: int | None = None) -> str:
+        from .render import to_csv
+        return to_csv(self, depth)
+
+    def to_json(self, depth: int | None = None) -> str:
+        from .render import to_json
+        return to_json(self, depth)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _tensors(obj) -> list[torch.Tensor]:
+    """Tensors inside nested tuples, lists and dicts (a fast subset of pytree flattening)."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for o in obj for t in _tensors(o)]
+    if isinstance(obj, dict):
+        return [t for o in obj.values() for t in _tensors(o)]
+    return []
+
+
+class _Tracer(TorchFunctionMode):
+    """Records every torch op with the module stack, per-tensor RF and depth."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, count: set[str]):
+        super().__init__()
+        self.count = count
+        self.meta = x.device.type == "meta"
+        self.params = {id(p): p for p in model.parameters()}
+        self.seen: set[int] = set()
+        self.leaf = {id(m) for m in model.modules() if next(m.children(), None) is None}
+        self.stack: list[tuple[str, nn.Module, LayerRow | None]] = []
+        self.calls: dict[str, int] = {}
+        self.rows: list[LayerRow] = []
+        self.uncounted: list[str] = []
+        self.spatial = x.dim() - 2
+        self.input_hw = tuple(x.shape[2:])
+        # id(tensor) -> (tensor, rf, depth); keeping the tensor alive keeps ids unique.
+        self.info: dict[int, tuple[torch.Tensor, ReceptiveField | None, int]] = {
+            id(x): (x, ReceptiveField.identity(self.spatial), 0)}
+        self.handles = []
+        for name, mod in model.named_modules():
+            name = name or "(model)"
+            self.handles.append(mod.register_forward_pre_hook(lambda m, a, n=name: self._enter(n, m, a)))
+            self.handles.append(mod.register_forward_hook(lambda m, a, o: self._exit(o)))
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _new_row(self, name: str, type_: str, inp) -> LayerRow:
+        call = self.calls[name] = self.calls.get(name, 0) + 1
+        first = next(iter(_tensors(inp)), None)
+        row = LayerRow(name, type_, call, input_shape=tuple(first.shape) if first is not None else None)
+        self.rows.append(row)
+        return row
+
+    def _enter(self, name: str, mod: nn.Module, args) -> None:
+        row = self._new_row(name, type(mod).__name__, args) if id(mod) in self.leaf else None
+        self.stack.append((name, mod, row))
+
+    def _exit(self, out) -> None:
+        _, _, row = self.stack.pop()
+        if row is not None:
+            first = next(iter(_tensors(out)), None)
+            if first is not None:
+                row.output_shape = tuple(first.shape)
+                row.rf = self.info.get(id(first), (None, None))[1]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = ops.normalize(getattr(func, "__name__", str(func)))
+        x = args[0] if args else None
+        if self.meta and name in ops.SHAPE_PRESERVING and isinstance(x, torch.Tensor) and x.device.type == "meta":
+            # Same shape as the input: skip torch's (slow, Python) meta kernels, e.g. batch norm's.
+            out = x if kwargs.get("inplace") or name.endswith("_") else torch.empty_like(x)
+        else:
+            out = func(*args, **kwargs)
+        outs = _tensors(out)
+        if outs and name != "get":
+            self._record(name, args, kwargs, outs)
+        return out
+
+    def _record(self, name: str, args, kwargs, outs: list[torch.Tensor]) -> None:
+        inputs = _tensors((args, kwargs))
+        if kwargs.get("inplace"):
+            name += "_"
+        try:
+            op = ops.analyze(name, args, kwargs, inputs, outs[0])
+        except Exception:  # noqa: BLE001 - an op we cannot read is reported, not fatal
+            op = ops.OpInfo(name)
+        parent = self.stack[-1] if self.stack else ("(model)", None, None)
+        row = parent[2] or self._new_row(f"{parent[0]}:{name}" if parent[0] != "(model)" else name, name, inputs)
+        if op.category is None:
+            label = f"{row.name}:{name}" if parent[2] else row.name
+            row.uncounted.append(name)
+            self.uncounted.append(label)
+        if op.kernel is not None and row.kernel is None:
+            row.kernel, row.stride, row.padding, row.dilation, row.groups = (
+                op.kernel, op.stride, op.padding, op.dilation, op.groups)
+        row.macs += sum(v for k, v in op.macs.items() if k in self.count)
+        row.flops += 2 * sum(v for k, v in op.macs.items() if k in self.count) + sum(
+            v for k, v in op.flops.items() if k in self.count)
+        used = [t for t in inputs if id(t) in self.params]
+        for p in used:
+            if id(p) not in self.seen:
+                self.seen.add(id(p))
+                row.params += p.numel()
+        known = [self.info[id(t)] for t in inputs if id(t) in self.info]
+        rf = self._rf(op, known, inputs, outs[0])
+        depth = max((d for _, _, d in known), default=0) + (op.category in ("conv", "linear") and bool(used))
+        for t in outs:
+            if not any(t is i for i in inputs) and not t._is_view():
+                row.activation_elems += t.numel()
+                row.activation_bytes += t.numel() * t.element_size()
+            self.info[id(t)] = (t, rf, depth)
+        if parent[2] is None:
+            row.output_shape, row.rf = tuple(outs[0].shape), rf
+
+    def _rf(self, op: ops.OpInfo, known, inputs, out: torch.Tensor) -> ReceptiveField | None:
+        pre = ReceptiveField.merge([r for _, r, _ in known])
+        n = self.spatial
+        if pre is None or pre.is_global:
+            return pre
+        if out.dim() != n + 2:  # flatten, a mean over H and W, ...: spatial axes gone
+            return pre.collapse(self.input_hw)
+        src = known[0][0]
+        ins, outs = tuple(src.shape[2:]) if src.dim() == n + 2 else None, tuple(out.shape[2:])
+        if ins and all(o == 1 for o in outs) and any(i > 1 for i in ins):
+            return pre.collapse(self.input_hw)  # global pooling
+        if op.rf == "window":
+            return pre.window(op.kernel, op.stride, op.padding, op.dilation)
+        if op.rf == "transposed":
+            return pre.transposed(op.kernel, op.stride, op.padding, op.dilation)
+        if op.rf == "adaptive" and ins:
+            return pre.window(op.kernel, [i / o for i, o in zip(ins, outs)], (0,) * n, (1,) * n)
+        if op.rf == "upsample" and ins:
+            taps = 1 if max(op.macs.values(), default=0) == 0 else 2
+            return ReceptiveField(tuple(r + (taps - 1) * j for r, j in zip(pre.size, pre.stride)),
+                                  tuple(j * i / o for j, i, o in zip(pre.stride, ins, outs)), pre.padding)
+        if ins and outs != ins:
+            return None  # spatial size changed by an op without a rule
+        return pre
+
+
+def _input_shape(input_size, batch_size: int) -> tuple[int, ...]:
+    if isinstance(input_size, str):
+        try:
+            input_size = tuple(int(v) for v in input_size.lower().split("x"))
+        except ValueError:
+            raise ProfileOptionError(f"input size {input_size!r} is not like 3x224x224") from None
+    shape = tuple(int(v) for v in input_size)
+    if len(shape) < 2 or any(v < 1 for v in shape):
+        raise ProfileOptionError(f"input size {shape} must be (C, H, W) or (N, C, H, W) with positive sides")
+    if len(shape) in (4, 5):
+        if batch_size != 1 and shape[0] != batch_size:
+            raise ProfileOptionError(f"input size {shape} has batch {shape[0]} but batch_size={batch_size}")
+        return shape
+    return (batch_size, *shape)
+
+
+def _forward_error(model: nn.Module, tracer: _Tracer, shape, err: Exception) -> CnnzooError:
+    layer, mod = (tracer.stack[-1][0], tracer.stack[-1][1]) if tracer.stack else ("(model)", model)
+    where = f"layer '{layer}' ({type(mod).__name__})"
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    low = msg.lower()
+    if "channels" in low and "expected" in low:
+        return InputShapeError(f"input {shape} has the wrong channel count for {where}: {msg}")
+    if "too small" in low or "kernel size can't be greater" in low or "non-positive" in low:
+        return InputTooSmallError(f"input {shape} is too small: the feature map collapses in {where}: {msg}",
+                                  layer=layer)
+    return ModelForwardError(f"{type(model).__name__} raised {type(err).__name__} in {where}: {msg}")
+
+
+def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFAULT_COUNT,
+            real: bool = False, train: bool = False, dtype: torch.dtype = torch.float32,
+            optimizer_states: int = 1) -> Profile:
+    """Profile ``model`` layer by layer: shapes, params, MACs/FLOPs, memory, receptive fields, depth.
+
+    Args:
+        model: any ``nn.Module`` (a zoo model, a torchvision model, a bare ``nn.Conv2d``).
+        input_size: (C, H, W) without the batch, or (N, C, H, W) with it; also ``"3x224x224"``.
+            (A 2-tuple is (C, L) for 1-D models, a 5-tuple (N, C, D, H, W).)
+        batch_size: N when ``input_size`` has no batch dimension.
+        count: cost categories that enter ``macs``/``flops``, from ``ops.CATEGORIES``
+            (``"conv"``, ``"linear"``, ``"bias"``, ``"norm"``, ``"activation"``, ``"pooling"``,
+            ``"elementwise"``, ``"upsample"``) or ``"all"``. The default, conv + linear (incl. matmul),
+            is what torchvision's ``_ops`` counts.
+        real: run on real tensors (zeros, on the model's own device, under ``torch.no_grad``)
+            instead of a meta copy of the model; figures are the same, only slower.
+        train: run in training mode (auxiliary heads, dropout); default eval.
+        dtype: input dtype (activation bytes use each output's own element size).
+        optimizer_states: optimizer tensors per trainable weight for the training estimate
+            (SGD with momentum: 1, Adam: 2).
+
+    Returns:
+        :class:`Profile`. Conventions (``Profile.conventions()``): one MAC = one multiply-add,
+        FLOPs = 2 x MACs for conv and linear; parameters once per tensor, MACs per call; in-place
+        ops and views add no activation memory; bytes are bytes (MB = 1e6, MiB = 2**20);
+        receptive fields are the max over paths; training memory per image =
+        2 x forward activation bytes per image, fixed = weights + gradients + optimizer states.
+
+    Raises:
+        ProfileOptionError: a malformed ``input_size`` or an unknown cost category.
+        InputShapeError: wrong channel count; InputTooSmallError: a feature map collapses
+            (both name the layer); ModelForwardError: the model raised in ``forward`` (names the layer).
+    """
+    count = tuple(ops.CATEGORIES) if count == "all" else tuple([count] if isinstance(count, str) else count)
+    bad = [c for c in count if c not in ops.CATEGORIES]
+    if bad:
+        raise ProfileOptionError(f"unknown cost categories {bad}; choose from {', '.join(ops.CATEGORIES)} or 'all'")
+    shape = _input_shape(input_size, batch_size)
+    was_training = model.training
+    if not real and any(t.device.type != "meta" for t in [*model.parameters(), *model.buffers()]):
+        run = meta_copy(model)
+    else:
+        run = model
+    device = next((t.device for t in [*run.parameters(), *run.buffers()]), torch.device("meta" if not real else "cpu"))
+    x = (torch.zeros if real else torch.empty)(shape, dtype=dtype, device=device)
+    run.train(train)
+    tracer = _Tracer(run, x, set(count))
+    try:
+        with torch.no_grad(), tracer:
+            out = run(x)
+    except CnnzooError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every failure becomes one clear line
+        raise _forward_error(model, tracer, shape, err) from err
+    finally:
+        tracer.close()
+        model.train(was_training)
+    outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    _, out_rf, depth = tracer.info.get(id(outs[0]), (None, None, 0)) if outs else (None, None, 0)
+    return Profile(type(model).__name__, shape, [tuple(t.shape) for t in outs], tracer.rows,
+                   _totals(model, tracer, x, shape[0], optimizer_states), tracer.uncounted,
+                   out_rf.spatial() if out_rf else None, out_rf, depth, count, str(device.type), train,
+                   optimizer_states, {n or "(model)": type(m).__name__ for n, m in model.named_modules()})
+
+
+def _totals(model: nn.Module, tracer: _Tracer, x: torch.Tensor, n: int, optimizer_states: int) -> Totals:
+    params = list(model.parameters())  # unique tensors (shared ones once)
+    size = lambda ts: sum(t.numel() * t.element_size() for t in ts)  # noqa: E731
+    trainable = [p for p in params if p.requires_grad]
+    rows = tracer.rows
+    act = sum(r.activation_bytes for r in rows)
+    fixed = size(params) + (1 + optimizer_states) * size(trainable)
+    return Totals(
+        params=sum(p.numel() for p in params), params_trainable=sum(p.numel() for p in trainable),
+        params_frozen=sum(p.numel() for p in params if not p.requires_grad),
+        params_executed=sum(r.params for r in rows), param_bytes=size(params), buffer_bytes=size(model.buffers()),
+        macs=int(sum(r.macs for r in rows)), flops=int(sum(r.flops for r in rows)),
+        activation_elems=sum(r.activation_elems for r in rows), activation_bytes=act,
+        input_bytes=x.numel() * x.element_size(), batch_size=n, train_bytes_fixed=fixed,
+        train_bytes_per_image=math.ceil(2 * act / n))
