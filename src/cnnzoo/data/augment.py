@@ -32,11 +32,10 @@ def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor
     if pad <= 0:
         return x
     n, c, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))                                  # (N, C, H+2p, W+2p)
-    oy, ox = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=gen)      # (N, 1) each
-    rows = (oy + torch.arange(h))[:, None, :, None]                       # (N, 1, H, 1)
-    cols = (ox + torch.arange(w))[:, None, None, :]                       # (N, 1, 1, W)
-    return xp[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    xp = F.pad(x, (pad, pad, pad, pad)).flatten(2)                       # (N, C, (H+2p)(W+2p))
+    oy, ox = torch.randint(0, 2 * pad + 1, (2, n, 1, 1), generator=gen)   # (N, 1, 1) each
+    idx = (oy + torch.arange(h)[:, None]) * (w + 2 * pad) + ox + torch.arange(w)  # (N, H, W)
+    return xp.gather(2, idx.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
 
 
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

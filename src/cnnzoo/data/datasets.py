@@ -46,7 +46,7 @@ CLASSES = {
 }
 #: torchvision's folder names, to find files where torchvision's downloader put them.
 _TV_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "cifar-10-batches-py"}
-SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
+SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}  # where the Debian package puts it
 
 
 @dataclass
@@ -99,7 +99,8 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
 
 
 def _how_to_provide(name: str) -> str:
-    apt = f"install the Debian package dataset-{name} (apt-get install dataset-{name}), " if name in SYSTEM_DIRS else ""
+    apt = ("install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+           if name == "fashion-mnist" else "")
     return (f"provide it in one of three ways: {apt}pass --data-dir DIR or set CNNZOO_DATA=DIR "
             "to a folder that holds it, or add --download to fetch it with torchvision (needs a network)")
 

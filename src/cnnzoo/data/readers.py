@@ -28,7 +28,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when its name ends in ``.gz``.
+    """The file's bytes, gunzipped when its name ends in ``.gz`` or it starts with gzip's magic.
 
     Raises:
         DataFileError: the file is missing, unreadable or not valid gzip.
@@ -36,7 +36,7 @@ def read_bytes(path: Path) -> bytes:
     path = Path(path)
     try:
         raw = path.read_bytes()
-        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+        return gzip.decompress(raw) if path.suffix == ".gz" or raw[:2] == b"\x1f\x8b" else raw
     except FileNotFoundError:
         raise DataFileError(f"missing data file {path}") from None
     except (OSError, EOFError, zlib.error) as err:
