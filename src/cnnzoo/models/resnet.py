@@ -94,11 +94,12 @@ class _ResidualBlock(nn.Module):
     """Shared shortcut and forward of :class:`BasicBlock` and :class:`Bottleneck`:
     ``relu(F(x) + shortcut(x))`` (Sec 3.2, Eq. 1 and 2), or ``relu(F(x))`` when plain.
 
-    Subclasses build their convs, then call :meth:`_init_shortcut`, and define ``residual``
-    (F(x), up to and including the last BN) and ``last_bn``.
+    Subclasses build their convs, then call :meth:`_init_shortcut`, define ``residual``
+    (F(x), up to and including the last BN) and name that BN in ``last_bn_name``.
     """
 
     expansion = 1
+    last_bn_name = "bn2"
 
     def _init_shortcut(self, in_chans: int, out_chans: int, stride: int, shortcut: str | None) -> None:
         if shortcut not in SHORTCUTS:
@@ -116,8 +117,9 @@ class _ResidualBlock(nn.Module):
         raise NotImplementedError
 
     @property
-    def last_bn(self) -> nn.BatchNorm2d:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def last_bn(self) -> nn.BatchNorm2d:
+        """The BN ending F(x); ``zero_init_residual`` zeroes its weight."""
+        return getattr(self, self.last_bn_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_chans, H, W) -> (N, planes * expansion, ceil(H/stride), ceil(W/stride))."""
@@ -154,10 +156,6 @@ class BasicBlock(_ResidualBlock):
         out = self.relu(self.bn1(self.conv1(x)))  # (N, planes, H/s, W/s)
         return self.bn2(self.conv2(out))
 
-    @property
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn2
-
 
 class Bottleneck(_ResidualBlock):
     """1x1 reduce, 3x3, 1x1 expand (x4) with BN and ReLU (Fig. 5 right; ResNet-50/101/152).
@@ -177,6 +175,7 @@ class Bottleneck(_ResidualBlock):
     """
 
     expansion = 4
+    last_bn_name = "bn3"
     stride_in_1x1 = False
 
     def __init__(self, in_chans: int, planes: int, stride: int = 1, shortcut: str | None = "B"):
@@ -195,10 +194,6 @@ class Bottleneck(_ResidualBlock):
         out = self.relu(self.bn1(self.conv1(x)))  # (N, planes, H/s1, W/s1)
         out = self.relu(self.bn2(self.conv2(out)))  # (N, planes, H/s, W/s)
         return self.bn3(self.conv3(out))  # (N, 4 * planes, H/s, W/s)
-
-    @property
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn3
 
 
 class BottleneckV1(Bottleneck):
@@ -325,17 +320,19 @@ def _register(name: str, summary: str, notes: str, defaults: dict, fixed: dict, 
 
     ``defaults`` are ResNet kwargs the user may override; ``fixed`` define the variant.
     """
+    allowed = sorted({"width", "zero_init_residual", *defaults})
 
     def builder(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-        clash = sorted(set(kwargs) & set(fixed))
-        if clash:
-            raise ResNetConfigError(f"{name} fixes {clash[0]}={fixed[clash[0]]!r}; pick another model instead")
+        for key in sorted(kwargs):
+            if key in fixed:
+                raise ResNetConfigError(f"{name} fixes {key}={fixed[key]!r}; pick another model instead")
+            if key not in allowed:
+                raise ResNetConfigError(f"{name} takes no argument {key!r}; it accepts {', '.join(allowed)}")
         return ResNet(num_classes=num_classes, in_chans=in_chans, **{**defaults, **kwargs, **fixed})
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = (f"{summary}\n\n{notes}\n\nSource: {_PAPER}.\n"
-                       "Returns a :class:`ResNet`; kwargs: ``width``, ``zero_init_residual``"
-                       + (", ``shortcut``" if "shortcut" in defaults else "") + ".")
+                       f"Returns a :class:`ResNet`; keyword arguments: {', '.join(allowed)}.")
     globals()[name] = register_model(family="resnet", paper=_PAPER, year=2015, ilsvrc=ilsvrc,
                                      default_input_size=default_input_size, notes=notes,
                                      torchvision=torchvision, name=name)(builder)
@@ -351,12 +348,13 @@ for _d, (_block, _layers) in IMAGENET_DEPTHS.items():
             "first 1x1; see resnet%d_v1)" % _d if _block is Bottleneck else
             "paper = torchvision (v1 and v1.5 coincide for basic blocks: both put stride 2 on the first 3x3)")
     _register(f"resnet{_d}", f"ResNet-{_d} (Table 1, {_layers} blocks per stage).",
-              _v15 + "; projection shortcuts (option B) when dimensions change", {}, _cfg,
+              _v15 + "; projection shortcuts (option B) when dimensions change", {"shortcut": "B"}, _cfg,
               torchvision=f"resnet{_d}", ilsvrc=_ILSVRC)
     if _block is Bottleneck:
         _register(f"resnet{_d}_v1", f"ResNet-{_d} v1 (Table 1, {_layers}), the paper's stride placement.",
                   "paper's v1: stride 2 on the first 1x1 conv of conv3_1/conv4_1/conv5_1; same parameters as "
-                  f"resnet{_d} (torchvision v1.5), fewer MACs", {}, {**_cfg, "block": BottleneckV1}, ilsvrc=_ILSVRC)
+                  f"resnet{_d} (torchvision v1.5), fewer MACs", {"shortcut": "B"}, {**_cfg, "block": BottleneckV1},
+                  ilsvrc=_ILSVRC)
     if _block is BasicBlock:
         _register(f"plain{_d}", f"Plain-{_d} (Sec 4.1, Table 2): ResNet-{_d} without shortcuts.",
                   f"resnet{_d} with every shortcut removed (the paper's plain baseline)", {},
