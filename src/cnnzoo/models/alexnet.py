@@ -33,7 +33,7 @@ _ALEXNET_ILSVRC = ("ILSVRC 2012 winner: 15.3% top-5 test error (7 CNNs, extra Im
 _WEIRD_TRICK = "A. Krizhevsky, \"One weird trick for parallelizing convolutional neural networks\", arXiv:1404.5997, 2014"
 _ZFNET_PAPER = ("M. D. Zeiler, R. Fergus, \"Visualizing and Understanding Convolutional Networks\", "
                 "ECCV 2014 (arXiv:1311.2901, 2013)")
-_ZFNET_ILSVRC = ("ILSVRC 2013 winner (Clarifai, 11.7% top-5); paper Table 2: 16.5% top-5 test for 1 convnet "
+_ZFNET_ILSVRC = ("ILSVRC 2013 classification winner (Clarifai entry); paper Table 2: 16.5% top-5 test for 1 convnet "
                  "as per Fig. 3, 14.8% for 6 convnets")
 
 
@@ -85,7 +85,8 @@ ALEXNET_TORCHVISION = AlexNetConfig(
 
 def _zfnet(conv345: tuple[int, int, int]) -> AlexNetConfig:
     # ZF Fig. 3: conv -> ReLU -> 3x3/2 max pool -> contrast norm; paddings and ceil-mode pools give
-    # the figure's 110, 55, 26, 13, 13, 13, 6 at 224x224. Sec. 3: weights 1e-2, biases 0.
+    # the figure's 110, 55, 26, 13, 13, 13, 6 at 224x224 (Fig. 2 in arXiv v1). Sec. 3.1: "All weights
+    # are initialized to 10^-2 and biases are set to 0", read as N(0, 0.01) weights.
     c3, c4, c5 = conv345
     return AlexNetConfig(
         convs=(ConvRow(96, 7, 2, 1, post="RPN"),
@@ -168,7 +169,7 @@ class AlexNet(ZooModel):
     @torch.no_grad()
     def reset_parameters_paper(self) -> None:
         """Weights N(0, ``weight_std``); conv biases from the table, FC6/FC7 biases ``hidden_bias``,
-        FC8 bias 0 (AlexNet Sec. 5; ZFNet Sec. 3 with all biases 0)."""
+        FC8 bias 0 (AlexNet Sec. 5; ZFNet Sec. 3.1 with all biases 0)."""
         convs = [m for m in self.features if isinstance(m, nn.Conv2d)]
         fcs = [m for m in self.classifier if isinstance(m, nn.Linear)]
         biases = [r.bias for r in self.cfg.convs] + [self.cfg.hidden_bias] * 2 + [0.0]
@@ -292,7 +293,7 @@ _register("zfnet", ZFNET, 224, family="zfnet", paper=_ZFNET_PAPER, year=2013, il
                 "ceil mode (Caffe's rounding), each followed by contrast normalisation across maps (LRN with "
                 "AlexNet's constants: the paper gives none), 384-384-256, dense convs (one GPU); these give "
                 "Fig. 3's 110, 55, 26, 13, 13, 13, 6 at 224. Dropout 0.5 on FC6, FC7; weights N(0, 1e-2), "
-                "biases 0 (Sec. 3).")
+                "biases 0 (Sec. 3.1).")
 _register("zfnet_lecture", ZFNET_LECTURE, 224, family="zfnet", paper=_ZFNET_PAPER, year=2013,
           ilsvrc=_ZFNET_ILSVRC,
           notes="The lecture's ZFNet (L11): zfnet with CONV3, CONV4, CONV5 of 512, 1024, 512 filters, the "

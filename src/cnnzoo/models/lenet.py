@@ -217,6 +217,7 @@ class LeNet5(ZooModel):
         if paper and norm:
             raise ModelConfigError("norm=True is for the modern LeNet-5 (lenet5_modern); the 1998 network has no BatchNorm")
         self.num_classes, self.in_chans, self.head_kind = num_classes, in_chans, head
+        self.default_input_size = (in_chans, 32, 32) if paper else (in_chans, 28, 28)
         c1, c3, c5, f6 = (scale_channels(c, width) for c in (6, 16, 120, 84))
 
         def act() -> nn.Module:
@@ -280,8 +281,8 @@ class LeNet5(ZooModel):
                       "head='linear'. Needs 32x32 inputs: pad 28x28 MNIST by 2, as the paper did. "
                       "Adaptive average pool before F6 for larger inputs.")
 def lenet5(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, head: str = "rbf", **kwargs) -> LeNet5:
-    """LeNet-5 as in the 1998 paper (Sec. II.B, Fig. 2); 60,000 trainable parameters at 10 classes
-    with the RBF head. Input (N, in_chans, H, W), H, W >= 32; see :class:`LeNet5`."""
+    """LeNet-5 as in the 1998 paper (Sec. II.B, Fig. 2); 60,000 trainable parameters with
+    ``in_chans=1`` and the RBF head (any ``num_classes``: its codes are fixed). Input (N, in_chans, H, W), H, W >= 32; see :class:`LeNet5`."""
     return LeNet5(num_classes, in_chans, width=width, paper=True, head=head, **kwargs)
 
 
