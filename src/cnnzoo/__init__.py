@@ -8,12 +8,13 @@ Public API::
 """
 from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallError, UnknownModelError
 from .registry import ModelInfo, create_model, list_models, model_info
-from .analysis import Profile, profile
 from .training import evaluate, train
+from .analysis import Profile, profile
+from .models._torchvision import load_torchvision_weights
 
 __version__ = "0.1.0"
 __all__ = [
-    "create_model", "list_models", "model_info", "ModelInfo", "profile", "Profile",
-    "train", "evaluate",
+    "create_model", "list_models", "model_info", "ModelInfo",
+    "train", "evaluate", "load_torchvision_weights", "profile", "Profile",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]

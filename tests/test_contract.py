@@ -1,0 +1,112 @@
+"""The contract every registered model must honour (torchvision's and timm's test_models style).
+
+One parametrized test per property, over the whole registry. Real-tensor checks run at each
+model's minimum input size with ``width=0.25`` so the whole set stays fast on 2 CPU cores;
+the default input size is checked on the meta device, at full width.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cnnzoo
+from cnnzoo import InputShapeError, InputTooSmallError, UnknownModelError
+
+MODELS = cnnzoo.list_models()
+NUM_CLASSES = 7
+
+
+def _small(name: str, in_chans: int | None = None, **kw) -> torch.nn.Module:
+    info = cnnzoo.model_info(name)
+    torch.manual_seed(0)
+    return cnnzoo.create_model(name, num_classes=NUM_CLASSES,
+                               in_chans=in_chans or info.default_input_size[0], width=0.25, **kw)
+
+
+def _input(name: str, batch: int = 2, in_chans: int | None = None, size: int | None = None) -> torch.Tensor:
+    info = cnnzoo.model_info(name)
+    s = size or info.min_input_size
+    return torch.randn(batch, in_chans or info.default_input_size[0], s, s, generator=torch.Generator().manual_seed(1))
+
+
+def test_registry_covers_the_lecture():
+    # LECTURE.md names these networks; each must be registered.
+    for name in ["lenet5", "alexnet_paper", "alexnet", "zfnet", "vgg16", "googlenet_paper", "googlenet",
+                 "resnet18", "resnet50", "resnet152", "cifar_resnet20", "cifar_plain56"]:
+        assert name in MODELS
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_default_size_forward_shape_on_meta(name):
+    info = cnnzoo.model_info(name)
+    with torch.device("meta"):
+        model = cnnzoo.create_model(name, num_classes=1000, in_chans=info.default_input_size[0])
+        out = model.eval()(torch.empty(2, *info.default_input_size))
+    assert out.shape == (2, 1000)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_min_size_is_tight(name):
+    info = cnnzoo.model_info(name)
+    assert 1 <= info.min_input_size <= max(info.default_input_size[1:])
+    model = _small(name).eval()
+    with torch.no_grad():
+        assert model(_input(name)).shape == (2, NUM_CLASSES)
+    if info.min_input_size > 1:
+        with pytest.raises(InputTooSmallError) as exc:
+            model(_input(name, size=info.min_input_size - 1))
+        assert exc.value.min_size == info.min_input_size
+        assert exc.value.layer and exc.value.layer in str(exc.value)
+        assert f"{info.min_input_size}x{info.min_input_size}" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_backward_reaches_every_parameter(name):
+    model = _small(name).train()
+    x = _input(name)
+    if hasattr(model, "forward_with_aux"):
+        logits, aux = model.forward_with_aux(x)
+        loss = logits.sum() + sum(a.sum() for a in aux)
+    else:
+        loss = model(x).sum()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient reaches {missing[:5]}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_trace_and_eval_determinism(name):
+    model = _small(name).eval()
+    x = _input(name, batch=1)
+    with torch.no_grad():
+        y1, y2 = model(x), model(x)
+        traced = torch.jit.trace(model, x, check_trace=False)
+        y3 = traced(x)
+    assert torch.equal(y1, y2)
+    torch.testing.assert_close(y3, y1, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_in_chans_1_and_features_and_reset_classifier(name):
+    model = _small(name, in_chans=1).eval()
+    x = _input(name, in_chans=1)
+    with torch.no_grad():
+        assert model(x).shape == (2, NUM_CLASSES)
+        feats = model.forward_features(x)
+        assert feats.dim() == 4 and feats.shape[0] == 2
+        model.reset_classifier(3)
+        assert model(x).shape == (2, 3)
+        assert model.get_classifier().out_features == 3
+    with pytest.raises(InputShapeError, match=r"expects 1 input channel\(s\), got 3"):
+        model(_input(name, in_chans=3))
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(UnknownModelError, match="did you mean.*resnet50"):
+        cnnzoo.create_model("resnet05")
+
+
+def test_wrong_rank_is_a_clear_error():
+    model = _small("resnet18")
+    with pytest.raises(InputShapeError, match=r"4-D input \(N, C, H, W\)"):
+        model(torch.randn(3, 64, 64))
