@@ -44,9 +44,16 @@ def probe(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[bool, str | N
     """
     stack: list[str] = []
     handles = []
+
+    def enter(name: str) -> None:
+        stack.append(name)
+
+    def leave(*_) -> None:  # returns None: a forward hook's return value would replace the output
+        stack.pop()
+
     for name, mod in model.named_modules():
-        handles.append(mod.register_forward_pre_hook(lambda m, a, n=name: stack.append(n)))
-        handles.append(mod.register_forward_hook(lambda m, a, o: stack.pop()))
+        handles.append(mod.register_forward_pre_hook(lambda m, a, n=name: enter(n)))
+        handles.append(mod.register_forward_hook(leave))
     _state.probing = True
     try:
         with torch.no_grad():
