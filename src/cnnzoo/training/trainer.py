@@ -93,14 +93,13 @@ def lr_at(step: int, total: int, base: float, warmup: int, kind: str) -> float:
 
 def environment() -> dict:
     """Library versions and hardware, written into every metrics file."""
-    import numpy
-    import torchvision
+    from importlib.metadata import version  # importing torchvision itself takes seconds
 
     from .. import __version__
 
     return {
         "versions": {"cnnzoo": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": torchvision.__version__, "numpy": numpy.__version__},
+                     "torchvision": version("torchvision"), "numpy": version("numpy")},
         "hardware": {"platform": platform.platform(), "machine": platform.machine(),
                      "processor": platform.processor() or _cpu_model(), "cpu_count": os.cpu_count(),
                      "torch_threads": torch.get_num_threads(),

@@ -1,0 +1,175 @@
+"""The trainer on a tiny synthetic MNIST-format data set the tests write (lenet5_modern)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnzoo.cli import main
+from cnnzoo.data import datasets as ds
+from cnnzoo.errors import CnnzooError
+from cnnzoo.training import (CheckpointError, TrainConfig, Trainer, TrainingDivergedError, evaluate,
+                             load_checkpoint, load_model, lr_at, predict, train)
+from test_data import write_idx
+
+TINY = dict(dataset="mnist", epochs=2, batch_size=32, lr=0.1, input_size=28, seed=3, amp="fp32", flip=False,
+            pad=1, warmup_epochs=0.0, label_smoothing=0.0)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """160 train / 64 test 28x28 images: class k is a bright 6x6 square at one of 10 places + noise."""
+    root = tmp_path_factory.mktemp("tinymnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 160), ("t10k", 64)):
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 60, (n, 28, 28))
+        for i, k in enumerate(y):
+            r, c = 3 + 8 * (k // 4), 2 + 6 * (k % 4)
+            x[i, r:r + 6, c:c + 6] = 255
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", x)
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", y)
+    return str(root)
+
+
+def run(data_dir, out, **kw):
+    return train("lenet5_modern", out=out, progress=False, data_dir=data_dir, **{**TINY, **kw})
+
+
+def test_lr_schedule():
+    # warm-up reaches the peak linearly; cosine ends near zero, halfway is half the peak
+    assert lr_at(0, 100, 1.0, 10, "cosine") == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 10, "cosine") == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, 10, "cosine") == pytest.approx(0.5)
+    assert lr_at(99, 100, 1.0, 10, "linear") == pytest.approx(1 / 90)
+
+
+def test_tiny_run_reduces_loss_and_writes_metrics(data_dir, tmp_path):
+    r = run(data_dir, tmp_path / "a", epochs=5)
+    losses = [h["train_loss"] for h in r.history]
+    assert losses[-1] < losses[0] * 0.8
+    assert r.final["test_acc"] > 0.3  # chance is 0.1
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["status"] == "complete" and m["seed"] == 3 and m["input_size"] == 28 and m["width"] == 1.0
+    assert m["versions"]["torch"] == torch.__version__ and m["hardware"]["cpu_count"] >= 1
+    csv_lines = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
+    assert len(csv_lines) == 6 and csv_lines[0].startswith("epoch,")  # header + 5 epochs
+    assert not list((tmp_path / "a").glob(".*tmp*"))  # atomic writes leave no temp files
+    # a finished run with the same config is reused, another config is refused
+    assert run(data_dir, tmp_path / "a", epochs=5).reused
+    with pytest.raises(CnnzooError, match="another config"):
+        run(data_dir, tmp_path / "a", epochs=6)
+
+
+def _final_state(out):
+    ck = load_checkpoint(out / "checkpoint.pt")
+    return ck["state_dict"], ck["history"][-1]
+
+
+def _assert_same_run(a, b):
+    (sa, ha), (sb, hb) = _final_state(a), _final_state(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert ha[key] == hb[key], key
+
+
+def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
+    run(data_dir, tmp_path / "ref")
+    # kill -9 mid epoch 2: nothing is saved after the epoch-1 checkpoint
+    real_step = Trainer.train_step
+
+    def dying_step(self, x, y):
+        if self.epoch == 1 and self.step == 2:
+            raise SystemExit("killed")
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "train_step", dying_step)
+    with pytest.raises(SystemExit):
+        run(data_dir, tmp_path / "killed")
+    assert load_checkpoint(tmp_path / "killed")["epoch"] == 1
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    with pytest.raises(CnnzooError, match="--resume"):
+        run(data_dir, tmp_path / "killed")
+    run(data_dir, tmp_path / "killed", resume=True)
+    _assert_same_run(tmp_path / "ref", tmp_path / "killed")
+
+
+def test_ctrl_c_saves_mid_epoch_and_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
+    run(data_dir, tmp_path / "ref")
+    real_step = Trainer.train_step
+
+    def ctrl_c_step(self, x, y):
+        out = real_step(self, x, y)
+        if self.epoch == 1 and self.step == 1:
+            self._stop_requested = True  # what the SIGINT handler does
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c_step)
+    with pytest.raises(KeyboardInterrupt):
+        run(data_dir, tmp_path / "int")
+    ck = load_checkpoint(tmp_path / "int")
+    assert (ck["epoch"], ck["step"]) == (1, 2)
+    assert json.loads((tmp_path / "int" / "metrics.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    run(data_dir, tmp_path / "int", resume=True)
+    _assert_same_run(tmp_path / "ref", tmp_path / "int")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+    real_step = Trainer.train_step
+
+    def poisoned(self, x, y):
+        if self.epoch == 1:
+            x = x * float("nan")
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    with pytest.raises(TrainingDivergedError, match="nan") as e:
+        run(data_dir, tmp_path / "nan")
+    assert "checkpoint" in str(e.value)
+    ck = load_checkpoint(tmp_path / "nan")
+    assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["state_dict"].values() if v.is_floating_point())
+    assert json.loads((tmp_path / "nan" / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_checkpoint_round_trip_eval_and_predict(data_dir, tmp_path):
+    r = run(data_dir, tmp_path / "c", epochs=1)
+    ck = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)  # plain data + tensors only
+    assert ck["model"] == "lenet5_modern" and ck["input_size"] == 28 and ck["classes"][0] == "0"
+    model, meta = load_model(tmp_path / "c")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ck["state_dict"].items())
+    res = evaluate(tmp_path / "c", data_dir=data_dir)
+    assert res["top1"] == pytest.approx(r.final["test_acc"])
+    assert sum(map(sum, res["confusion"])) == 64 and len(res["per_class"]) == 10
+    assert (tmp_path / "c" / "confusion.png").stat().st_size > 1000
+    img = tmp_path / "shirt.png"
+    Image.new("RGBA", (50, 37), (200, 30, 30, 255)).save(img)  # any size and mode
+    [p] = predict(tmp_path / "c", [img], topk=3)
+    assert len(p["top"]) == 3 and p["top"][0][1] >= p["top"][1][1]
+    assert 0 < sum(q for _, q in p["top"]) <= 1 + 1e-6 and p["top"][0][0] in meta["classes"]
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_cli_train_eval_predict_results(data_dir, tmp_path, capsys):
+    out = str(tmp_path / "cli")
+    assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
+                 "--batch-size", "64", "--input-size", "28", "--out", out, "--quiet"]) == 0
+    assert "test top-1" in capsys.readouterr().out
+    assert main(["eval", out, "--data-dir", data_dir]) == 0
+    assert main(["results", str(tmp_path), "--format", "markdown"]) == 0
+    table = capsys.readouterr().out
+    assert "| lenet5_modern | mnist | 28x28 |" in table
+    assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "missing data file" in capsys.readouterr().err
+
+
+def test_budget_minutes_estimates_epochs(data_dir, tmp_path):
+    t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=0.05,
+                            **{k: v for k, v in TINY.items() if k != "epochs"}), tmp_path, progress=False)
+    assert t.cfg.epochs is None
+    n = t.estimate_epochs(3.0)
+    assert n >= 1 and t.epoch == 0
