@@ -76,6 +76,23 @@ def normalize(name: str) -> str:
     return name.lstrip("_")
 
 
+def inplace(name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether an activation or dropout call writes into its input (``inplace=True``, by keyword or
+    as ``F.dropout``'s 4th / an activation's last positional argument)."""
+    if name.endswith("_") or kwargs.get("inplace"):
+        return True
+    if "dropout" in name:
+        return len(args) > 3 and args[3] is True
+    return name in _ACT and len(args) > 1 and args[-1] is True
+
+
+def returns_input(name: str, args: tuple, kwargs: dict) -> bool:
+    """In-place, or dropout in eval mode (``training=False``), which returns its input tensor."""
+    if "dropout" in name and not kwargs.get("training", args[2] if len(args) > 2 else True):
+        return True
+    return inplace(name, args, kwargs)
+
+
 def bind(kind: str, args: tuple, kwargs: dict) -> dict:
     """Arguments of an op as a dict by name (positional names from ``_ARGS[kind]``)."""
     return {**dict(zip(_ARGS[kind], args)), **kwargs}
@@ -95,7 +112,6 @@ class OpInfo:
         macs, flops: per category, ``{category: value}`` (before the ``count`` selection).
         kernel, stride, padding, dilation, groups: window geometry (conv and pooling), else None.
         rf: ``"window"``, ``"transposed"``, ``"adaptive"``, ``"upsample"`` or ``"pointwise"``.
-        weight_layer: a conv, linear or matmul with a parameter operand (counts toward depth).
     """
 
     __slots__ = ("name", "category", "macs", "flops", "kernel", "stride", "padding", "dilation",

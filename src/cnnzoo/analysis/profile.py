@@ -250,7 +250,7 @@ class _Tracer(TorchFunctionMode):
         self.input_hw = tuple(x.shape[2:])
         # id(tensor) -> (tensor, rf, depth); keeping the tensor alive keeps ids unique.
         self.info: dict[int, tuple[torch.Tensor, ReceptiveField | None, int]] = {
-            id(x): (x, ReceptiveField.identity(self.spatial), 0)}
+            id(x): (x, ReceptiveField.identity(self.spatial) if self.spatial > 0 else None, 0)}
         self.handles = []
         for name, mod in model.named_modules():
             name = name or "(model)"
@@ -286,7 +286,7 @@ class _Tracer(TorchFunctionMode):
         x = args[0] if args else None
         if self.meta and name in ops.SHAPE_PRESERVING and isinstance(x, torch.Tensor) and x.device.type == "meta":
             # Same shape as the input: skip torch's (slow, Python) meta kernels, e.g. batch norm's.
-            out = x if kwargs.get("inplace") or name.endswith("_") else torch.empty_like(x)
+            out = x if ops.returns_input(name, args, kwargs) else torch.empty_like(x)
         else:
             out = func(*args, **kwargs)
         outs = _tensors(out)
@@ -296,7 +296,7 @@ class _Tracer(TorchFunctionMode):
 
     def _record(self, name: str, args, kwargs, outs: list[torch.Tensor]) -> None:
         inputs = _tensors((args, kwargs))
-        if kwargs.get("inplace"):
+        if not name.endswith("_") and ops.inplace(name, args, kwargs):
             name += "_"
         try:
             op = ops.analyze(name, args, kwargs, inputs, outs[0])
@@ -363,7 +363,7 @@ def _input_shape(input_size, batch_size: int) -> tuple[int, ...]:
         except ValueError:
             raise ProfileOptionError(f"input size {input_size!r} is not like 3x224x224") from None
     shape = tuple(int(v) for v in input_size)
-    if len(shape) < 2 or any(v < 1 for v in shape):
+    if not shape or any(v < 1 for v in shape):
         raise ProfileOptionError(f"input size {shape} must be (C, H, W) or (N, C, H, W) with positive sides")
     if len(shape) in (4, 5):
         if batch_size != 1 and shape[0] != batch_size:
@@ -377,7 +377,7 @@ def _forward_error(model: nn.Module, tracer: _Tracer, shape, err: Exception) -> 
     where = f"layer '{layer}' ({type(mod).__name__})"
     msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     low = msg.lower()
-    if "channels" in low and "expected" in low:
+    if "channel" in low:
         return InputShapeError(f"input {shape} has the wrong channel count for {where}: {msg}")
     if "too small" in low or "kernel size can't be greater" in low or "non-positive" in low:
         return InputTooSmallError(f"input {shape} is too small: the feature map collapses in {where}: {msg}",
