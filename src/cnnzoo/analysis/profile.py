@@ -423,7 +423,7 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
     if bad:
         raise ProfileOptionError(f"unknown cost categories {bad}; choose from {', '.join(ops.CATEGORIES)} or 'all'")
     shape = _input_shape(input_size, batch_size)
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}  # restored one by one (a frozen BN stays in eval)
     if not real and any(t.device.type != "meta" for t in [*model.parameters(), *model.buffers()]):
         run = meta_copy(model)
     else:
@@ -441,7 +441,8 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
         raise _forward_error(model, tracer, shape, err) from err
     finally:
         tracer.close()
-        model.train(was_training)
+        for m, mode in modes.items():
+            m.training = mode
     outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     _, out_rf, depth = tracer.info.get(id(outs[0]), (None, None, 0)) if outs else (None, None, 0)
     return Profile(type(model).__name__, shape, [tuple(t.shape) for t in outs], tracer.rows,
