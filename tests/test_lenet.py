@@ -112,6 +112,10 @@ def test_linear_head_and_paper_init():
     for layer, fan_in in ((model.c1[0], 25), (model.c5[0], 400), (model.f6[0], 120)):
         assert layer.weight.abs().max().item() <= 2.4 / fan_in
         assert layer.weight.abs().max().item() > 0.8 * 2.4 / fan_in  # the whole interval is used
+    # C3 map 0 sees 3 maps (F = 75), map 15 all 6 (F = 150): their kernels get their own bounds.
+    c3 = model.c3[0].dense_weight()
+    assert 0.8 * 2.4 / 75 < c3[0].abs().max().item() <= 2.4 / 75
+    assert 0.8 * 2.4 / 150 < c3[15].abs().max().item() <= 2.4 / 150
 
 
 def test_paper_lenet_needs_32x32_and_modern_takes_28x28():
