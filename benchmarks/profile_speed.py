@@ -24,8 +24,11 @@ import cnnzoo
 def _torchinfo(model, shape):
     import torchinfo
     s = torchinfo.summary(model, input_size=shape, verbose=0, device="cpu")
-    # total_mult_adds also counts batch norm; keep conv + linear layers like the others.
-    macs = sum(layer.macs for layer in s.summary_list if layer.class_name in ("Conv2d", "Linear"))
+    # total_mult_adds also counts batch norm, and a Linear's bias as one MAC per output (batch 1 here):
+    # keep conv + linear weights only, the convention of torchvision's `_ops`, fvcore and cnnzoo.
+    layers = [la for la in s.summary_list if la.class_name in ("Conv2d", "Linear")]
+    macs = sum(la.macs for la in layers) - sum(
+        la.module.out_features for la in layers if la.class_name == "Linear" and la.module.bias is not None)
     return macs, s.total_params
 
 
