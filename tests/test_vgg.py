@@ -112,7 +112,7 @@ def test_forward_fc7_is_fc7_after_relu():
     model = cnnzoo.create_model("vgg11", num_classes=5, width=0.125).eval()
     x = torch.randn(2, 3, 40, 48)  # any size >= 32, not square
     captured = {}
-    model.classifier[4].register_forward_hook(lambda m, i, o: captured.setdefault("fc7", o.clone()))
+    model.classifier[4].register_forward_hook(lambda m, i, o: captured.update(fc7=o.clone()))
     with torch.no_grad():
         logits = model(x)
         fc7 = model.forward_fc7(x)

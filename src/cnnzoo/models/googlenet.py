@@ -265,9 +265,10 @@ class GoogLeNet(ZooModel):
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
         if not self.transform_input:
             return x
-        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        return (x * std + mean - 0.5) / 0.5
+        # x * std / 0.5 + (mean - 0.5) / 0.5 per channel, in torchvision's arithmetic (bitwise parity)
+        scale = x.new_tensor([0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5]).view(1, 3, 1, 1)
+        shift = x.new_tensor([(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5]).view(1, 3, 1, 1)
+        return x * scale + shift
 
     def _run_body(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x = self._transform(x)
