@@ -142,74 +142,34 @@ class VGG(ZooModel):
         return self.classifier[:5](torch.flatten(self.avgpool(self.forward_features(x)), 1))
 
 
-def _vgg(cfg: str, batch_norm: bool, num_classes: int, in_chans: int, **kwargs) -> VGG:
-    return VGG(CFGS[cfg], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, **kwargs)
+#: Table 2's parameter counts (millions) and Table 1's weight layers, for the builders' docstrings.
+_TABLE2 = {"A": (11, 133), "B": (13, 133), "C": (16, 134), "D": (16, 138), "E": (19, 144)}
 
 
-def _entry(cfg: str, batch_norm: bool = False, torchvision: bool = True):
-    """Register a builder of configuration ``cfg`` under its function name."""
+def _builder(name: str, cfg: str, batch_norm: bool = False, torchvision: bool = True):
+    """A thin registered builder ``name(num_classes=1000, in_chans=3, width=1.0, dropout=0.5) -> VGG``."""
+    depth, millions = _TABLE2[cfg]
     bn = "; BatchNorm after every conv (torchvision's addition, not in the paper)" if batch_norm else ""
+
+    def build(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+        return VGG(CFGS[cfg], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = (f"VGG-{depth}, configuration {cfg} of Table 1 ({millions}M parameters in Table 2){bn}. "
+                     f"{'Same state_dict as torchvision.models.' + name if torchvision else 'Not in torchvision'}; "
+                     "``**kwargs``: ``width``, ``dropout`` (see :class:`VGG`).")
     notes = (f"configuration {cfg} of Table 1{bn}; 7x7 adaptive average pool before FC6 as torchvision "
              "(the identity at 224x224)")
-
-    def deco(fn):
-        return register_model(family="vgg", paper=_PAPER, year=2014, ilsvrc=_ILSVRC, default_input_size=(3, 224, 224),
-                              notes=notes, torchvision=fn.__name__ if torchvision else None)(fn)
-
-    return deco
+    return register_model(family="vgg", paper=_PAPER, year=2014, ilsvrc=_ILSVRC, default_input_size=(3, 224, 224),
+                          notes=notes, torchvision=name if torchvision else None, name=name)(build)
 
 
-# Thin builders: ``name(num_classes=1000, in_chans=3, width=1.0, dropout=0.5) -> VGG``.
-@_entry("A")
-def vgg11(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-11, configuration A (Table 1: 8 conv + 3 FC, 133M parameters in Table 2)."""
-    return _vgg("A", False, num_classes, in_chans, **kwargs)
-
-
-@_entry("A", batch_norm=True)
-def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-11 (configuration A) with BatchNorm after every conv (torchvision's ``vgg11_bn``)."""
-    return _vgg("A", True, num_classes, in_chans, **kwargs)
-
-
-@_entry("B")
-def vgg13(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-13, configuration B (Table 1: 10 conv + 3 FC, 133M parameters in Table 2)."""
-    return _vgg("B", False, num_classes, in_chans, **kwargs)
-
-
-@_entry("B", batch_norm=True)
-def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-13 (configuration B) with BatchNorm after every conv (torchvision's ``vgg13_bn``)."""
-    return _vgg("B", True, num_classes, in_chans, **kwargs)
-
-
-@_entry("C", torchvision=False)
-def vgg16_c(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-16, configuration C (Table 1: B plus a 1x1 conv in each of the last three blocks, 134M
-    parameters in Table 2). Not in torchvision."""
-    return _vgg("C", False, num_classes, in_chans, **kwargs)
-
-
-@_entry("D")
-def vgg16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-16, configuration D (Table 1: 13 conv + 3 FC, 138M parameters in Table 2)."""
-    return _vgg("D", False, num_classes, in_chans, **kwargs)
-
-
-@_entry("D", batch_norm=True)
-def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-16 (configuration D) with BatchNorm after every conv (torchvision's ``vgg16_bn``)."""
-    return _vgg("D", True, num_classes, in_chans, **kwargs)
-
-
-@_entry("E")
-def vgg19(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-19, configuration E (Table 1: 16 conv + 3 FC, 144M parameters in Table 2)."""
-    return _vgg("E", False, num_classes, in_chans, **kwargs)
-
-
-@_entry("E", batch_norm=True)
-def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-19 (configuration E) with BatchNorm after every conv (torchvision's ``vgg19_bn``)."""
-    return _vgg("E", True, num_classes, in_chans, **kwargs)
+vgg11 = _builder("vgg11", "A")
+vgg11_bn = _builder("vgg11_bn", "A", batch_norm=True)
+vgg13 = _builder("vgg13", "B")
+vgg13_bn = _builder("vgg13_bn", "B", batch_norm=True)
+vgg16_c = _builder("vgg16_c", "C", torchvision=False)  # B plus a 1x1 conv in blocks 3, 4 and 5
+vgg16 = _builder("vgg16", "D")
+vgg16_bn = _builder("vgg16_bn", "D", batch_norm=True)
+vgg19 = _builder("vgg19", "E")
+vgg19_bn = _builder("vgg19_bn", "E", batch_norm=True)
