@@ -15,7 +15,7 @@ import torch
 from .errors import CnnzooError
 
 #: Modules that add verbs to the CLI, in the order they appear in ``cnnzoo --help``.
-COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.training.cli"]
+COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.training.cli", "cnnzoo.lecture"]
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
