@@ -9,7 +9,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.models.alexnet import AlexNetTwoTower, GroupedLRN
-from cnnzoo.models.lenet import ModelConfigError
+from cnnzoo.errors import ModelConfigError
 
 
 def _meta(name: str, **kw) -> nn.Module:

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.models.lenet import EuclideanRBF, LeNet5, ModelConfigError, ScaledTanh, TrainableSubsample
+from cnnzoo.errors import ModelConfigError
+from cnnzoo.models.lenet import EuclideanRBF, LeNet5, ScaledTanh, TrainableSubsample
 
 LAYERS = ("c1", "s2", "c3", "s4", "c5", "f6", "output")
 

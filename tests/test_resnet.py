@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
-from cnnzoo.models.resnet import (BasicBlock, Bottleneck, BottleneckV1, ResNet, ResNetConfigError,
-                                  ZeroPadShortcut, cifar_layers)
+from cnnzoo.errors import ModelConfigError
+from cnnzoo.models.resnet import BasicBlock, Bottleneck, BottleneckV1, ResNet, ZeroPadShortcut, cifar_layers
 
 
 def _meta(name: str, **kw) -> nn.Module:
@@ -276,6 +276,6 @@ def test_registry_metadata():
     (lambda: ZeroPadShortcut(32, 16), "cannot shrink"),
 ])
 def test_configuration_mistakes_are_clear_errors(call, match):
-    with pytest.raises(ResNetConfigError, match=match) as exc:
+    with pytest.raises(ModelConfigError, match=match) as exc:
         call()
     assert isinstance(exc.value, cnnzoo.CnnzooError)

@@ -129,5 +129,5 @@ def test_width_scales_channels_not_topology():
     assert [c.out_channels // 2 for c in _convs(full)] == [c.out_channels for c in _convs(half)]
     assert [c.kernel_size for c in _convs(full)] == [c.kernel_size for c in _convs(half)]
     assert half.classifier[0].in_features == 256 * 7 * 7 and half.classifier[3].out_features == 2048
-    with pytest.raises(CnnzooError, match="width must be positive"):
+    with pytest.raises(CnnzooError, match="width must be > 0"):
         cnnzoo.create_model("vgg11", width=0)

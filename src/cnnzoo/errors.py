@@ -36,5 +36,9 @@ class InputTooSmallError(InputShapeError):
         self.min_size = min_size
 
 
+class ModelConfigError(CnnzooError, ValueError):
+    """An invalid builder argument (``width <= 0``, an unknown ``head`` or ``shortcut``, ...)."""
+
+
 class DataFileError(CnnzooError, OSError):
     """A data file that is missing, truncated or corrupt. The message names the file."""

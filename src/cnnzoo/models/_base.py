@@ -15,8 +15,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import InputShapeError
+from ..errors import InputShapeError, ModelConfigError
 from ..shapes import diagnose_input, is_probing
+
+
+def scale_channels(channels: int, width: float, divisor: int = 1) -> int:
+    """``channels * width`` rounded to a multiple of ``divisor`` (at least ``divisor``): the
+    ``width`` multiplier every builder takes (1.0 = the paper's network).
+
+    Raises:
+        ModelConfigError: ``width <= 0``.
+    """
+    if not width > 0:
+        raise ModelConfigError(f"width must be > 0, got {width}")
+    return max(divisor, round(channels * width / divisor) * divisor)
 
 
 def _tracing() -> bool:

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from ._base import ZooModel
-from .lenet import ModelConfigError, scale_channels
+from ..errors import ModelConfigError
+from ._base import ZooModel, scale_channels
 
 _ALEXNET_PAPER = ("A. Krizhevsky, I. Sutskever, G. E. Hinton, \"ImageNet Classification with Deep "
                   "Convolutional Neural Networks\", NeurIPS 2012")

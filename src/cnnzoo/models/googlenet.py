@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CnnzooError
+from ..errors import ModelConfigError
 from ..registry import register_model
 from ..shapes import diagnose_input
-from ._base import ZooModel
+from ._base import ZooModel, scale_channels
 
 _PAPER = ("C. Szegedy, W. Liu, Y. Jia, P. Sermanet, S. Reed, D. Anguelov, D. Erhan, V. Vanhoucke, "
           "A. Rabinovich. Going Deeper with Convolutions. CVPR 2015 (arXiv:1409.4842)")
@@ -54,9 +54,6 @@ INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
 #: The auxiliary classifiers sit on the outputs of these modules (Sec. 5).
 AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
 
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
 
 
 class BasicConv2d(nn.Module):
@@ -101,14 +98,14 @@ class Inception(nn.Module):
     Shape: (N, in_ch, H, W) -> (N, out_channels, H, W).
 
     Raises:
-        CnnzooError: ``naive=True`` with reduction sizes given.
+        ModelConfigError: ``naive=True`` with reduction sizes given.
     """
 
     def __init__(self, in_ch: int, c1: int, c3r: int | None, c3: int, c5r: int | None, c5: int,
                  pool_proj: int | None, naive: bool = False, k5: int = 5, batch_norm: bool = False) -> None:
         super().__init__()
         if naive and any((c3r, c5r, pool_proj)):
-            raise CnnzooError("the naive Inception module has no 1x1 reductions: pass c3r=c5r=pool_proj=None")
+            raise ModelConfigError("the naive Inception module has no 1x1 reductions: pass c3r=c5r=pool_proj=None")
 
         def conv(cin: int, cout: int, k: int) -> BasicConv2d:
             return BasicConv2d(cin, cout, k, padding=k // 2, batch_norm=batch_norm)
@@ -144,9 +141,9 @@ class InceptionAux(nn.Module):
                  width: float = 1.0, dropout: float = 0.7) -> None:
         super().__init__()
         self.paper_pool = paper_pool
-        c = _scaled(128, width)
+        c = scale_channels(128, width)
         self.conv = BasicConv2d(in_ch, c, 1, batch_norm=batch_norm)
-        self.fc1 = nn.Linear(c * 4 * 4, _scaled(1024, width))
+        self.fc1 = nn.Linear(c * 4 * 4, scale_channels(1024, width))
         self.fc2 = nn.Linear(self.fc1.out_features, num_classes)
         self.dropout = nn.Dropout(p=dropout)
 
@@ -195,7 +192,7 @@ class GoogLeNet(ZooModel):
     Shapes: (N, in_chans, H, W) -> features (N, 1024*width, H/32, W/32) -> logits (N, num_classes).
 
     Raises:
-        CnnzooError: ``width`` is not positive, or ``transform_input`` with ``in_chans != 3``.
+        ModelConfigError: ``width`` is not positive, or ``transform_input`` with ``in_chans != 3``.
     """
 
     #: Weight of each auxiliary loss in the total training loss (Sec. 5: "weighted by 0.3").
@@ -205,10 +202,8 @@ class GoogLeNet(ZooModel):
                  aux_logits: bool = True, transform_input: bool = False, width: float = 1.0,
                  dropout: float | None = None, dropout_aux: float = 0.7) -> None:
         super().__init__()
-        if width <= 0:
-            raise CnnzooError(f"width must be positive, got {width}")
         if transform_input and in_chans != 3:
-            raise CnnzooError(f"transform_input re-normalises 3 RGB channels; in_chans is {in_chans}")
+            raise ModelConfigError(f"transform_input re-normalises 3 RGB channels; in_chans is {in_chans}")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.default_input_size = (in_chans, 224, 224)
         self.variant, self.aux_logits, self.transform_input = variant, aux_logits, transform_input
@@ -217,7 +212,7 @@ class GoogLeNet(ZooModel):
         def lrn() -> nn.Module:  # LRN as in the BVLC Caffe reproduction (size 5, alpha 1e-4, beta 0.75)
             return nn.Identity() if bn else nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
 
-        c64, c192 = _scaled(64, width), _scaled(192, width)
+        c64, c192 = scale_channels(64, width), scale_channels(192, width)
         self.conv1 = BasicConv2d(in_chans, c64, 7, stride=2, padding=3, batch_norm=bn)  # -> 112x112x64
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)                    # -> 56x56x64
         self.lrn1 = lrn()
@@ -233,7 +228,7 @@ class GoogLeNet(ZooModel):
                 self.add_module(f"maxpool{stage}", nn.MaxPool2d(k, stride=2, ceil_mode=True))
                 self._body.append(f"maxpool{stage}")
                 stage = name[0]
-            block = Inception(c_in, *(_scaled(c, width) for c in row), k5=variant.k5, batch_norm=bn)
+            block = Inception(c_in, *(scale_channels(c, width) for c in row), k5=variant.k5, batch_norm=bn)
             self.add_module(f"inception{name}", block)
             self._body.append(f"inception{name}")
             c_in = block.out_channels

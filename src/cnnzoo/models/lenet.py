@@ -25,9 +25,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
+from ..errors import ModelConfigError
 from ..registry import register_model
-from ._base import ZooModel
+from ._base import ZooModel, scale_channels
 
 _PAPER = ("Y. LeCun, L. Bottou, Y. Bengio, P. Haffner, \"Gradient-based learning applied to "
           "document recognition\", Proceedings of the IEEE 86(11), 1998")
@@ -41,22 +41,6 @@ C3_TABLE: tuple[tuple[int, ...], ...] = (
     (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
-
-
-class ModelConfigError(CnnzooError, ValueError):
-    """An invalid builder argument of the LeNet, AlexNet or ZFNet families (``width <= 0``, an
-    unknown ``head``, ...)."""
-
-
-def scale_channels(channels: int, width: float, divisor: int = 1) -> int:
-    """``channels * width`` rounded to a multiple of ``divisor`` (at least ``divisor``).
-
-    Raises:
-        ModelConfigError: ``width <= 0``.
-    """
-    if not width > 0:
-        raise ModelConfigError(f"width must be > 0, got {width}")
-    return max(divisor, round(channels * width / divisor) * divisor)
 
 
 class ScaledTanh(nn.Module):

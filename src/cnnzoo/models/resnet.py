@@ -39,23 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CnnzooError
+from ..errors import ModelConfigError
 from ..registry import register_model
-from ._base import ZooModel
+from ._base import ZooModel, scale_channels
 
 _PAPER = ("He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition, CVPR 2016 "
           "(arXiv:1512.03385)")
 _ILSVRC = "ILSVRC 2015 classification winner: 3.57% top-5 test error (ensemble, Table 5)"
 SHORTCUTS = ("A", "B", "C", None)
-
-
-class ResNetConfigError(CnnzooError, ValueError):
-    """An impossible ResNet configuration (unknown shortcut option, width <= 0, bad depth...)."""
-
-
-def scaled(channels: int, width: float) -> int:
-    """``channels * width`` rounded, at least 1 (the ``width`` multiplier of every builder)."""
-    return max(1, round(channels * width))
 
 
 def conv3x3(in_chans: int, out_chans: int, stride: int = 1) -> nn.Conv2d:
@@ -79,7 +70,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_chans: int, out_chans: int, stride: int = 1):
         super().__init__()
         if out_chans < in_chans:
-            raise ResNetConfigError(f"zero-padding shortcut cannot shrink {in_chans} to {out_chans} channels")
+            raise ModelConfigError(f"zero-padding shortcut cannot shrink {in_chans} to {out_chans} channels")
         self.in_chans, self.out_chans, self.stride = in_chans, out_chans, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +94,7 @@ class _ResidualBlock(nn.Module):
 
     def _init_shortcut(self, in_chans: int, out_chans: int, stride: int, shortcut: str | None) -> None:
         if shortcut not in SHORTCUTS:
-            raise ResNetConfigError(f"unknown shortcut {shortcut!r}; choose 'A', 'B', 'C' or None (plain)")
+            raise ModelConfigError(f"unknown shortcut {shortcut!r}; choose 'A', 'B', 'C' or None (plain)")
         self.shortcut = shortcut
         changes = stride != 1 or in_chans != out_chans
         self.downsample: nn.Module | None = None  # None: identity shortcut (or none, if plain)
@@ -226,7 +217,7 @@ class ResNet(ZooModel):
     Submodule names are torchvision's (conv1, bn1, maxpool, layer1..layer4, avgpool, fc).
 
     Raises:
-        ResNetConfigError: unknown ``stem`` / ``shortcut``, ``width <= 0``, or
+        ModelConfigError: unknown ``stem`` / ``shortcut``, ``width <= 0``, or
             ``zero_init_residual`` on a plain network.
     """
 
@@ -234,15 +225,13 @@ class ResNet(ZooModel):
                  in_chans: int = 3, *, planes: Sequence[int] = (64, 128, 256, 512), stem: str = "imagenet",
                  shortcut: str | None = "B", width: float = 1.0, zero_init_residual: bool = False):
         super().__init__()
-        if not width > 0:
-            raise ResNetConfigError(f"width must be > 0, got {width}")
         if stem not in ("imagenet", "cifar"):
-            raise ResNetConfigError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
+            raise ModelConfigError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
         if zero_init_residual and shortcut is None:
-            raise ResNetConfigError("zero_init_residual needs shortcuts: a plain network would output zeros")
+            raise ModelConfigError("zero_init_residual needs shortcuts: a plain network would output zeros")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.default_input_size = (in_chans, 224, 224) if stem == "imagenet" else (in_chans, 32, 32)
-        chans = scaled(planes[0], width)
+        chans = scale_channels(planes[0], width)
         if stem == "imagenet":  # Table 1 conv1: 7x7, 64, stride 2, then 3x3 max pool, stride 2
             self.conv1 = nn.Conv2d(in_chans, chans, 7, stride=2, padding=3, bias=False)  # (N, 64, H/2, W/2)
             self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)  # (N, 64, H/4, W/4)
@@ -253,7 +242,7 @@ class ResNet(ZooModel):
         self.relu = nn.ReLU(inplace=True)
         self.stage_names: list[str] = []
         for i, (n, p) in enumerate(zip(layers, planes)):
-            p = scaled(p, width)
+            p = scale_channels(p, width)
             blocks = [block(chans, p, 1 if i == 0 else 2, shortcut)]  # stage i > 0 halves H, W
             chans = p * block.expansion
             blocks += [block(chans, p, 1, shortcut) for _ in range(n - 1)]
@@ -306,10 +295,10 @@ def cifar_layers(depth: int) -> tuple[int, int, int]:
     """Blocks per stage (n, n, n) of the 6n+2-layer CIFAR net (Sec 4.2).
 
     Raises:
-        ResNetConfigError: ``depth`` is not of the form 6n + 2.
+        ModelConfigError: ``depth`` is not of the form 6n + 2.
     """
     if depth < 8 or (depth - 2) % 6:
-        raise ResNetConfigError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
+        raise ModelConfigError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
     n = (depth - 2) // 6
     return n, n, n
 
@@ -325,9 +314,9 @@ def _register(name: str, summary: str, notes: str, defaults: dict, fixed: dict, 
     def builder(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
         for key in sorted(kwargs):
             if key in fixed:
-                raise ResNetConfigError(f"{name} fixes {key}={fixed[key]!r}; pick another model instead")
+                raise ModelConfigError(f"{name} fixes {key}={fixed[key]!r}; pick another model instead")
             if key not in allowed:
-                raise ResNetConfigError(f"{name} takes no argument {key!r}; it accepts {', '.join(allowed)}")
+                raise ModelConfigError(f"{name} takes no argument {key!r}; it accepts {', '.join(allowed)}")
         return ResNet(num_classes=num_classes, in_chans=in_chans, **{**defaults, **kwargs, **fixed})
 
     builder.__name__ = builder.__qualname__ = name
@@ -339,7 +328,7 @@ def _register(name: str, summary: str, notes: str, defaults: dict, fixed: dict, 
     __all__.append(name)
 
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "BottleneckV1", "ZeroPadShortcut", "ResNetConfigError",
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "BottleneckV1", "ZeroPadShortcut",
            "IMAGENET_DEPTHS", "CIFAR_DEPTHS", "cifar_layers"]
 
 for _d, (_block, _layers) in IMAGENET_DEPTHS.items():

@@ -23,9 +23,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
+from ..errors import ModelConfigError
 from ..registry import register_model
-from ._base import ZooModel
+from ._base import ZooModel, scale_channels
 
 _PAPER = ("K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
           "Recognition. ICLR 2015 (arXiv:1409.1556)")
@@ -43,9 +43,6 @@ CFGS: dict[str, list] = {
 }
 
 
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
-
 
 def make_features(cfg: list, in_chans: int = 3, batch_norm: bool = False, width: float = 1.0) -> nn.Sequential:
     """The conv/pool stack of one configuration as a flat ``nn.Sequential`` (torchvision's indices).
@@ -60,7 +57,7 @@ def make_features(cfg: list, in_chans: int = 3, batch_norm: bool = False, width:
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
         c_out, k = item if isinstance(item, tuple) else (item, 3)
-        c_out = _scaled(c_out, width)
+        c_out = scale_channels(c_out, width)
         layers.append(nn.Conv2d(c_in, c_out, kernel_size=k, padding=k // 2))
         layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)] if batch_norm else [nn.ReLU(inplace=True)]
         c_in = c_out
@@ -81,7 +78,7 @@ class VGG(ZooModel):
     Shapes: (N, in_chans, H, W), H, W >= 32 -> features (N, 512*width, H/32, W/32) -> logits (N, num_classes).
 
     Raises:
-        CnnzooError: ``width`` is not positive.
+        ModelConfigError: ``width`` is not positive.
     """
 
     classifier_attr = "classifier.6"
@@ -89,13 +86,11 @@ class VGG(ZooModel):
     def __init__(self, cfg: list, num_classes: int = 1000, in_chans: int = 3, batch_norm: bool = False,
                  width: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
-        if width <= 0:
-            raise CnnzooError(f"width must be positive, got {width}")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.default_input_size = (in_chans, 224, 224)
         self.features = make_features(cfg, in_chans, batch_norm, width)
         c_last = [m for m in self.features if isinstance(m, nn.Conv2d)][-1].out_channels
-        hidden = _scaled(4096, width)
+        hidden = scale_channels(4096, width)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(c_last * 7 * 7, hidden),  # FC6
