@@ -51,12 +51,14 @@ class Stated:
         value: the number, tuple or dict it stands for (compared with cnnzoo's value).
         step: rounding unit of a number (``1e3`` for "35K"); ``None``: exact comparison.
         holds: for a qualitative claim ("depth grows"), a test of cnnzoo's value instead of ``value``.
+        unit: printed after the lecture's number in a reason (``" bytes"``).
     """
 
     text: str
     value: Any = None
     step: float | None = None
     holds: Callable[[Any], bool] | None = None
+    unit: str = ""
 
 
 @dataclass
@@ -150,19 +152,19 @@ def judge(stated: Stated, computed: Computed) -> tuple[str, str]:
         if v == ref:
             return AGREES, "; ".join(notes) or f"equal: {_show(v)}"
         return DIFFERS, "; ".join([_difference(ref, v)] + notes)
-    diff, half = v - ref, stated.step / 2
+    diff, half, lec = v - ref, stated.step / 2, short(ref) + stated.unit
     matching = [f"{label} gives {num(x)}" for label, x in computed.alternatives.items() if abs(x - ref) <= half]
     others = [f"{label}: {num(x)}" for label, x in computed.alternatives.items() if abs(x - ref) > half]
     if diff == 0:
         return AGREES, "; ".join(notes + matching) or f"equal: {num(v)}"
     if abs(diff) <= half:
-        head = f"{num(v)} rounds to the lecture's {short(ref)} (nearest {short(stated.step)})"
+        head = f"{num(v)} rounds to the lecture's {lec} (nearest {short(stated.step)})"
         return ROUNDING, "; ".join([head] + notes + [f"also {m}" for m in matching])
-    head = f"{num(v)} is {diff / ref:+.1%} from the lecture's {short(ref)} (beyond its rounding, ±{short(half)})"
+    head = f"{num(v)} is {diff / ref:+.1%} from the lecture's {lec} (beyond its rounding, ±{short(half)})"
     if matching:
         tail = [f"the lecture's figure matches: {'; '.join(matching)}"]
     elif others:
-        tail = [f"no counted convention gives {short(ref)}: {'; '.join(others)}"]
+        tail = [f"no counted convention gives {lec}: {'; '.join(others)}"]
     else:
         tail = []
     return DIFFERS, "; ".join([head] + notes + tail)
@@ -198,9 +200,8 @@ def evaluate(claims: list[Claim] | None = None) -> list[Result]:
 # ------------------------------------------------------------------------------- building and profiling
 
 @functools.lru_cache(maxsize=None)
-def _zoo(name: str, size: int, **kwargs) -> Profile:
-    """Profile of a registry model on the meta device at a square input (1000 classes, eval)."""
-    in_chans = 1 if name == "lenet5" else 3
+def _zoo(name: str, size: int, in_chans: int = 3, **kwargs) -> Profile:
+    """Profile of a registry model on the meta device at a square input (eval)."""
     with torch.device("meta"):
         model = create_model(name, in_chans=in_chans, **kwargs)
     return profile(model, (in_chans, size, size))
@@ -254,7 +255,7 @@ def _alexnet() -> Profile:
 
 
 def lenet_layout() -> Computed:
-    p = _zoo("lenet5", 32, num_classes=10)
+    p = _zoo("lenet5", 32, in_chans=1, num_classes=10)
     convs = _of(p, "Conv2d", "PartialConv2d")
     subs = _of(p, "TrainableSubsample")
     kinds = [{"Conv2d": "conv", "PartialConv2d": "conv", "TrainableSubsample": "subsample", "Linear": "FC"}[r.type]
@@ -400,8 +401,7 @@ def vgg_activation_bytes() -> Computed:
     t = _vgg().totals
     b, size = t.activation_bytes, t.activation_bytes // t.activation_elems
     return Computed(b, f"{b / 1e6:.2f} MB ({b / 2**20:.2f} MiB)", "vgg16, analyzer activation bytes (float32)",
-                    [f"{num(t.activation_elems)} values x {size} bytes: the bytes per value agree with the "
-                     f"lecture's 4, the value count is L16's", f"training estimate {t.train_bytes_per_image / 1e6:.2f} "
+                    [f"{num(t.activation_elems)} values (L16) x {size} bytes per value", f"training estimate {t.train_bytes_per_image / 1e6:.2f} "
                      f"MB per image (analyzer: {t.train_bytes_per_image / b:.0f} x forward)"],
                     {f"{label} x {size} bytes": n * size for label, n in _vgg_activation_conventions().items()}
                     | {"MiB instead of MB": b / 2**20 * 1e6})
@@ -604,7 +604,7 @@ CLAIMS: list[Claim] = [
     Claim("L16", VGG, "VGG-16 needs about 24M activation values per image (forward).",
           Stated("≈24M", 24e6, 1e6), vgg_activations),
     Claim("L16 (bytes)", VGG, "24M x 4 bytes = about 96 MB per image forward, about twice with backward.",
-          Stated("≈96 MB", 96e6, 1e6), vgg_activation_bytes),
+          Stated("≈96 MB", 96e6, 1e6, unit=" bytes"), vgg_activation_bytes),
     Claim("L17", VGG, "Most parameters sit in the FC layers.",
           Stated("most (> 50%) in FC layers", holds=lambda share: share > 0.5), vgg_fc_share),
     Claim("L17 (transfer)", VGG, "FC7 (4096-d) is a good generic feature that transfers to other tasks.",
@@ -669,7 +669,7 @@ def render_text(results: list[Result]) -> str:
         lines += [section, "-" * len(section)]
         for r in rows:
             cz = r.computed.shown if r.computed else "-"
-            lines.append(f"{r.claim.id:<13} {r.verdict.upper()}")
+            lines.append(f"{r.claim.id:<15} {r.verdict.upper()}")
             lines.append(f"  claim:   {r.claim.text}")
             if r.claim.stated:
                 lines.append(f"  lecture: {r.claim.stated.text}")
