@@ -263,8 +263,9 @@ def lenet_layout() -> Computed:
     value = {"conv kernels": sorted({f"{r.kernel[0]}x{r.kernel[1]}/{r.stride[0]}" for r in convs}),
              "layer order": kinds}
     return Computed(value, _show(value), "lenet5 (1998 paper), analyzer rows",
-                    [f"{len(convs)} convs, {len(subs)} subsampling layers; C5's 5x5 kernel covers its whole "
-                     f"{convs[-1].input_shape[2]}x{convs[-1].input_shape[3]} input, so it acts as a FC layer"])
+                    [f"{len(convs)} convs, {len(subs)} subsampling layers; the last conv: {convs[-1].kernel[0]}x"
+                     f"{convs[-1].kernel[1]} on a {convs[-1].input_shape[2]}x{convs[-1].input_shape[3]} input -> "
+                     f"{convs[-1].output_shape[2]}x{convs[-1].output_shape[3]} output"])
 
 
 def alexnet_layers() -> Computed:
@@ -511,10 +512,10 @@ def residual_shortcut() -> Computed:
     from .models.resnet import BasicBlock
     p = _meta(lambda: BasicBlock(64, 64), (64, 56, 56))
     body = sum(r.params for r in _of(p, "Conv2d", "BatchNorm2d"))
-    adds = [r for r in p.layers if r.type.startswith("add")]
-    return Computed(p.totals.params - body, num(p.totals.params - body), "BasicBlock(64, 64): block params - conv/BN params",
-                    [f"F(x) + x: {len(adds)} {adds[0].type if adds else 'add'} op(s) on {adds[0].output_shape if adds else '-'}",
-                     f"F(x) holds all {num(body)} params"])
+    adds = [f"{r.name} {r.output_shape}" for r in p.layers if r.type.startswith("add")]
+    shortcut = p.totals.params - body
+    return Computed(shortcut, num(shortcut), "BasicBlock(64, 64): block params - conv/BN params",
+                    [f"F(x) + x ops: {', '.join(adds) or 'none'}", f"conv/BN params (F(x)): {num(body)}"])
 
 
 def _stages_ok(v: dict) -> bool:
