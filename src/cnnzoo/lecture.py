@@ -402,8 +402,9 @@ def vgg_activation_bytes() -> Computed:
     t = _vgg().totals
     b, size = t.activation_bytes, t.activation_bytes // t.activation_elems
     return Computed(b, f"{b / 1e6:.2f} MB ({b / 2**20:.2f} MiB)", "vgg16, analyzer activation bytes (float32)",
-                    [f"{num(t.activation_elems)} values (L16) x {size} bytes per value", f"training estimate {t.train_bytes_per_image / 1e6:.2f} "
-                     f"MB per image (analyzer: {t.train_bytes_per_image / b:.0f} x forward)"],
+                    [f"{num(t.activation_elems)} values (L16) x {size} bytes per value",
+                     f"training estimate {t.train_bytes_per_image / 1e6:.2f} MB per image "
+                     f"(analyzer: {t.train_bytes_per_image / b:.0f} x forward)"],
                     {f"{label} x {size} bytes": n * size for label, n in _vgg_activation_conventions().items()}
                     | {"MiB instead of MB": b / 2**20 * 1e6})
 
