@@ -10,11 +10,12 @@ from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallEr
 from .registry import ModelInfo, create_model, list_models, model_info
 from .training import evaluate, train
 from .analysis import Profile, profile
+from .compare import compare
 from .models._torchvision import load_torchvision_weights
 
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
-    "train", "evaluate", "load_torchvision_weights", "profile", "Profile",
+    "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]

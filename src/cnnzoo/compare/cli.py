@@ -1,0 +1,39 @@
+"""CLI verb ``compare``: a thin wrapper around :func:`cnnzoo.compare.compare`."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from ..data import DATASETS
+
+
+def _compare(a: argparse.Namespace) -> None:
+    from .job import compare
+
+    command = shlex.join(["cnnzoo", *sys.argv[1:]])
+    r = compare(a.models, preset=a.preset, dataset=a.dataset, out=a.out, data_dir=a.data_dir,
+                progress=not a.quiet, command=command, readme=a.readme)
+    out = a.out or f"runs/compare-{a.preset}"
+    for v in r["verdicts"]["L31"] + r["verdicts"]["L32"]:
+        print(f"{v['verdict']:>15}: {v['claim']}")
+    print(f"report: {out}/report.md (results.json, {', '.join(r['files']['plots'])})"
+          + (f"; README section updated in {a.readme}" if a.readme else ""))
+
+
+def add_commands(sub) -> None:
+    from .job import DEFAULT_MODELS, PRESETS
+
+    p = sub.add_parser("compare", help="the lecture's comparison (L31, L32) on this machine: analysis, "
+                                       "latency, accuracy, report.md with plots")
+    p.add_argument("--models", nargs="+", metavar="NAME",
+                   help=f"registry names (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="quick",
+                   help="quick: short-budget training, about 15 min on 2 cores; full: the recipes' epochs")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--data-dir", help="folder with the data files (else $CNNZOO_DATA, else the system location)")
+    p.add_argument("--out", help="output folder (default runs/compare-PRESET); finished work there is reused")
+    p.add_argument("--readme", metavar="FILE",
+                   help="also write the results section between the cnnzoo-compare markers of this markdown file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_compare)

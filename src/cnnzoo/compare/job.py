@@ -1,0 +1,299 @@
+"""``cnnzoo.compare``: the lecture's closing comparison (L31, L32) measured on this machine.
+
+For each model the job runs three stages, each cached as a file under ``OUT/models/NAME/``
+so that an interrupted job resumes and skips finished work:
+
+1. ``analysis.json``: :func:`cnnzoo.profile` at ImageNet scale (3x224x224, 1000 classes) and
+   at the trained scale (the recipe's input side and width, the data set's channels and classes);
+2. ``latency.json``: :func:`~cnnzoo.compare.latency.measure_latency` at the trained scale for
+   the preset's batch sizes, fp32 and the fastest path here; batch 1 at ImageNet scale (fp32);
+   measured peak tensor memory (:func:`~cnnzoo.compare.latency.peak_memory`);
+3. ``train/``: a :func:`cnnzoo.train` run (its checkpoint and metrics.json; an unfinished
+   run is resumed, a finished one reused).
+
+Then ``results.json``, ``report.md`` and the plots are written from the cached files
+(:mod:`cnnzoo.compare.report`, :mod:`cnnzoo.compare.plots`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import CnnzooError
+from ..registry import create_model, list_models, model_info
+from .latency import fastest_path, measure_latency, peak_memory
+
+#: The lecture's networks (L1-L30), paper-faithful variants where they train sensibly.
+DEFAULT_MODELS = ("lenet5", "alexnet_paper", "zfnet", "vgg16", "googlenet_paper", "resnet18", "resnet50",
+                  "resnet152")
+
+IMAGENET = (3, 224, 224)          # (C, H, W) and 1000 classes: the scale of the lecture's figures
+IMAGENET_CLASSES = 1000
+#: A training step costs about this many forward passes per image (forward + backward ~ 3x,
+#: plus augmentation and the optimizer step); used only to size short-budget training runs.
+TRAIN_COST_IN_FORWARDS = 4.0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much work the job does. Fields:
+
+    name: label written into the report.
+    batch_sizes: batch sizes timed at the trained scale.
+    min_seconds: minimum timing per (batch size, path), seconds.
+    imagenet_latency: also time batch 1 at 3x224x224, 1000 classes (fp32).
+    train_seconds: per-model training budget in seconds (``None``: the recipe's epochs on the full
+        training set). With a budget, the training subset and epochs are sized from the measured
+        forward time, and accuracies are labelled short-budget.
+    limit_test: evaluate on the first N test images (``None``: the whole test set).
+    min_train_images: smallest training subset for a budgeted run.
+    """
+
+    name: str
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    min_seconds: float = 0.5
+    imagenet_latency: bool = True
+    train_seconds: float | None = None
+    limit_test: int | None = None
+    min_train_images: int = 512
+
+    @property
+    def short_budget(self) -> bool:
+        return self.train_seconds is not None
+
+
+PRESETS: dict[str, Preset] = {
+    # about 15 minutes for the 8 default models on 2 CPU cores
+    "quick": Preset("quick", batch_sizes=(1, 4, 16, 64), min_seconds=0.2, train_seconds=50.0, limit_test=1000),
+    # the recipes' epochs on all 60,000 training images, the whole test set
+    "full": Preset("full", min_seconds=1.0),
+}
+
+
+class CompareError(CnnzooError):
+    """A compare job that cannot start (bad --out, another preset's results in --out, ...)."""
+
+
+# -- checks before any work ------------------------------------------------------------------
+def _check_models(models) -> list[str]:
+    models = list(dict.fromkeys(models or DEFAULT_MODELS))
+    known = set(list_models())
+    for name in models:
+        if name not in known:
+            model_info(name)                      # raises UnknownModelError with close matches
+    return models
+
+
+def _check_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise CompareError(f"cannot write to output directory {out}: {err.strerror or err}") from None
+
+
+def _check_manifest(out: Path, manifest: dict) -> None:
+    path = out / "compare.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != manifest:
+            raise CompareError(f"{out} holds a comparison with other settings (preset {old['preset']['name']!r}, "
+                               f"data set {old['dataset']!r}); choose another --out")
+    else:
+        _write_json(path, manifest)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _cached(path: Path, fn) -> dict:
+    """The stage record in ``path``, computed by ``fn()`` and written there if missing."""
+    if path.exists():
+        return {**json.loads(path.read_text()), "cached": True}
+    rec = fn()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, rec)
+    return {**rec, "cached": False}
+
+
+# -- the stages ------------------------------------------------------------------------------
+def trained_scale(name: str) -> dict:
+    """Input side and width of the model's training recipe (:func:`cnnzoo.training.recipe_for`)."""
+    from ..training import recipe_for
+
+    r = recipe_for(name)
+    return {"input_size": r["input_size"], "width": r["width"]}
+
+
+def _build(name: str, num_classes: int, in_chans: int, width: float) -> torch.nn.Module:
+    return create_model(name, num_classes=num_classes, in_chans=in_chans, **({"width": width} if width != 1.0 else {}))
+
+
+def _profile_record(model: torch.nn.Module, input_size: tuple) -> dict:
+    from ..analysis import profile
+
+    p = profile(model, input_size)
+    t = p.totals
+    return {"input": list(input_size), "params": t.params, "params_executed": t.params_executed,
+            "param_bytes": t.param_bytes, "macs": t.macs, "activation_bytes": t.activation_bytes,
+            "receptive_field": p.receptive_field.size[0] if p.receptive_field else None,
+            "receptive_field_text": str(p.receptive_field) if p.receptive_field else None, "depth": p.depth}
+
+
+def analyze(name: str, num_classes: int, in_chans: int) -> dict:
+    """Profile one model at ImageNet scale and at its trained scale (meta device, no arithmetic)."""
+    info = model_info(name)
+    scale = trained_scale(name)
+    s = scale["input_size"]
+    with torch.device("meta"):
+        big = create_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0])
+        small = _build(name, num_classes, in_chans, scale["width"])
+    return {"model": name, "family": info.family, "year": info.year, "paper": info.paper, "ilsvrc": info.ilsvrc,
+            "notes": info.notes, "imagenet": _profile_record(big, IMAGENET),
+            "trained": {**scale, "num_classes": num_classes, **_profile_record(small, (in_chans, s, s))}}
+
+
+def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
+    """Time one model on this CPU (see the module docstring); seconds per forward call."""
+    scale = trained_scale(name)
+    s = scale["input_size"]
+    torch.manual_seed(0)
+    model = _build(name, num_classes, in_chans, scale["width"]).eval()
+    big_batch = max(preset.batch_sizes)
+    fast = fastest_path(model, (big_batch, in_chans, s, s))
+    rec = {"threads": torch.get_num_threads(), "fast_path": fast, "input_size": s, "width": scale["width"]}
+    for key, path in (("fp32", "fp32"), ("fast", fast)):
+        rec[key] = [measure_latency(model, (b, in_chans, s, s), path=path, min_seconds=preset.min_seconds).to_dict()
+                    for b in preset.batch_sizes]
+    rec["memory"] = dataclasses.asdict(peak_memory(model, (big_batch, in_chans, s, s)))
+    rec["imagenet_fp32"] = None
+    if preset.imagenet_latency:
+        del model
+        big = create_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0]).eval()
+        rec["imagenet_fp32"] = measure_latency(big, (1, *IMAGENET), warmup=1, repeats=3, min_seconds=0.0).to_dict()
+        rec["imagenet_memory"] = dataclasses.asdict(peak_memory(big, (1, *IMAGENET)))
+    return rec
+
+
+def training_options(name: str, preset: Preset, lat: dict, dataset: str, data_dir: str | None,
+                     train_images: int) -> dict:
+    """:func:`cnnzoo.train` options for one model: the recipe, plus for a short budget a training
+    subset and epoch count sized so that training takes about ``preset.train_seconds``."""
+    from ..training import recipe_for
+
+    opts = {"dataset": dataset, "limit_test": preset.limit_test}
+    if data_dir is not None:
+        opts["data_dir"] = data_dir
+    if preset.short_budget:
+        rows = lat["fast" if recipe_for(name)["amp"] == "bf16" else "fp32"]
+        per_image = rows[-1]["per_image_seconds"] * TRAIN_COST_IN_FORWARDS
+        images = int(preset.train_seconds / per_image)
+        batch = recipe_for(name)["batch_size"]
+        limit = max(preset.min_train_images, min(train_images, images) // batch * batch)
+        opts.update(limit_train=limit, epochs=max(1, min(recipe_for(name)["epochs"], images // train_images)))
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _accuracy_record(summary: dict, run_dir: Path, preset: Preset) -> dict:
+    f = summary["final"]
+    cfg = summary["config"]
+    return {"top1": f["test_acc"], "top5": f["test_top5"], "train_seconds": summary["wall_seconds"],
+            "epochs": len(summary["history"]), "limit_train": cfg.get("limit_train"),
+            "limit_test": cfg.get("limit_test"), "input_size": summary["input_size"], "width": summary["width"],
+            "short_budget": preset.short_budget, "run_dir": str(run_dir),
+            "history": [{k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_acc", "elapsed_seconds")}
+                        for row in summary["history"]]}
+
+
+def accuracy(name: str, run_dir: Path, preset: Preset, opts: dict, progress: bool) -> dict:
+    """Train (or resume, or reuse) the model's run in ``run_dir``; its test top-1/top-5 as fractions."""
+    from ..training import train
+
+    metrics = run_dir / "metrics.json"
+    if metrics.exists() and json.loads(metrics.read_text()).get("status") == "complete":
+        return {**_accuracy_record(json.loads(metrics.read_text()), run_dir, preset), "cached": True}
+    resume = (run_dir / "checkpoint.pt").exists()
+    r = train(name, out=run_dir, resume=resume, progress=progress, **({} if resume else opts))
+    return {**_accuracy_record(r.summary, run_dir, preset), "cached": False}
+
+
+# -- the job ---------------------------------------------------------------------------------
+def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fashion-mnist",
+            out: str | os.PathLike | None = None, data_dir: str | None = None, progress: bool = True,
+            command: str | None = None, readme: str | os.PathLike | None = None) -> dict:
+    """Analyse, time and train the lecture's networks on this machine; write the comparison.
+
+    Args:
+        models: registry names (default :data:`DEFAULT_MODELS`: LeNet-5, AlexNet, ZFNet, VGG-16,
+            GoogLeNet, ResNet-18, ResNet-50, ResNet-152).
+        preset: ``"quick"`` (short-budget training, about 15 minutes on 2 cores for the default
+            models), ``"full"`` (the recipes' epochs), or a :class:`Preset`.
+        dataset, data_dir: the data set to train and test on (see :func:`cnnzoo.train`).
+        out: output directory (default ``runs/compare-PRESET``); cached stages there are reused.
+        progress: a progress bar across the whole job (and the trainer's bar per model).
+        command: the command line written into the report (default: this Python call).
+        readme: a markdown file whose section between ``<!-- cnnzoo-compare:begin -->`` and
+            ``<!-- cnnzoo-compare:end -->`` is replaced by the generated results section.
+
+    Returns:
+        The content of ``results.json`` (per-model ``analysis``, ``latency``, ``accuracy``;
+        ``verdicts`` for L31 and L32; ``files``: paths of report.md, results.json and the PNGs).
+
+    Raises:
+        UnknownModelError, CompareError (unwritable --out, or another preset's results there),
+        DataFileError (missing data set), all before any work starts; CnnzooError from training.
+    """
+    from tqdm import tqdm
+
+    from ..data import load_dataset
+    from .report import write_outputs
+
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise CompareError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+        preset = PRESETS[preset]
+    models = _check_models(models)
+    out = Path(out) if out is not None else Path("runs") / f"compare-{preset.name}"
+    _check_out(out)
+    if readme is not None and not Path(readme).is_file():
+        raise CompareError(f"README file {readme} does not exist")
+    data = load_dataset(dataset, data_dir)            # DataFileError before any work
+    nc, ch = data.num_classes, data.in_chans
+    _check_manifest(out, {"preset": dataclasses.asdict(preset), "dataset": dataset})
+
+    records = {}
+    bar = tqdm(total=3 * len(models), unit="stage", desc="compare", disable=not progress, dynamic_ncols=True)
+    try:
+        for name in models:
+            d = out / "models" / name
+            bar.set_postfix_str(f"{name}: analysis")
+            an = _cached(d / "analysis.json", lambda: analyze(name, nc, ch))
+            bar.update(1)
+            bar.set_postfix_str(f"{name}: latency")
+            lat = _cached(d / "latency.json", lambda: latency(name, nc, ch, preset))
+            bar.update(1)
+            bar.set_postfix_str(f"{name}: training")
+            opts = training_options(name, preset, lat, dataset, data_dir, len(data.train_x))
+            acc = accuracy(name, d / "train", preset, opts, progress)
+            bar.update(1)
+            records[name] = {"analysis": an, "latency": lat, "accuracy": acc}
+    finally:
+        bar.close()
+    from ..training.trainer import environment
+
+    meta = {"command": command or f"cnnzoo.compare({models!r}, preset={preset.name!r}, dataset={dataset!r}, "
+                                  f"out={str(out)!r})",
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "preset": dataclasses.asdict(preset), "dataset": dataset, "models": models, **environment()}
+    return write_outputs(out, meta, records, readme=readme)
