@@ -102,6 +102,7 @@ def _check_out(out: Path) -> None:
 
 def _check_manifest(out: Path, manifest: dict) -> None:
     path = out / "compare.json"
+    manifest = json.loads(json.dumps(manifest))           # tuples -> lists, as read back
     if path.exists():
         old = json.loads(path.read_text())
         if old != manifest:
@@ -171,7 +172,7 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
     torch.manual_seed(0)
     model = _build(name, num_classes, in_chans, scale["width"]).eval()
     big_batch = max(preset.batch_sizes)
-    fast = fastest_path(model, (big_batch, in_chans, s, s))
+    fast = fastest_path(model, (big_batch, in_chans, s, s), min_seconds=preset.min_seconds)
     rec = {"threads": torch.get_num_threads(), "fast_path": fast, "input_size": s, "width": scale["width"]}
     for key, path in (("fp32", "fp32"), ("fast", fast)):
         rec[key] = [measure_latency(model, (b, in_chans, s, s), path=path, min_seconds=preset.min_seconds).to_dict()

@@ -1,0 +1,219 @@
+"""cnnzoo compare: a tiny end-to-end run (two small models, a small synthetic data set, a short
+budget), resume, bad input, the latency/memory measurements and the verdict logic."""
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import cnnzoo
+from cnnzoo.compare import CompareError, LatencyOptionError, Preset, measure_latency, peak_memory
+from cnnzoo.errors import DataFileError, UnknownModelError
+
+report = importlib.import_module("cnnzoo.compare.report")   # cnnzoo.compare is also the function
+plots = importlib.import_module("cnnzoo.compare.plots")
+
+MODELS = ["lenet5_modern", "lenet5"]
+TINY = Preset("tiny", batch_sizes=(1, 2), min_seconds=0.01, imagenet_latency=False, train_seconds=1.0,
+              limit_test=64, min_train_images=128)
+
+
+def write_idx(path, arr: np.ndarray) -> None:
+    """IDX as in LeCun's format description: 0, 0, type 0x08 (uint8), ndim, big-endian sizes, data."""
+    raw = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A small MNIST-format data set whose brightness encodes the class (learnable in a few steps)."""
+    root = tmp_path_factory.mktemp("tinymnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 256), ("t10k", 64)):
+        y = rng.integers(0, 10, n)
+        x = np.clip(y[:, None, None] * 25 + rng.integers(0, 20, (n, 28, 28)), 0, 255)
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", x)
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", y)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("cmp") / "out"
+    res = cnnzoo.compare(MODELS, preset=TINY, dataset="mnist", data_dir=data_dir, out=out, progress=False)
+    return out, res
+
+
+def test_tiny_run_writes_every_output(run):
+    out, res = run
+    for f in ("report.md", "results.json", "accuracy_vs_macs.png", "latency_vs_batch.png", "training_curves.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    for f in ("accuracy_vs_macs.png", "latency_vs_batch.png", "training_curves.png"):
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"       # PNG signature (PNG spec, 5.2)
+        from PIL import Image
+        with Image.open(out / f) as im:
+            im.verify()
+    assert json.loads((out / "results.json").read_text())["models"].keys() == set(MODELS)
+
+
+def test_numbers_are_consistent(run):
+    out, res = run
+    text = (out / "report.md").read_text()
+    assert "command: `cnnzoo.compare(" in text and "torch " in text and "short-budget" in text
+    for name, r in res["models"].items():
+        # accuracy: the trainer's own metrics file
+        m = json.loads((out / "models" / name / "train" / "metrics.json").read_text())
+        assert r["accuracy"]["top1"] == m["final"]["test_acc"] and r["accuracy"]["top5"] == m["final"]["test_top5"]
+        assert r["accuracy"]["limit_test"] == TINY.limit_test
+        assert f"| {name} |" in text and f"{100 * m['final']['test_acc']:.2f}" in text
+        # analysis: the analyzer on the model built at the trained scale
+        t = r["analysis"]["trained"]
+        with torch.device("meta"):
+            model = cnnzoo.create_model(name, num_classes=10, in_chans=1)
+        p = cnnzoo.profile(model, (1, t["input_size"], t["input_size"]))
+        assert (t["params"], t["macs"]) == (p.totals.params, p.totals.macs)
+        assert r["analysis"]["imagenet"]["input"] == [3, 224, 224]
+        # latency: one row per batch size and path, throughput = batch / median time
+        for key in ("fp32", "fast"):
+            rows = r["latency"][key]
+            assert [row["batch_size"] for row in rows] == list(TINY.batch_sizes)
+            for row in rows:
+                assert row["images_per_s"] == pytest.approx(row["batch_size"] / row["median_seconds"])
+                assert row["p25_seconds"] <= row["median_seconds"] <= row["p75_seconds"]
+        assert r["latency"]["fast"][0]["path"] == r["latency"]["fast_path"]
+    plots_drawn = res["files"]["plots"]
+    assert plots_drawn["accuracy_vs_macs.png"]["points"] == len(MODELS)
+    assert plots_drawn["latency_vs_batch.png"]["points"] == len(MODELS) * len(TINY.batch_sizes) * 2
+    assert plots_drawn["training_curves.png"]["points"] == sum(
+        len(r["accuracy"]["history"]) for r in res["models"].values())
+
+
+def test_bubble_chart_has_one_labelled_bubble_per_model(run):
+    _, res = run
+    fig, n = plots.accuracy_vs_macs_figure(res["models"], "t")
+    ax = fig.axes[0]
+    assert n == len(MODELS) == len(ax.collections)
+    assert sorted(t.get_text().split("\n")[0] for t in ax.texts) == sorted(MODELS)
+    assert ax.get_xscale() == "log"
+
+
+def test_resume_skips_finished_work(run, data_dir):
+    out, first = run
+    name = MODELS[1]
+    ckpt = out / "models" / name / "train" / "checkpoint.pt"
+    mtime = ckpt.stat().st_mtime_ns
+    (out / "models" / MODELS[0] / "latency.json").unlink()          # one stage lost: only it is redone
+    res = cnnzoo.compare(MODELS, preset=TINY, dataset="mnist", data_dir=data_dir, out=out, progress=False)
+    assert ckpt.stat().st_mtime_ns == mtime                           # not retrained
+    assert res["models"][name]["accuracy"]["cached"] and res["models"][name]["latency"]["cached"]
+    assert res["models"][MODELS[0]]["accuracy"]["cached"] and not res["models"][MODELS[0]]["latency"]["cached"]
+    assert res["models"][name]["accuracy"]["top1"] == first["models"][name]["accuracy"]["top1"]
+
+
+def test_other_settings_in_out_are_refused(run, data_dir):
+    out, _ = run
+    other = Preset("tiny2", batch_sizes=(1,), min_seconds=0.01, imagenet_latency=False, train_seconds=1.0)
+    with pytest.raises(CompareError, match="other settings"):
+        cnnzoo.compare(MODELS, preset=other, dataset="mnist", data_dir=data_dir, out=out, progress=False)
+
+
+def test_readme_section_is_generated_and_replaced(run, tmp_path):
+    out, res = run
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n\n" + report.README_BEGIN + "\nstale\n" + report.README_END + "\n\nafter\n")
+    meta = {k: v for k, v in res.items() if k not in ("models", "verdicts", "files")}
+    for _ in range(2):                                                 # idempotent
+        report.write_outputs(out, meta, res["models"], readme=readme)
+    text = readme.read_text()
+    assert "stale" not in text and text.count(report.README_BEGIN) == 1 and "before" in text and "after" in text
+    assert "accuracy_vs_macs.png" in text and f"| {MODELS[0]} |" in text
+
+
+@pytest.mark.parametrize("case", ["model", "out", "data"])
+def test_bad_input_fails_before_any_work(tmp_path, case):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = {"out": blocker / "sub"}.get(case, tmp_path / "out")
+    kw = dict(preset=TINY, dataset="mnist", data_dir=str(tmp_path / ("empty" if case == "data" else "")),
+              out=out, progress=False)
+    (tmp_path / "empty").mkdir()
+    models = ["lenet5_modren"] if case == "model" else MODELS
+    err = {"model": UnknownModelError, "out": CompareError, "data": DataFileError}[case]
+    with pytest.raises(err) as e:
+        cnnzoo.compare(models, **kw)
+    assert "\n" not in str(e.value)
+    assert not (out / "compare.json").exists()
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cnnzoo", "compare", "--models", "vgg17", "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "unknown model 'vgg17'" in r.stderr
+
+
+# -- latency and memory ----------------------------------------------------------------------
+def test_measure_latency_result():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+    r = measure_latency(model, (3, 1, 16, 16), path="fp32", warmup=1, repeats=4, min_seconds=0.0)
+    assert (r.batch_size, r.path, r.input_shape) == (3, "fp32", (3, 1, 16, 16))
+    assert r.repeats >= 4 and r.median_seconds > 0
+    assert r.images_per_s == pytest.approx(3 / r.median_seconds)
+    assert r.iqr_seconds == pytest.approx(r.p75_seconds - r.p25_seconds)
+    fast = measure_latency(model, (3, 1, 16, 16), path="fast", min_seconds=0.0)
+    assert fast.path in ("fp32", "fp32_cl", "bf16_cl")
+    with pytest.raises(LatencyOptionError, match="unknown execution path"):
+        measure_latency(model, (1, 1, 16, 16), path="int8")
+    with pytest.raises(LatencyOptionError, match=r"\(N, C, H, W\)"):
+        measure_latency(model, (1, 16, 16))
+
+
+def test_peak_memory_counts_live_tensors():
+    # Hand derivation: conv output (2, 8, 8, 8) float32 = 2*8*8*8*4 = 4096 bytes; the in-place
+    # ReLU allocates nothing; weights 8*1*3*3 + 8 = 80 floats = 320 bytes; input 2*1*8*8*4 = 512.
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True))
+    m = peak_memory(model, (2, 1, 8, 8))
+    assert (m.peak_activation_bytes, m.param_bytes, m.input_bytes) == (4096, 320, 512)
+    assert m.peak_bytes == 4096 + 320 + 512
+    # two convs in sequence: the first output is freed only after the second exists -> both live
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1))
+    assert peak_memory(model, (2, 1, 8, 8)).peak_activation_bytes == 2 * 4096
+
+
+# -- verdict logic on synthetic records --------------------------------------------------------
+def _rec(family, macs, params, top1, lat_b1, lat_big):
+    lat = lambda s, b: {"batch_size": b, "median_seconds": s * b, "per_image_seconds": s, "images_per_s": 1 / s}  # noqa: E731
+    return {"analysis": {"family": family, "imagenet": {"macs": macs, "params_executed": params},
+                         "trained": {"macs": macs / 50, "params_executed": params / 16}},
+            "accuracy": {"top1": top1},
+            "latency": {"fp32": [lat(lat_b1, 1), lat(lat_big, 64)],
+                        "imagenet_fp32": {"median_seconds": macs / 1e11}}}
+
+
+def test_verdicts_follow_the_numbers():
+    recs = {"alexnet": _rec("alexnet", 0.7e9, 61e6, 0.90, 1e-3, 2e-4), "vgg16": _rec("vgg", 15.5e9, 138e6, 0.92, 5e-3, 1e-3),
+            "googlenet": _rec("googlenet", 1.5e9, 6.6e6, 0.91, 2e-3, 3e-4),
+            "resnet50": _rec("resnet", 4.1e9, 25.6e6, 0.93, 3e-3, 5e-3)}
+    l31 = {v["claim"].split()[0]: v for v in report.l31_verdicts(recs, short_budget=False)}
+    assert l31["VGG"]["verdict"] == "agrees" and l31["ResNet"]["verdict"] == "agrees"
+    assert l31["GoogLeNet"]["verdict"] == "agrees" and l31["AlexNet"]["verdict"] == "agrees"
+    recs["vgg16"]["accuracy"]["top1"] = 0.99                       # now VGG is the most accurate
+    assert report.l31_verdicts(recs, False)[1]["verdict"] == "differs"
+    l32 = report.l32_verdicts(recs)
+    assert l32[0]["verdict"] == "agrees in part" and "resnet50" in l32[0]["detail"]   # its time rises with batch
+    # ImageNet latency proportional to MACs: rank correlation 1, log-Pearson 1
+    assert l32[1]["verdict"] == "agrees" and l32[1]["spearman"] == pytest.approx(1.0)
+    assert l32[1]["pearson_log"] == pytest.approx(1.0)
+
+
+def test_spearman_against_hand_ranks():
+    # x ranks 0,1,2,3; y ranks 0,2,1,3 -> d^2 = 0+1+1+0 = 2; rho = 1 - 6*2/(4*15) = 0.8
+    assert report.spearman([1, 2, 3, 4], [10, 30, 20, 40]) == pytest.approx(0.8)
