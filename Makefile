@@ -6,4 +6,4 @@ test: setup
 	.venv/bin/python -m pytest
 
 demo: setup
-	.venv/bin/cnnzoo summary resnet50
+	.venv/bin/cnnzoo compare --preset quick --out runs/compare-quick
