@@ -78,13 +78,15 @@ def batch_slices(n: int, batch_size: int, drop_last: bool = False, start: int = 
     """(step, slice) pairs over an epoch of ``n`` samples, from step ``start``.
 
     With ``world_size > 1`` each global batch of ``batch_size * world_size`` samples is split
-    and rank ``rank`` gets its contiguous share (the seam for distributed training).
+    and rank ``rank`` gets its contiguous share (the seam for distributed training); a short
+    last global batch of ``m`` samples is split evenly (shares differ by at most one), so the
+    ranks' slices are disjoint and their union is the one-process epoch.
     """
     gb = batch_size * world_size
     steps = n // gb if drop_last else -(-n // gb)
     for step in range(start, steps):
-        lo = step * gb + rank * batch_size
-        yield step, slice(lo, min(lo + batch_size, n))
+        lo, m = step * gb, min(gb, n - step * gb)      # m: samples in this global batch
+        yield step, slice(lo + rank * m // world_size, lo + (rank + 1) * m // world_size)
 
 
 def num_steps(n: int, batch_size: int, drop_last: bool = False, world_size: int = 1) -> int:

@@ -15,7 +15,8 @@ from ..data import load_dataset, read_image, to_input
 from ..errors import CnnzooError
 from ..registry import create_model
 from .checkpoint import CheckpointError, load_checkpoint
-from .trainer import TrainConfig, Trainer, evaluate_model
+from .distributed import make_trainer, rank_errors
+from .trainer import TrainConfig, evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
 _NOT_IDENTITY = ("data_dir", "download")
@@ -76,6 +77,9 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
             ``budget_minutes``, ``input_size``, ``width``, ``batch_size``, ``lr``, ``seed``, ...);
             unset fields come from the model's recipe.
 
+    Under ``torchrun`` with several processes every rank calls this and trains its shard with
+    DDP (see :mod:`cnnzoo.training.distributed`); ``batch_size`` is then per process.
+
     Returns:
         A :class:`TrainResult`. A finished run in ``out`` with the same config is returned
         as is (``reused=True``) without training again.
@@ -100,14 +104,15 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
             raise CnnzooError(f"{out} holds a finished run with another config; choose another --out")
     if ckpt_path.exists() and not resume:
         raise CnnzooError(f"{out} holds an unfinished run; add --resume to continue it or choose another --out")
-    if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        saved = {**ckpt["config"], **({"data_dir": options["data_dir"]} if "data_dir" in options else {})}
-        trainer = Trainer(TrainConfig(**saved), out, progress=progress)
-        trainer.restore(ckpt)
-    else:
-        trainer = Trainer(cfg, out, progress=progress)
-    return _result(out, trainer.fit())
+    with rank_errors():                     # under torchrun: one line naming a failed rank
+        if resume and ckpt_path.exists():
+            ckpt = load_checkpoint(ckpt_path)
+            saved = {**ckpt["config"], **({"data_dir": options["data_dir"]} if "data_dir" in options else {})}
+            trainer = make_trainer(TrainConfig(**saved), out, progress=progress)
+            trainer.restore(ckpt)
+        else:
+            trainer = make_trainer(cfg, out, progress=progress)
+        return _result(out, trainer.fit())
 
 
 def load_model(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, dict]:

@@ -10,14 +10,17 @@ from ..data import DATASETS
 
 def _train(a: argparse.Namespace) -> None:
     from .api import train
+    from .distributed import dist_env
 
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "schedule",
-                                       "label_smoothing", "amp", "seed", "limit_train")}
+                                       "label_smoothing", "amp", "seed", "limit_train", "sync_bn")}
     if a.channels_last is not None:
         opts["channels_last"] = a.channels_last
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
     r = train(a.model, out=a.out, resume=a.resume, progress=not a.quiet, **opts)
+    if dist_env().rank != 0:                  # under torchrun only rank 0 reports
+        return
     s = r.summary
     print(f"{s['model']} on {s['dataset']} (input {s['input_size']}x{s['input_size']}, width {s['width']:g}, "
           f"seed {s['seed']}): test top-1 {r.final['test_acc']:.2%}, top-5 {r.final['test_top5']:.2%} "
@@ -70,6 +73,8 @@ def add_commands(sub) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: BatchNorm statistics over the global batch of all processes")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-seedS)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -62,6 +62,7 @@ class TrainConfig:
     flip: bool | None = None                  # random horizontal flip
     amp: str | None = None                    # "bf16" autocast | "fp32"
     channels_last: bool | None = None         # NHWC memory format
+    sync_bn: bool = False                     # BatchNorm statistics over all processes (DDP runs only)
     aux_weight: float = 0.3                   # GoogLeNet auxiliary-loss weight (Szegedy et al. 2014, Sec. 5)
     seed: int = 0                             # every random draw derives from it
     model_kwargs: dict = field(default_factory=dict)  # extra builder kwargs
