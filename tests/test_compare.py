@@ -1,15 +1,12 @@
-"""cnnzoo compare: a tiny end-to-end run (two small models, a small synthetic data set, a short
+"""cnnzoo compare: a tiny end-to-end run (two small models, the trainer tests' synthetic data set, a short
 budget), resume, bad input, the latency/memory measurements and the verdict logic."""
 from __future__ import annotations
 
-import gzip
 import importlib
 import json
-import struct
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,6 +14,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.compare import CompareError, LatencyOptionError, Preset, measure_latency, peak_memory
 from cnnzoo.errors import DataFileError, UnknownModelError
+from test_train import data_dir  # noqa: F401  (the trainer tests' tiny learnable MNIST-format data set)
 
 report = importlib.import_module("cnnzoo.compare.report")   # cnnzoo.compare is also the function
 plots = importlib.import_module("cnnzoo.compare.plots")
@@ -24,25 +22,6 @@ plots = importlib.import_module("cnnzoo.compare.plots")
 MODELS = ["lenet5_modern", "lenet5"]
 TINY = Preset("tiny", batch_sizes=(1, 2), min_seconds=0.01, imagenet_latency=False, train_seconds=1.0,
               limit_test=64, min_train_images=128)
-
-
-def write_idx(path, arr: np.ndarray) -> None:
-    """IDX as in LeCun's format description: 0, 0, type 0x08 (uint8), ndim, big-endian sizes, data."""
-    raw = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(raw))
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A small MNIST-format data set whose brightness encodes the class (learnable in a few steps)."""
-    root = tmp_path_factory.mktemp("tinymnist")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 256), ("t10k", 64)):
-        y = rng.integers(0, 10, n)
-        x = np.clip(y[:, None, None] * 25 + rng.integers(0, 20, (n, 28, 28)), 0, 255)
-        write_idx(root / f"{split}-images-idx3-ubyte.gz", x)
-        write_idx(root / f"{split}-labels-idx1-ubyte.gz", y)
-    return str(root)
 
 
 @pytest.fixture(scope="module")
