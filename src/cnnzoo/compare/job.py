@@ -35,9 +35,9 @@ DEFAULT_MODELS = ("lenet5", "alexnet_paper", "zfnet", "vgg16", "googlenet_paper"
 
 IMAGENET = (3, 224, 224)          # (C, H, W) and 1000 classes: the scale of the lecture's figures
 IMAGENET_CLASSES = 1000
-#: A training step costs about this many forward passes per image (forward + backward ~ 3x,
-#: plus augmentation and the optimizer step); used only to size short-budget training runs.
-TRAIN_COST_IN_FORWARDS = 4.0
+#: A training step costs about this many forward passes per image (forward + backward ~ 3x);
+#: used only to size short-budget training runs.
+TRAIN_COST_IN_FORWARDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,8 @@ def training_options(name: str, preset: Preset, lat: dict, dataset: str, data_di
         opts["data_dir"] = data_dir
     if preset.short_budget:
         rows = lat["fast" if recipe_for(name)["amp"] == "bf16" else "fp32"]
-        per_image = rows[-1]["per_image_seconds"] * TRAIN_COST_IN_FORWARDS
+        # the lowest per-image time over batch sizes: least disturbed by other load on the machine
+        per_image = min(row["per_image_seconds"] for row in rows) * TRAIN_COST_IN_FORWARDS
         images = int(preset.train_seconds / per_image)
         batch = recipe_for(name)["batch_size"]
         limit = max(preset.min_train_images, min(train_images, images) // batch * batch)
