@@ -60,11 +60,16 @@ class ZooModel(nn.Module):
             InputShapeError: ``x`` is not 4-D or has the wrong number of channels.
             InputTooSmallError: a feature map collapses; names the layer and the minimum size.
         """
+        return self.checked_call(lambda t: self.forward_head(self.forward_features(t)), x)
+
+    def checked_call(self, fn, x: torch.Tensor):
+        """``fn(x)`` behind the input checks of :meth:`forward` (for extra entry points such as
+        GoogLeNet's ``forward_with_aux``); skipped while tracing, scripting or compiling."""
         if _tracing() or is_probing():
-            return self.forward_head(self.forward_features(x))
+            return fn(x)
         self.check_input(x)
         try:
-            return self.forward_head(self.forward_features(x))
+            return fn(x)
         except RuntimeError as err:
             raise diagnose_input(self, tuple(x.shape), err, self.default_input_size) from err
 

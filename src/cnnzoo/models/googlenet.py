@@ -31,7 +31,6 @@ from torch import nn
 
 from ..errors import ModelConfigError
 from ..registry import register_model
-from ..shapes import diagnose_input
 from ._base import ZooModel, scale_channels
 
 _PAPER = ("C. Szegedy, W. Liu, Y. Jia, P. Sermanet, S. Reed, D. Anguelov, D. Erhan, V. Vanhoucke, "
@@ -291,12 +290,11 @@ class GoogLeNet(ZooModel):
         Raises:
             InputShapeError / InputTooSmallError: as :meth:`forward`.
         """
-        self.check_input(x)
-        try:
-            feats, aux = self._run_body(x, with_aux=self.training and self.aux1 is not None)
+        def run(t: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            feats, aux = self._run_body(t, with_aux=self.training and self.aux1 is not None)
             return self.forward_head(feats), aux
-        except RuntimeError as err:
-            raise diagnose_input(self, tuple(x.shape), err, self.default_input_size) from err
+
+        return self.checked_call(run, x)
 
 
 @register_model(family="googlenet", paper=_PAPER, year=2014, ilsvrc=_ILSVRC, default_input_size=(3, 224, 224),
