@@ -30,6 +30,10 @@ its distributed seam filled in:
 - Failure: an exception in a rank is printed as one line naming the rank
   (:func:`rank_errors`) and ends the process; torchrun then stops the other ranks and exits
   non-zero. Checkpoints are written atomically, so the last good one survives.
+- Ctrl-C: torchrun passes SIGINT to the ranks; a checkpoint is kept consistent (all ranks
+  hold the same weights after every step), usually the last end-of-epoch one. If rank 0
+  does save mid-epoch, a resume restores rank 0's running sums of that epoch on every rank,
+  so that epoch's train loss/accuracy are an estimate (the weights are exact).
 
 Source: PyTorch, "Getting started with DistributedDataParallel" and the torchrun docs;
 Goyal et al. 2017, "Accurate, Large Minibatch SGD" (global batch, linear LR scaling).
