@@ -110,3 +110,16 @@ def test_wrong_rank_is_a_clear_error():
     model = _small("resnet18")
     with pytest.raises(InputShapeError, match=r"4-D input \(N, C, H, W\)"):
         model(torch.randn(3, 64, 64))
+
+
+def test_cli_list_prints_the_registry_table(capsys):
+    from cnnzoo.cli import main
+
+    assert main(["list", "cifar_resnet2*"]) == 0
+    out = capsys.readouterr().out
+    header, _, row = out.splitlines()[:3]
+    assert header.split()[:4] == ["name", "family", "year", "classes"]
+    # He et al. 2015, Table 6: ResNet-20 on CIFAR-10 has 0.27M parameters (10 classes, option A);
+    # 269,722 is the exact count that rounds to it (hand count in tests/test_resnet.py).
+    assert row.split()[:5] == ["cifar_resnet20", "resnet", "2015", "10", "269,722"]
+    assert "3x32x32" in row

@@ -21,14 +21,14 @@ COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.training.cli", "cnn
 def _cmd_list(args: argparse.Namespace) -> None:
     from .registry import create_model, list_models, model_info
 
-    rows = [("name", "family", "year", "params", "input (C,H,W)", "min side", "torchvision")]
+    rows = [("name", "family", "year", "classes", "params", "input (C,H,W)", "min side", "torchvision")]
     for name in list_models(args.pattern):
         info = model_info(name)
         with torch.device("meta"):
-            model = create_model(name, in_chans=info.default_input_size[0])
+            model = create_model(name, num_classes=info.num_classes, in_chans=info.default_input_size[0])
         params = sum(p.numel() for p in model.parameters())
         c, h, w = info.default_input_size
-        rows.append((name, info.family, str(info.year), f"{params:,}", f"{c}x{h}x{w}",
+        rows.append((name, info.family, str(info.year), str(info.num_classes), f"{params:,}", f"{c}x{h}x{w}",
                      str(info.min_input_size), info.torchvision or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for k, row in enumerate(rows):
@@ -36,7 +36,8 @@ def _cmd_list(args: argparse.Namespace) -> None:
                         for cell, wd in zip(row, widths)).rstrip())
         if k == 0:
             print("  ".join("-" * wd for wd in widths))
-    print("params: 1000 classes at the default input size; min side: smallest square input that runs")
+    print("params: every declared parameter (GoogLeNet's auxiliary heads included) for the paper's class count; "
+          "min side: smallest square input that runs, found on the meta device")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,8 @@ class ModelInfo:
             into this model, or ``None``.
         min_input_size: smallest square input side (pixels) the network runs on, found by
             running the model on the meta device (filled in by :func:`model_info`).
+        num_classes: the class count of the paper's own task (1000 for ImageNet, 10 for
+            LeNet-5's digits and the CIFAR-10 nets); ``cnnzoo list`` counts parameters with it.
     """
 
     name: str
@@ -50,6 +52,7 @@ class ModelInfo:
     notes: str
     torchvision: str | None = None
     min_input_size: int | None = None
+    num_classes: int = 1000
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
 
 
@@ -58,7 +61,7 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 def register_model(*, family: str, paper: str, year: int, ilsvrc: str | None = None,
                    default_input_size: tuple[int, int, int] = (3, 224, 224), notes: str = "",
-                   torchvision: str | None = None, name: str | None = None):
+                   torchvision: str | None = None, name: str | None = None, num_classes: int = 1000):
     """Decorator that adds a builder ``fn(num_classes=1000, in_chans=3, **kwargs)`` to the registry.
 
     Raises:
@@ -70,7 +73,7 @@ def register_model(*, family: str, paper: str, year: int, ilsvrc: str | None = N
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
         _REGISTRY[key] = ModelInfo(key, family, paper, year, ilsvrc, tuple(default_input_size),
-                                   notes, torchvision, None, fn)
+                                   notes, torchvision, None, num_classes, fn)
         return fn
 
     return deco

@@ -267,7 +267,7 @@ class LeNet5(ZooModel):
         self.num_classes = num_classes
 
 
-@register_model(family="lenet", paper=_PAPER, year=1998, ilsvrc=None, default_input_size=(1, 32, 32),
+@register_model(family="lenet", paper=_PAPER, year=1998, ilsvrc=None, default_input_size=(1, 32, 32), num_classes=10,
                 notes="The paper's network (Sec. II.B): scaled tanh, trainable 2x2 subsampling, C3 partial "
                       "connections of Table I, Appendix C init. Output: head='rbf' (default; -squared "
                       "distance to fixed random +1/-1 codes instead of the paper's 7x12 character bitmaps) or "
@@ -279,7 +279,7 @@ def lenet5(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, head:
     return LeNet5(num_classes, in_chans, width=width, paper=True, head=head, **kwargs)
 
 
-@register_model(family="lenet", paper=_PAPER, year=1998, ilsvrc=None, default_input_size=(1, 28, 28),
+@register_model(family="lenet", paper=_PAPER, year=1998, ilsvrc=None, default_input_size=(1, 28, 28), num_classes=10,
                 notes="Modern LeNet-5 (as in d2l.ai and most tutorials): ReLU, 2x2 max pooling, dense C3, "
                       "padding 2 on C1 so 28x28 MNIST fits, linear output; norm=True adds BatchNorm after "
                       "C1, C3 and C5. Not in the paper.")

@@ -324,7 +324,8 @@ def _register(name: str, summary: str, notes: str, defaults: dict, fixed: dict, 
                        f"Returns a :class:`ResNet`; keyword arguments: {', '.join(allowed)}.")
     globals()[name] = register_model(family="resnet", paper=_PAPER, year=2015, ilsvrc=ilsvrc,
                                      default_input_size=default_input_size, notes=notes,
-                                     torchvision=torchvision, name=name)(builder)
+                                     torchvision=torchvision, name=name,
+                                     num_classes=10 if default_input_size[1] == 32 else 1000)(builder)
     __all__.append(name)
 
 
