@@ -99,7 +99,8 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
     if metrics_path.exists() and ckpt_path.exists():
         summary = json.loads(metrics_path.read_text())
         if summary.get("status") == "complete":
-            if _identity(summary["config"]) == _identity(dataclasses.asdict(cfg.resolved())) or resume:
+            now = dataclasses.asdict(cfg.resolved())   # fields newer than the run take today's value
+            if _identity({**now, **summary["config"]}) == _identity(now) or resume:
                 return _result(out, summary, reused=True)
             raise CnnzooError(f"{out} holds a finished run with another config; choose another --out")
     if ckpt_path.exists() and not resume:
