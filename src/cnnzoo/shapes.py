@@ -84,7 +84,9 @@ def min_input_size(model: nn.Module, default_input_size: tuple[int, int, int], u
     ok, layer, err = probe(model, (1, c, hi, hi))
     if not ok:
         raise ValueError(f"model fails at its own default input size {hi}x{hi} in layer {layer}: {err}")
-    lo = 1
+    if probe(model, (1, c, 1, 1))[0]:  # fully padded nets (the ResNets) run on any size
+        return 1
+    lo = 2
     while lo < hi:
         mid = (lo + hi) // 2
         if probe(model, (1, c, mid, mid))[0]:
