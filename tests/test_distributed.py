@@ -59,7 +59,14 @@ def _torchrun(tmp: Path, mode: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(tmp / "worker.py"), str(tmp / "run"), str(tmp / "seen"), mode, json.dumps(opts)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env, cwd=tmp)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
+    try:
+        out, err = proc.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        proc.terminate()              # SIGTERM: torchrun stops its workers (they run in their own sessions)
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"torchrun {mode} hung; stderr tail:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
