@@ -68,6 +68,7 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)  # extra builder kwargs
     limit_train: int | None = None            # use only the first N training images
     limit_test: int | None = None             # evaluate on the first N test images
+    classes: list[int] | None = None          # keep only these labels, relabelled 0..k-1 in this order
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` recipe field filled in from the model's recipe."""
@@ -154,6 +155,24 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
             "confusion": conf, "n": len(x)}
 
 
+def select_classes(data, classes: list[int]):
+    """The :class:`~cnnzoo.data.ImageData` restricted to labels ``classes``, relabelled
+    ``0..k-1`` in the given order (mean/std recomputed on the kept training images).
+
+    Raises:
+        TrainConfigError: a label outside ``[0, num_classes)`` or a repeated one.
+    """
+    if len(set(classes)) != len(classes) or not all(0 <= c < data.num_classes for c in classes):
+        raise TrainConfigError(f"classes must be distinct labels in [0, {data.num_classes}), got {list(classes)}")
+    from ..data.datasets import _make
+
+    lut = torch.full((data.num_classes,), -1, dtype=torch.int64)
+    lut[list(classes)] = torch.arange(len(classes))
+    tr, te = lut[data.train_y] >= 0, lut[data.test_y] >= 0
+    return _make(data.name, data.train_x[tr], lut[data.train_y[tr]], data.test_x[te], lut[data.test_y[te]],
+                 [data.classes[c] for c in classes], data.source)
+
+
 class Trainer:
     """Trains one model on one in-memory data set; see the module docstring.
 
@@ -179,6 +198,8 @@ class Trainer:
             raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
                                    f"amp fp32 or bf16; got {cfg.optimizer!r}, {cfg.schedule!r}, {cfg.amp!r}")
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
+        if cfg.classes is not None:
+            self.data = select_classes(self.data, cfg.classes)
         d = self.data
         self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
         self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]

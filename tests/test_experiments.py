@@ -1,0 +1,184 @@
+"""cnnzoo experiment: each experiment on its tiny preset (the trainer tests' synthetic data set), the
+report's numbers checked against the run's own records (metrics.json, the analyzer), verdict logic
+on both sides, the visualize helpers against hand derivations, CLI errors as one line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cnnzoo.analysis import profile
+from cnnzoo.cli import main
+from cnnzoo.experiments import EXPERIMENTS, run_experiment
+from cnnzoo.experiments import aux_heads, degradation, inception, small_filters, transfer
+from cnnzoo.visualize import feature_maps, first_conv, low_frequency_share
+from test_train import data_dir  # noqa: F401  (the trainer tests' tiny learnable MNIST-format data set)
+
+
+def _results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine two threads wait on each other far longer than they compute."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, data_dir):  # noqa: F811
+    """Run an experiment's tiny preset once per module: name -> (out dir, report)."""
+    root, done = tmp_path_factory.mktemp("exp"), {}
+
+    def get(name):
+        if name not in done:
+            out = root / name
+            done[name] = (out, run_experiment(name, "tiny", out, data_dir, dataset="mnist"))
+        return done[name]
+    return get
+
+
+def test_every_experiment_has_three_presets():
+    for name in EXPERIMENTS:
+        from cnnzoo.experiments import experiment_module
+        assert set(experiment_module(name).PRESETS) == {"tiny", "quick", "full"}
+
+
+def test_degradation_curves_are_the_logged_metrics(tiny):
+    out, rep = tiny("degradation")
+    res = _results(out)
+    drawn = res["figures"]["degradation.png"]
+    for kind, pair in degradation.MODELS.items():
+        for m in pair:
+            hist = json.loads((out / "runs" / m / "metrics.json").read_text())["history"]
+            assert drawn[f"{kind} networks: {m} train"]["y"] == pytest.approx([100 * (1 - h["train_acc"]) for h in hist])
+            assert drawn[f"{kind} networks: {m} test"]["y"] == pytest.approx([100 * (1 - h["test_acc"]) for h in hist])
+            assert res["results"][m]["test_error"] == pytest.approx(1 - hist[-1]["test_acc"])
+    md = (out / "report.md").read_text()
+    assert "cnnzoo experiment degradation --preset tiny" in md and "degradation.png" in md
+    assert (out / "degradation.png").stat().st_size > 0
+    assert res["verdict"] == degradation.verdict(res["results"])
+
+
+def test_degradation_verdict_follows_the_numbers():
+    def res(p20, p56, r20, r56):
+        vals = dict(zip(("cifar_plain20", "cifar_plain56", "cifar_resnet20", "cifar_resnet56"), (p20, p56, r20, r56)))
+        return {m: {"train_error": v, "test_error": v} for m, v in vals.items()}
+    assert degradation.verdict(res(0.1, 0.2, 0.1, 0.05))[-1].startswith("Agrees with the lecture")
+    assert degradation.verdict(res(0.1, 0.2, 0.1, 0.15))[-1].startswith("Agrees in part")
+    assert degradation.verdict(res(0.2, 0.1, 0.1, 0.05))[-1].startswith("Does not reproduce")
+    assert "cifar_plain56 ends with higher training error" in degradation.verdict(res(0.1, 0.2, 0.1, 0.05))[0]
+
+
+def test_inception_macs_are_the_analyzers(tiny):
+    out, rep = tiny("inception")
+    res = _results(out)["results"]
+    for kind, naive in (("naive", True), ("bottleneck", False)):
+        with torch.device("meta"):
+            p = profile(inception.module(naive), inception.SIZES["input"])
+        assert res[kind]["batch1"]["macs"] == p.totals.macs
+        assert res[kind]["batch1"]["params"] == p.totals.params
+        assert f"{p.totals.macs:,}" in (out / "report.md").read_text()
+    # hand derivation (lecture L20/L23 sizes): naive output 128 + 192 + 96 + 256 = 672 channels,
+    # bottleneck 128 + 192 + 96 + 64 = 480
+    assert res["naive"]["batch1"]["output_shape"] == [672, 28, 28]
+    assert res["bottleneck"]["batch1"]["output_shape"] == [480, 28, 28]
+    assert res["naive"]["batch1"]["seconds"] > 0
+    drawn = _results(out)["figures"]["inception.png"]
+    assert drawn["analyzer: MACs per image (millions): MACs (M)"]["y"] == pytest.approx(
+        [res["naive"]["batch1"]["macs"] / 1e6, res["bottleneck"]["batch1"]["macs"] / 1e6])
+
+
+def test_small_filters_rf_params_macs(tiny):
+    out, _ = tiny("small-filters")
+    res = _results(out)["results"]
+    side = small_filters.PRESETS["tiny"]["side"]
+    for c in small_filters.PRESETS["tiny"]["widths"]:
+        s, b = res["3 x conv3x3"][str(c)], res["1 x conv7x7"][str(c)]
+        # hand derivation: RF of three 3x3 stride-1 convs = 1 + 3 * 2 = 7; params 3(9C^2 + C) vs 49C^2 + C;
+        # MACs per image: weights x H x W (padding keeps the side)
+        assert s["rf"] == b["rf"] == 7
+        assert s["params"] == 3 * (9 * c * c + c) and b["params"] == 49 * c * c + c
+        assert s["macs"] == 27 * c * c * side * side and b["macs"] == 49 * c * c * side * side
+    assert "agreeing with L13" in _results(out)["verdict"][0]
+
+
+def test_aux_heads_arms_differ_only_in_aux_weight(tiny):
+    out, _ = tiny("aux-heads")
+    cfgs = {a: json.loads((out / "runs" / a / "metrics.json").read_text()) for a in ("aux", "noaux")}
+    assert cfgs["aux"]["config"]["aux_weight"] == 0.3 and cfgs["noaux"]["config"]["aux_weight"] == 0.0
+    strip = lambda c: {k: v for k, v in c.items() if k not in ("aux_weight", "data_dir")}  # noqa: E731
+    assert strip(cfgs["aux"]["config"]) == strip(cfgs["noaux"]["config"])
+    res = _results(out)
+    for arm, key in (("with aux heads", "aux"), ("without aux heads", "noaux")):
+        assert res["results"][arm]["test_acc"] == cfgs[key]["final"]["test_acc"]
+        assert res["figures"]["aux_heads.png"][f"{aux_heads.MODEL}: error per epoch: {arm} test"]["y"] == \
+            pytest.approx([100 * (1 - h["test_acc"]) for h in cfgs[key]["history"]])
+
+
+def test_aux_verdict_both_ways():
+    a = {"with aux heads": {"test_acc": 0.8, "wall_seconds": 2}, "without aux heads": {"test_acc": 0.7, "wall_seconds": 1}}
+    assert "more accurate" in aux_heads.verdict(a)[0] and "does not" not in aux_heads.verdict(a)[0]
+    a["without aux heads"]["test_acc"] = 0.9
+    assert "does not end more accurate" in aux_heads.verdict(a)[0]
+
+
+def test_linear_probe_separable_and_random():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 4
+    f = torch.randn(200, 8, generator=g) * 0.1 + torch.nn.functional.one_hot(y, 8).float() * 5
+    assert transfer.linear_probe(f[:100], y[:100], f[100:], y[100:], 50)["test_acc"] == 1.0
+    noise = torch.randn(200, 8, generator=g)      # labels independent of features: near chance (0.25)
+    assert transfer.linear_probe(noise[:100], y[:100], noise[100:], y[100:], 50)["test_acc"] < 0.5
+
+
+def test_transfer_trains_on_source_classes_only(tiny):
+    out, rep = tiny("transfer")
+    name = transfer.PRESETS["tiny"]["models"][0]
+    ck = torch.load(out / "runs" / name / "checkpoint.pt", weights_only=False)
+    assert ck["num_classes"] == len(transfer.SOURCE) and ck["config"]["classes"] == list(transfer.SOURCE)
+    r = _results(out)["results"][name]
+    assert r["trained"]["dim"] == r["random"]["dim"] == 4096 // 8       # FC7 at width 1/8
+    assert 0 <= r["trained"]["test_acc"] <= 1
+    drawn = _results(out)["figures"]["transfer.png"]
+    assert drawn["trained features"]["y"] == pytest.approx([100 * r["trained"]["test_acc"]])
+
+
+def test_low_frequency_share_hand_cases():
+    const = torch.ones(2, 1, 5, 5)                 # all power at DC
+    assert low_frequency_share(const) == pytest.approx(1.0)
+    checker = (torch.arange(6)[:, None] + torch.arange(6)[None]) % 2 * 2.0 - 1   # all power at Nyquist (3, 3)
+    assert low_frequency_share(checker.view(1, 1, 6, 6)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_filters_experiment_and_visualize_cli(tiny, tmp_path):
+    out, rep = tiny("filters")
+    for f in ("filters.png", "filters_init.png", "feature_maps.png", "report.md"):
+        assert (out / f).stat().st_size > 0
+    res = _results(out)["results"]
+    assert res["filter_shape"][2:] == [11, 11] and res["layer"] == "features.3"
+    ck = out / "runs" / "alexnet" / "checkpoint.pt"
+    assert main(["visualize", str(ck), str(out / "test_image0.png"), "--layer", "features.0",
+                 "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "feature_maps.png").exists()
+    assert main(["visualize", str(ck), str(out / "test_image0.png"), "--layer", "nope"]) == 2
+
+
+def test_feature_maps_shape_and_first_conv():
+    from cnnzoo import create_model
+    m = create_model("alexnet", num_classes=10, in_chans=1, width=0.25)
+    assert first_conv(m)[0] == "features.0"
+    maps = feature_maps(m, torch.randn(1, 1, 96, 96), "features.0")
+    assert maps.shape == (16, 23, 23)          # (96 + 2*2 - 11) // 4 + 1 = 23; 64 * 0.25 = 16 filters
+
+
+def test_cli_errors_are_one_line(capsys):
+    assert main(["experiment", "inception", "--preset", "huge"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'huge'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["experiment", "nope"])
