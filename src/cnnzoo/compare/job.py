@@ -35,9 +35,6 @@ DEFAULT_MODELS = ("lenet5", "alexnet_paper", "zfnet", "vgg16", "googlenet_paper"
 
 IMAGENET = (3, 224, 224)          # (C, H, W) and 1000 classes: the scale of the lecture's figures
 IMAGENET_CLASSES = 1000
-#: A training step costs about this many forward passes per image (forward + backward ~ 3x);
-#: used only to size short-budget training runs.
-TRAIN_COST_IN_FORWARDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -49,8 +46,8 @@ class Preset:
     min_seconds: minimum timing per (batch size, path), seconds.
     imagenet_latency: also time batch 1 at 3x224x224, 1000 classes (fp32).
     train_seconds: per-model training budget in seconds (``None``: the recipe's epochs on the full
-        training set). With a budget, the training subset and epochs are sized from the measured
-        forward time, and accuracies are labelled short-budget.
+        training set). With a budget, the training subset and epochs are sized from two timed
+        training steps, and accuracies are labelled short-budget.
     limit_test: evaluate on the first N test images (``None``: the whole test set).
     min_train_images: smallest training subset for a budgeted run.
     """
@@ -70,7 +67,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # about 15 minutes for the 8 default models on 2 CPU cores
-    "quick": Preset("quick", batch_sizes=(1, 4, 16, 64), min_seconds=0.2, train_seconds=50.0, limit_test=1000),
+    "quick": Preset("quick", batch_sizes=(1, 4, 16, 64), min_seconds=0.2, train_seconds=45.0, limit_test=1000),
     # the recipes' epochs on all 60,000 training images, the whole test set
     "full": Preset("full", min_seconds=1.0),
 }
@@ -187,23 +184,41 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
     return rec
 
 
-def training_options(name: str, preset: Preset, lat: dict, dataset: str, data_dir: str | None,
-                     train_images: int) -> dict:
+def train_seconds_per_image(name: str, dataset: str, data_dir: str | None, steps: int = 2) -> float:
+    """Measured training time per image of the model's recipe on this machine, seconds: the
+    fastest of ``steps`` real :class:`~cnnzoo.training.Trainer` steps on one recipe batch."""
+    import tempfile
+    import time
+
+    from ..training import TrainConfig, Trainer, recipe_for
+
+    b = recipe_for(name)["batch_size"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = Trainer(TrainConfig(model=name, dataset=dataset, data_dir=data_dir, epochs=1, limit_train=b,
+                                 limit_test=1), tmp, progress=False)
+        x, y = tr.batch(torch.arange(len(tr.train_x)), slice(0, b), torch.Generator().manual_seed(0))
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            tr.train_step(x, y)
+            times.append(time.perf_counter() - t0)
+    return min(times) / len(y)
+
+
+def training_options(name: str, preset: Preset, dataset: str, data_dir: str | None, train_images: int) -> dict:
     """:func:`cnnzoo.train` options for one model: the recipe, plus for a short budget a training
-    subset and epoch count sized so that training takes about ``preset.train_seconds``."""
+    subset and epoch count sized from :func:`train_seconds_per_image` so that training takes
+    about ``preset.train_seconds``."""
     from ..training import recipe_for
 
     opts = {"dataset": dataset, "limit_test": preset.limit_test}
     if data_dir is not None:
         opts["data_dir"] = data_dir
     if preset.short_budget:
-        rows = lat["fast" if recipe_for(name)["amp"] == "bf16" else "fp32"]
-        # the lowest per-image time over batch sizes: least disturbed by other load on the machine
-        per_image = min(row["per_image_seconds"] for row in rows) * TRAIN_COST_IN_FORWARDS
-        images = int(preset.train_seconds / per_image)
-        batch = recipe_for(name)["batch_size"]
-        limit = max(preset.min_train_images, min(train_images, images) // batch * batch)
-        opts.update(limit_train=limit, epochs=max(1, min(recipe_for(name)["epochs"], images // train_images)))
+        images = int(preset.train_seconds / train_seconds_per_image(name, dataset, data_dir))
+        rec = recipe_for(name)
+        limit = max(preset.min_train_images, min(train_images, images) // rec["batch_size"] * rec["batch_size"])
+        opts.update(limit_train=limit, epochs=max(1, min(rec["epochs"], images // train_images)))
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -218,15 +233,16 @@ def _accuracy_record(summary: dict, run_dir: Path, preset: Preset) -> dict:
                         for row in summary["history"]]}
 
 
-def accuracy(name: str, run_dir: Path, preset: Preset, opts: dict, progress: bool) -> dict:
-    """Train (or resume, or reuse) the model's run in ``run_dir``; its test top-1/top-5 as fractions."""
+def accuracy(name: str, run_dir: Path, preset: Preset, options, progress: bool) -> dict:
+    """Train (or resume, or reuse) the model's run in ``run_dir``; its test top-1/top-5 as fractions.
+    ``options()`` gives the :func:`cnnzoo.train` options of a fresh run (called only for one)."""
     from ..training import train
 
     metrics = run_dir / "metrics.json"
     if metrics.exists() and json.loads(metrics.read_text()).get("status") == "complete":
         return {**_accuracy_record(json.loads(metrics.read_text()), run_dir, preset), "cached": True}
     resume = (run_dir / "checkpoint.pt").exists()
-    r = train(name, out=run_dir, resume=resume, progress=progress, **({} if resume else opts))
+    r = train(name, out=run_dir, resume=resume, progress=progress, **({} if resume else options()))
     return {**_accuracy_record(r.summary, run_dir, preset), "cached": False}
 
 
@@ -286,8 +302,8 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
             lat = _cached(d / "latency.json", lambda: latency(name, nc, ch, preset))
             bar.update(1)
             bar.set_postfix_str(f"{name}: training")
-            opts = training_options(name, preset, lat, dataset, data_dir, len(data.train_x))
-            acc = accuracy(name, d / "train", preset, opts, progress)
+            acc = accuracy(name, d / "train", preset,
+                           lambda: training_options(name, preset, dataset, data_dir, len(data.train_x)), progress)
             bar.update(1)
             records[name] = {"analysis": an, "latency": lat, "accuracy": acc}
     finally:
