@@ -88,6 +88,11 @@ def test_inception_macs_are_the_analyzers(tiny):
     assert res["naive"]["batch1"]["output_shape"] == [672, 28, 28]
     assert res["bottleneck"]["batch1"]["output_shape"] == [480, 28, 28]
     assert res["naive"]["batch1"]["seconds"] > 0
+    verdict = _results(out)["verdict"]
+    assert verdict == inception.verdict(res)
+    # hand sum of the naive module's convs: 28*28*256*(128*1 + 192*9 + 96*25) = 854,196,224 ~ the lecture's 854M
+    assert res["naive"]["batch1"]["macs"] == 28 * 28 * 256 * (128 + 192 * 9 + 96 * 25)
+    assert any(v.startswith("naive: analyzer 854M") and "agrees up to rounding" in v for v in verdict)
     drawn = _results(out)["figures"]["inception.png"]
     assert drawn["analyzer: MACs per image (millions): MACs (M)"]["y"] == pytest.approx(
         [res["naive"]["batch1"]["macs"] / 1e6, res["bottleneck"]["batch1"]["macs"] / 1e6])

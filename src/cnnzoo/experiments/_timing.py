@@ -13,7 +13,7 @@ def measure(make, input_chw: tuple[int, int, int], batch_size: int, min_seconds:
     Returns:
         dict: ``params``, ``macs`` (per image, conv + linear), ``output_shape`` (C, H, W),
         ``rf`` (receptive-field side, pixels, or None), ``seconds`` (median per forward call of
-        the batch) and ``per_image_ms``.
+        the batch), ``per_image_ms`` and ``threads`` (torch threads used).
     """
     from ..analysis import profile
     from ..compare.latency import measure_latency
@@ -26,7 +26,7 @@ def measure(make, input_chw: tuple[int, int, int], batch_size: int, min_seconds:
     rf = p.receptive_field
     return {"params": p.totals.params, "macs": p.totals.macs, "output_shape": list(p.output_shapes[0][1:]),
             "rf": int(rf.size[0]) if rf is not None and not rf.is_global else None,
-            "seconds": lat.median_seconds, "per_image_ms": 1e3 * lat.per_image_seconds}
+            "seconds": lat.median_seconds, "per_image_ms": 1e3 * lat.per_image_seconds, "threads": lat.threads}
 
 
 def relu_stack(*convs: nn.Module) -> nn.Sequential:

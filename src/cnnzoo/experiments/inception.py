@@ -14,6 +14,9 @@ from .report import Report, new_figure, save_plot, table
 #: The lecture's module (L20, L23): input (C, H, W) and the branch widths.
 SIZES = {"input": (256, 28, 28), "c1": 128, "c3": 192, "c5": 96, "reduce": 64}
 
+#: The lecture's stated conv operation counts (L21, L23), compared with the analyzer's, never used as results.
+LECTURE_OPS = {"naive": 854e6, "bottleneck": 358e6}
+
 PRESETS = {
     "tiny": {"batch_sizes": [1], "min_seconds": 0.01},
     "quick": {"batch_sizes": [1, 8], "min_seconds": 0.5},
@@ -40,7 +43,9 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
         first = next(iter(by_batch.values()))
         rows.append([kind, "x".join(map(str, first["output_shape"])), f"{first['params']:,}", f"{first['macs']:,}",
                      *(f"{m['per_image_ms']:.2f}" for m in by_batch.values())])
-    rep.sections.append("Analyzer (per image, conv MACs) and measured fp32 forward time per image (ms):\n\n" + table(
+    threads = next(iter(res["naive"].values()))["threads"]
+    rep.sections.append(f"Analyzer (per image, conv MACs) and measured fp32 forward time per image (ms, {threads} torch "
+                        "thread(s)):\n\n" + table(
         ["module", "output C x H x W", "params", "MACs", *(f"ms/image @ {b}" for b in res["naive"])], rows))
     fig, axes = new_figure(2, width=4.2)
     kinds = list(res)
@@ -63,6 +68,11 @@ def verdict(res: dict) -> list[str]:
     mac_ratio = res["naive"][first]["macs"] / res["bottleneck"][first]["macs"]
     out.append(f"The bottleneck cuts MACs {mac_ratio:.2f}x ({res['naive'][first]['macs'] / 1e6:.0f}M -> "
                f"{res['bottleneck'][first]['macs'] / 1e6:.0f}M per image), as the lecture argues.")
+    for kind, stated in LECTURE_OPS.items():
+        got = res[kind][first]["macs"]
+        same = abs(got - stated) / stated < 0.005
+        out.append(f"{kind}: analyzer {got / 1e6:.0f}M MACs vs the lecture's {stated / 1e6:.0f}M: "
+                   f"{'agrees up to rounding' if same else 'differs (see docs/lecture.md, L21/L23, for the derivation)'}.")
     for b in res["naive"]:
         t = res["naive"][b]["seconds"] / res["bottleneck"][b]["seconds"]
         how = "faster" if t > 1 else "not faster"

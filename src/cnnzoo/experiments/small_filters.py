@@ -13,8 +13,8 @@ from .report import Report, new_figure, save_plot, table
 
 PRESETS = {
     "tiny": {"widths": [8, 16], "side": 16, "batch_size": 1, "min_seconds": 0.01},
-    "quick": {"widths": [32, 64, 128, 256], "side": 56, "batch_size": 8, "min_seconds": 0.5},
-    "full": {"widths": [16, 32, 64, 128, 256, 512], "side": 56, "batch_size": 16, "min_seconds": 2.0},
+    "quick": {"widths": [32, 64, 128], "side": 28, "batch_size": 8, "min_seconds": 0.3},
+    "full": {"widths": [16, 32, 64, 128, 256], "side": 56, "batch_size": 8, "min_seconds": 1.0},
 }
 
 #: The two designs of Sec. 2.3, as builders of C -> C modules.
@@ -36,7 +36,9 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
              *(f"{res[d][str(c)]['params']:,}" for d in DESIGNS), *(f"{res[d][str(c)]['macs']:,}" for d in DESIGNS),
              *(f"{res[d][str(c)]['per_image_ms']:.3f}" for d in DESIGNS)] for c in preset["widths"]]
     d1, d2 = DESIGNS
-    rep.sections.append(f"Input {side}x{side}, batch {n}, fp32; MACs per image; RF = receptive-field side (pixels):\n\n"
+    threads = res["3 x conv3x3"][str(preset["widths"][0])]["threads"]
+    rep.sections.append(f"Input {side}x{side}, batch {n}, fp32, {threads} torch thread(s); MACs per image; "
+                        "RF = receptive-field side (pixels):\n\n"
                         + table(["C", f"RF {d1}", f"RF {d2}", f"params {d1}", f"params {d2}", f"MACs {d1}",
                                  f"MACs {d2}", f"ms/image {d1}", f"ms/image {d2}"], rows))
     fig, axes = new_figure(2, width=4.5)
