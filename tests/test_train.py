@@ -173,3 +173,17 @@ def test_budget_minutes_estimates_epochs(data_dir, tmp_path):
     assert t.cfg.epochs is None
     n = t.estimate_epochs(3.0)
     assert n >= 1 and t.epoch == 0
+
+
+def test_device_resolution():
+    from cnnzoo.training.trainer import TrainConfigError, resolve_device
+
+    if torch.cuda.is_available():
+        assert resolve_device(None).type == "cuda"
+    else:
+        assert resolve_device(None) == torch.device("cpu")
+        with pytest.raises(TrainConfigError, match="no CUDA device is available here; use --device cpu"):
+            resolve_device("cuda")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(TrainConfigError, match="--device tpu"):
+        resolve_device("tpu")

@@ -14,7 +14,7 @@ def _train(a: argparse.Namespace) -> None:
 
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "schedule",
-                                       "label_smoothing", "amp", "seed", "limit_train", "sync_bn")}
+                                       "label_smoothing", "amp", "seed", "limit_train", "sync_bn", "device")}
     if a.channels_last is not None:
         opts["channels_last"] = a.channels_last
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
@@ -75,6 +75,7 @@ def add_commands(sub) -> None:
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: BatchNorm statistics over the global batch of all processes")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: this process's GPU if there is one, else cpu)")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-seedS)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -230,6 +230,8 @@ class DistributedTrainer(Trainer):
             raise TrainConfigError(f"the last global batch has {n % gb} image(s) for {env.world_size} processes; "
                                    f"change --batch-size or --limit-train so that each process gets one")
         device = next(self.model.parameters()).device
+        if device.type == "cuda":
+            torch.cuda.set_device(device)         # NCCL uses the current device
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         has_aux = hasattr(self.model, "forward_with_aux")
@@ -254,9 +256,9 @@ class DistributedTrainer(Trainer):
         return super().batch(order, sl, gen)
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.clone()
+        t = t.to(self.device, copy=True)          # NCCL reduces CUDA tensors only
         dist.all_reduce(t)
-        return t
+        return t.cpu()
 
     def evaluate(self) -> dict:
         """Test metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""

@@ -63,6 +63,7 @@ class TrainConfig:
     amp: str | None = None                    # "bf16" autocast | "fp32"
     channels_last: bool | None = None         # NHWC memory format
     sync_bn: bool = False                     # BatchNorm statistics over all processes (DDP runs only)
+    device: str | None = None                 # "cpu" | "cuda" | "cuda:N"; None: this process's GPU if any, else CPU
     aux_weight: float = 0.3                   # GoogLeNet auxiliary-loss weight (Szegedy et al. 2014, Sec. 5)
     seed: int = 0                             # every random draw derives from it
     model_kwargs: dict = field(default_factory=dict)  # extra builder kwargs
@@ -118,6 +119,25 @@ def _cpu_model() -> str:
         return ""
 
 
+def resolve_device(name: str | None) -> torch.device:
+    """The device a run trains on: ``name``, or CUDA when available, else the CPU. Under torchrun
+    a bare ``"cuda"`` means this process's GPU (``cuda:$LOCAL_RANK``).
+
+    Raises:
+        TrainConfigError: a CUDA device is asked for where none is available.
+    """
+    cuda = torch.cuda.is_available()
+    name = name or ("cuda" if cuda else "cpu")
+    if name.startswith("cuda") and not cuda:
+        raise TrainConfigError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    if name == "cuda":
+        name = f"cuda:{os.environ.get('LOCAL_RANK', torch.cuda.current_device())}"
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise TrainConfigError(f"--device {name}: {err}") from None
+
+
 def step_seed(seed: int, epoch: int, step: int) -> int:
     """Seed of every random draw of one training step (a pure function of its position)."""
     return (seed * 1_000_003 + epoch) * 100_003 + step
@@ -138,14 +158,15 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
         ``confusion`` ((K, K) int64 tensor, row = true class, column = prediction) and ``n``.
     """
     model.eval()
+    dev = next(model.parameters()).device
     loss = torch.zeros((), dtype=torch.float64)
     top5 = torch.zeros((), dtype=torch.int64)
     conf = torch.zeros(num_classes * num_classes, dtype=torch.int64)
     k = min(5, num_classes)
     for lo in range(0, len(x), batch_size):
         xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
-            logits = model(to_input(xb, input_size, mean, std, channels_last)).float()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+            logits = model(to_input(xb, input_size, mean, std, channels_last).to(dev)).float().cpu()
         loss += F.cross_entropy(logits, yb, reduction="sum").double()
         top5 += (logits.topk(k, 1).indices == yb[:, None]).any(1).sum()
         conf += torch.bincount(yb * num_classes + logits.argmax(1), minlength=num_classes ** 2)
@@ -203,6 +224,7 @@ class Trainer:
         d = self.data
         self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
         self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
+        self.device = resolve_device(cfg.device)
         self.model = self.build_model()
         self.train_model = self.model               # the seam where a DDP wrapper goes
         self.aug = Augment(cfg.pad, cfg.flip)
@@ -232,6 +254,7 @@ class Trainer:
             model = create_model(cfg.model, num_classes=d.num_classes, in_chans=d.in_chans, **self.model_kwargs())
         except TypeError as err:
             raise TrainConfigError(f"{cfg.model} does not take these options {self.model_kwargs()}: {err}") from None
+        model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
     def build_optimizer(self) -> torch.optim.Optimizer:
@@ -259,7 +282,9 @@ class Trainer:
     def batch(self, order: torch.Tensor, sl: slice, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = order[sl]
         xb = augment(self.train_x[idx], self.aug, gen)
-        return to_input(xb, self.cfg.input_size, self.data.mean, self.data.std, self.cfg.channels_last), self.train_y[idx]
+        # augmentation runs on the CPU (seeded generator); the batch then moves to the device
+        x = to_input(xb, self.cfg.input_size, self.data.mean, self.data.std, self.cfg.channels_last)
+        return x.to(self.device, non_blocking=True), self.train_y[idx].to(self.device, non_blocking=True)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on a batch (N, C, S, S) float, (N,) int64.
@@ -272,7 +297,7 @@ class Trainer:
         """
         self.train_model.train()
         ls = self.cfg.label_smoothing
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"):
             if self.use_aux:
                 logits, auxs = self.train_model.forward_with_aux(x)
             else:
@@ -289,7 +314,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
+        return (loss.detach() * len(y)).cpu(), (logits.detach().argmax(1) == y).sum().cpu()
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         """Sum a metric tensor over processes (identity with one process)."""
