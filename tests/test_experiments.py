@@ -150,7 +150,10 @@ def test_transfer_trains_on_source_classes_only(tiny):
     assert r["trained"]["dim"] == r["random"]["dim"] == 4096 // 8       # FC7 at width 1/8
     assert 0 <= r["trained"]["test_acc"] <= 1
     drawn = _results(out)["figures"]["transfer.png"]
-    assert drawn["trained features"]["y"] == pytest.approx([100 * r["trained"]["test_acc"]])
+    line = drawn[f"{name}, trained features"]
+    assert line["x"] == [int(n) for n in r["by_size"]] == transfer.PRESETS["tiny"]["probe_sizes"]
+    assert line["y"] == pytest.approx([100 * v["trained"] for v in r["by_size"].values()])
+    assert line["y"][-1] == pytest.approx(100 * r["trained"]["test_acc"])   # the largest size is the full probe
 
 
 def test_low_frequency_share_hand_cases():

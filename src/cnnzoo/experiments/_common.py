@@ -30,6 +30,9 @@ def error_curves(ax, label: str, history: list[dict], style: str = "-") -> None:
     epochs = [h["epoch"] for h in history]
     ln = ax.plot(epochs, [100 * (1 - h["train_acc"]) for h in history], "--", label=f"{label} train")[0]
     ax.plot(epochs, [100 * (1 - h["test_acc"]) for h in history], style, color=ln.get_color(), label=f"{label} test")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("error (%)")
     ax.grid(alpha=0.3)

@@ -18,11 +18,12 @@ SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 
 PRESETS = {
     "tiny": {"models": ["vgg11_bn"], "epochs": 1, "limit_train": 64, "limit_test": 32, "width": 0.125,
-             "batch_size": 32, "probe_train": 64, "probe_test": 32, "probe_steps": 20},
+             "batch_size": 32, "probe_train": 64, "probe_test": 32, "probe_steps": 20, "probe_sizes": [16, 64]},
     "quick": {"models": ["vgg16_bn"], "epochs": 4, "limit_train": 10000, "limit_test": 2000, "width": 0.125,
-              "probe_train": 5000, "probe_test": 2000, "probe_steps": 100},
+              "probe_train": 5000, "probe_test": 2000, "probe_steps": 100, "probe_sizes": [25, 100, 500, 5000]},
     "full": {"models": ["vgg16_bn", "vgg16", "cifar_resnet20"], "epochs": 8, "limit_train": None,
-             "limit_test": None, "probe_train": None, "probe_test": None, "probe_steps": 200},
+             "limit_test": None, "probe_train": None, "probe_test": None, "probe_steps": 200,
+             "probe_sizes": [25, 100, 500, 5000, 30000]},
 }
 
 
@@ -87,9 +88,12 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
         random = create_model(ck["model"], num_classes=ck["num_classes"], in_chans=ck["in_chans"],
                               **ck["model_kwargs"])
         tx, ty, vx, vy = _target_data(ck, data_dir, preset)
+        feats = {arm: (features(m, tx), features(m, vx)) for arm, m in (("trained", trained), ("random", random))}
         res[name] = {"source_test_acc": run_.test_acc, "run": str(run_.out_dir), **{
-            arm: linear_probe(features(m, tx), ty, features(m, vx), vy, preset["probe_steps"])
-            for arm, m in (("trained", trained), ("random", random))}}
+            arm: linear_probe(f, ty, v, vy, preset["probe_steps"]) for arm, (f, v) in feats.items()}}
+        # the same probe with only the first n labelled target images (transfer matters most with few labels)
+        res[name]["by_size"] = {str(n): {arm: linear_probe(f[:n], ty[:n], v, vy, preset["probe_steps"])["test_acc"]
+                                         for arm, (f, v) in feats.items()} for n in preset["probe_sizes"] if n <= len(ty)}
     rep.results = res
     labels = {"trained": "trained features", "random": "random-weight features"}
     rep.sections.append(
@@ -98,12 +102,15 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
             ["model", "source test acc", "feature dim", *(f"{labels[a]}: target test acc" for a in labels)],
             [[m, pct(r["source_test_acc"]), r["trained"]["dim"], *(pct(r[a]["test_acc"]) for a in labels)]
              for m, r in res.items()]))
-    fig, axes = new_figure(1, width=1.6 + 1.6 * len(res))
-    xs = torch.arange(len(res)).float()
-    for i, a in enumerate(labels):
-        axes[0].bar((xs + 0.4 * i).tolist(), [100 * r[a]["test_acc"] for r in res.values()], 0.4, label=labels[a])
-    axes[0].set_xticks((xs + 0.2).tolist(), list(res))
+    fig, axes = new_figure(1, width=6)
+    for m, r in res.items():
+        for a, style in zip(labels, ("o-", "s--")):
+            axes[0].plot([int(n) for n in r["by_size"]], [100 * v[a] for v in r["by_size"].values()], style,
+                         label=f"{m}, {labels[a]}")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("labelled images of the held-out classes")
     axes[0].set_ylabel("held-out classes: test accuracy (%)")
+    axes[0].grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     save_plot(rep, out, "transfer.png", fig)
     rep.verdict = verdict(res)
@@ -119,4 +126,7 @@ def verdict(res: dict) -> list[str]:
         out.append(f"{m}: features trained on other classes {word} ({pct(r['trained']['test_acc'])} vs "
                    f"{pct(r['random']['test_acc'])}, {gain:+.2f} points)"
                    f"{', agreeing with L17' if gain > 0 else ', contradicting L17 in this run'}.")
+        wins = [n for n, v in r["by_size"].items() if v["trained"] > v["random"]]
+        out.append(f"{m}: trained features beat random ones with {', '.join(wins) if wins else 'none'} of "
+                   f"{', '.join(r['by_size'])} labelled images.")
     return out
