@@ -16,7 +16,7 @@ ARMS = {"with aux heads": 0.3, "without aux heads": 0.0}
 
 PRESETS = {
     "tiny": {"epochs": 1, "limit_train": 64, "limit_test": 32, "width": 0.125, "input_size": 64, "batch_size": 32},
-    "quick": {"epochs": 3, "limit_train": 3000, "limit_test": 2000, "width": 0.125, "input_size": 64},
+    "quick": {"epochs": 5, "limit_train": 10000, "limit_test": 2000, "width": 0.125, "input_size": 64},
     "full": {"epochs": 8, "limit_train": None, "limit_test": None, "width": 0.25, "input_size": 64},
 }
 
