@@ -170,7 +170,8 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
     model = _build(name, num_classes, in_chans, scale["width"]).eval()
     big_batch = max(preset.batch_sizes)
     fast = fastest_path(model, (big_batch, in_chans, s, s), min_seconds=preset.min_seconds)
-    rec = {"threads": torch.get_num_threads(), "fast_path": fast, "input_size": s, "width": scale["width"]}
+    rec = {"threads": torch.get_num_threads(), "fast_path": fast, "input_size": s, "width": scale["width"],
+           "load_average": [os.getloadavg()[0]]}      # 1-min system load before and after timing
     for key, path in (("fp32", "fp32"), ("fast", fast)):
         rec[key] = [measure_latency(model, (b, in_chans, s, s), path=path, min_seconds=preset.min_seconds).to_dict()
                     for b in preset.batch_sizes]
@@ -181,6 +182,7 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
         big = create_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0]).eval()
         rec["imagenet_fp32"] = measure_latency(big, (1, *IMAGENET), warmup=1, repeats=3, min_seconds=0.0).to_dict()
         rec["imagenet_memory"] = dataclasses.asdict(peak_memory(big, (1, *IMAGENET)))
+    rec["load_average"].append(os.getloadavg()[0])
     return rec
 
 

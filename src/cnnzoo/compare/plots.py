@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 #: Bubble area of the accuracy chart, points^2 per million parameters (minimum 30).
 AREA_PER_MPARAM = 120.0
+#: Label offsets (points) cycled over the bubbles, so labels of nearby bubbles do not overlap.
+LABEL_OFFSETS = ((8, 10), (8, -26), (-70, 18), (-70, -30), (20, 34), (20, -44))
 
 
 def accuracy_vs_macs_figure(records: dict, title: str):
@@ -24,7 +26,8 @@ def accuracy_vs_macs_figure(records: dict, title: str):
         t, a = records[name]["analysis"]["trained"], records[name]["accuracy"]
         x, y, mp = t["macs"] / 1e9, 100 * a["top1"], t["params_executed"] / 1e6
         ax.scatter([x], [y], s=max(30.0, AREA_PER_MPARAM * mp), alpha=0.45, color=f"C{i % 10}", edgecolors="k")
-        ax.annotate(f"{name}\n{mp:.2g}M params", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        ax.annotate(f"{name}\n{mp:.2g}M params", (x, y), textcoords="offset points", fontsize=8,
+                    xytext=LABEL_OFFSETS[i % len(LABEL_OFFSETS)], arrowprops={"arrowstyle": "-", "lw": 0.5})
     ax.set_xscale("log")
     ax.set_xlabel("operations per image at the trained scale (GMACs, log scale)")
     ax.set_ylabel("test top-1 accuracy (%)")

@@ -235,6 +235,19 @@ def _conditions(meta: dict) -> str:
             "MACs: conv + linear multiply-adds (FLOPs = 2 x MACs). MB = 10^6 bytes.")
 
 
+def load_note(meta: dict, records: dict) -> str:
+    """The system load seen by the latency stages, and what it means for the times."""
+    loads = [v for r in records.values() for v in r["latency"].get("load_average", [])]
+    if not loads:
+        return "System load during timing: not recorded."
+    threads = meta["hardware"]["torch_threads"]
+    note = f"System load (1-min load average) during the latency stages: {min(loads):.1f} to {max(loads):.1f}"
+    if max(loads) > threads:
+        note += (f", above the {threads} torch threads: other processes competed for the cores, so the "
+                 "times are inflated and noisy; rerun on an idle machine for clean latency figures")
+    return note + "."
+
+
 def render_report(meta: dict, records: dict, verdicts: dict, files: dict) -> str:
     short = meta["preset"]["train_seconds"] is not None
     acc_label = "short-budget accuracy" if short else "accuracy"
@@ -252,6 +265,7 @@ def render_report(meta: dict, records: dict, verdicts: dict, files: dict) -> str
         "### Does this machine agree with L31?",
         verdict_table(verdicts["L31"]),
         "## L32: forward time against batch size",
+        load_note(meta, records),
         f"![latency vs batch]({files['latency_vs_batch.png']})",
         latency_table(records),
         batch_table(records),
