@@ -610,8 +610,8 @@ CLAIMS: list[Claim] = [
     Claim("L17", VGG, "Most parameters sit in the FC layers.",
           Stated("most (> 50%) in FC layers", holds=lambda share: share > 0.5), vgg_fc_share),
     Claim("L17 (transfer)", VGG, "FC7 (4096-d) is a good generic feature that transfers to other tasks.",
-          elsewhere="a training result; cnnzoo gives the features (`VGG.forward_fc7`, (N, 4096)) and runs no "
-                    "transfer experiment"),
+          elsewhere="a training experiment: `cnnzoo experiment transfer` (a linear classifier on FC7 features, "
+                    "`VGG.forward_fc7` (N, 4096), of held-out classes vs random features)"),
     Claim("L18", GOOGLENET, "22 layers deep; no FC layers at the end but one linear classifier after global average pooling.",
           Stated("22 layers, 1 linear layer", {"depth": 22, "FC layers at inference": 1}), googlenet_depth),
     Claim("L19", GOOGLENET, "Only about 5M parameters, against AlexNet's 60M.",
