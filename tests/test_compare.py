@@ -13,6 +13,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.compare import CompareError, LatencyOptionError, Preset, measure_latency, peak_memory
+from cnnzoo._readme import markers
 from cnnzoo.errors import DataFileError, UnknownModelError
 from test_train import data_dir  # noqa: F401  (the trainer tests' tiny learnable MNIST-format data set)
 
@@ -107,12 +108,12 @@ def test_other_settings_in_out_are_refused(run, data_dir):
 def test_readme_section_is_generated_and_replaced(run, tmp_path):
     out, res = run
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n\nbefore\n\n" + report.README_BEGIN + "\nstale\n" + report.README_END + "\n\nafter\n")
+    readme.write_text("# x\n\nbefore\n\n" + markers("compare")[0] + "\nstale\n" + markers("compare")[1] + "\n\nafter\n")
     meta = {k: v for k, v in res.items() if k not in ("models", "verdicts", "files")}
     for _ in range(2):                                                 # idempotent
         report.write_outputs(out, meta, res["models"], readme=readme)
     text = readme.read_text()
-    assert "stale" not in text and text.count(report.README_BEGIN) == 1 and "before" in text and "after" in text
+    assert "stale" not in text and text.count(markers("compare")[0]) == 1 and "before" in text and "after" in text
     assert "accuracy_vs_macs.png" in text and f"| {MODELS[0]} |" in text
 
 

@@ -162,6 +162,13 @@ def test_cli_train_eval_predict_results(data_dir, tmp_path, capsys):
     assert main(["results", str(tmp_path), "--format", "markdown"]) == 0
     table = capsys.readouterr().out
     assert "| lenet5_modern | mnist | 28x28 |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- cnnzoo-results:begin -->\nold\n<!-- cnnzoo-results:end -->\nrest\n")
+    assert main(["results", str(tmp_path), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    rows = [ln for ln in table.splitlines() if ln.startswith("|")]
+    assert len(rows) == 3 and "\n".join(rows) in text and "old" not in text and text.startswith("intro") and text.rstrip().endswith("rest")
+    capsys.readouterr()
     assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "missing data file" in capsys.readouterr().err
