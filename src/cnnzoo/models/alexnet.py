@@ -138,8 +138,11 @@ class AlexNet(ZooModel):
     classifier_attr = "classifier.6"
 
     def __init__(self, cfg: AlexNetConfig, num_classes: int = 1000, in_chans: int = 3, width: float = 1.0,
-                 dropout: float = 0.5, default_input_size: tuple[int, int, int] = (3, 224, 224)):
+                 dropout: float = 0.5, default_input_size: tuple[int, int, int] = (3, 224, 224),
+                 init: str = "paper"):
         super().__init__()
+        if init not in ("paper", "torch"):
+            raise ModelConfigError(f"init must be 'paper' or 'torch', got {init!r}")
         self.cfg, self.num_classes, self.in_chans = cfg, num_classes, in_chans
         self.default_input_size = (in_chans, *default_input_size[1:])
         divisor = max(r.groups for r in cfg.convs)  # grouped convs need channels divisible by groups
@@ -163,7 +166,7 @@ class AlexNet(ZooModel):
         else:                   # drop -> FC6 -> ReLU -> drop -> FC7 -> ReLU -> FC8 (torchvision)
             head = [drop(), fc6, relu(), drop(), fc7, relu()]
         self.classifier = nn.Sequential(*head, nn.Linear(hidden, num_classes))
-        if cfg.weight_std is not None:
+        if cfg.weight_std is not None and init == "paper":
             self.reset_parameters_paper()
 
     @torch.no_grad()
@@ -265,10 +268,14 @@ class AlexNetTwoTower(nn.Module):
 
 
 def _register(name: str, cfg: AlexNetConfig, size: int, **meta):
-    """Register a thin builder ``name(num_classes, in_chans, width, dropout)`` for ``cfg``."""
+    """Register a thin builder ``name(num_classes, in_chans, width, dropout, init)`` for ``cfg``;
+    ``init="torch"`` keeps PyTorch's default init instead of the paper's N(0, 0.01) (which needs the
+    paper's 90 epochs to get going; the short Fashion-MNIST recipes use it)."""
 
-    def builder(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, dropout: float = 0.5) -> AlexNet:
-        return AlexNet(cfg, num_classes, in_chans, width=width, dropout=dropout, default_input_size=(3, size, size))
+    def builder(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, dropout: float = 0.5,
+                init: str = "paper") -> AlexNet:
+        return AlexNet(cfg, num_classes, in_chans, width=width, dropout=dropout, default_input_size=(3, size, size),
+                       init=init)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"{meta['notes']}\n\nInput (N, in_chans, H, W), default {size}x{size} -> logits (N, num_classes)."

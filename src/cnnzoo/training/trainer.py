@@ -72,11 +72,14 @@ class TrainConfig:
     classes: list[int] | None = None          # keep only these labels, relabelled 0..k-1 in this order
 
     def resolved(self) -> "TrainConfig":
-        """A copy with every ``None`` recipe field filled in from the model's recipe."""
+        """A copy with every ``None`` recipe field filled in from the model's recipe (and the
+        recipe's builder ``model_kwargs`` under the user's own)."""
         rec = recipe_for(self.model)
         if self.budget_minutes is not None:
             rec.pop("epochs")                    # estimated from the budget by Trainer.fit
-        return dataclasses.replace(self, **{k: v for k, v in rec.items() if getattr(self, k) is None})
+        kwargs = {**rec.pop("model_kwargs", {}), **self.model_kwargs}
+        return dataclasses.replace(self, **{k: v for k, v in rec.items() if getattr(self, k) is None},
+                                   model_kwargs=kwargs)
 
 
 _SCHEDULES = ("cosine", "linear", "constant")
