@@ -164,3 +164,17 @@ def test_two_tower_errors():
     towers = AlexNetTwoTower(cnnzoo.create_model("alexnet_paper", num_classes=3, width=0.25))
     with pytest.raises(cnnzoo.InputShapeError, match="expects 3 input channel"):
         towers(torch.zeros(1, 1, 99, 99))
+
+
+def test_init_kwarg_keeps_pytorch_default_init():
+    torch.manual_seed(0)
+    paper = cnnzoo.create_model("alexnet_paper", num_classes=10, width=0.25)
+    torch.manual_seed(0)
+    default = cnnzoo.create_model("alexnet_paper", num_classes=10, width=0.25, init="torch")
+    # Paper (Sec. 5): N(0, 0.01) weights and bias 1 in CONV2; PyTorch's default: uniform with
+    # bound 1/sqrt(fan_in) = 1/sqrt(11*11*3) ~ 0.052 for CONV1 (std = bound/sqrt(3) ~ 0.030).
+    assert abs(paper.features[0].weight.std().item() - 0.01) < 1e-3
+    assert abs(default.features[0].weight.std().item() - 1 / (363 ** 0.5 * 3 ** 0.5)) < 3e-3
+    assert torch.all(paper.features[4].bias == 1) and not torch.all(default.features[4].bias == 1)
+    with pytest.raises(ModelConfigError, match="init must be 'paper' or 'torch'"):
+        cnnzoo.create_model("alexnet_paper", init="xavier")
