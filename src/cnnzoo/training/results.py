@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import CnnzooError
 
 COLUMNS = ("model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
-           "wall s", "train img/s", "seed", "status")
+           "wall s", "train img/s", "numerics", "threads", "seed", "status")
 
 
 def _row(m: dict) -> tuple:
@@ -17,7 +17,9 @@ def _row(m: dict) -> tuple:
     return (m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
             f"{m['params']:,}", f"{len(m['history'])}/{m['epochs']}", pct(f.get("test_acc")),
             pct(f.get("test_top5")), f"{m['wall_seconds']:.0f}",
-            f"{f['images_per_s']:.0f}" if f else "-", str(m["seed"]), m["status"])
+            f"{f['images_per_s']:.0f}" if f else "-",
+            m["config"]["amp"] + (" channels_last" if m["config"].get("channels_last") else ""),
+            str(m.get("hardware", {}).get("torch_threads", "-")), str(m["seed"]), m["status"])
 
 
 def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown") -> str:
