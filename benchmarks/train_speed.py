@@ -22,7 +22,8 @@ import torch.nn.functional as F
 MODEL = "lenet5_modern"
 
 
-def plain_loop(data_dir: Path, epochs: int, batch_size: int, lr: float, input_size: int) -> dict:
+def plain_loop(data_dir: Path, epochs: int, batch_size: int, lr: float, input_size: int,
+               model_kwargs: dict) -> dict:
     import torchvision.transforms as T
     from torchvision.datasets import FashionMNIST
     from torchvision.datasets.utils import extract_archive
@@ -40,7 +41,7 @@ def plain_loop(data_dir: Path, epochs: int, batch_size: int, lr: float, input_si
     loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=1)
     test_loader = torch.utils.data.DataLoader(test, batch_size=1000, num_workers=1)
     torch.manual_seed(0)
-    model = create_model(MODEL, num_classes=10, in_chans=1)
+    model = create_model(MODEL, num_classes=10, in_chans=1, **model_kwargs)   # the recipe's network
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     times = []
     for _ in range(epochs):
@@ -77,7 +78,7 @@ def main() -> None:
     data_dir = Path(args.data_dir)
     ours, summary = cnnzoo_run(data_dir, args.epochs, 256)
     cfg = summary["config"]
-    plain = plain_loop(data_dir, args.epochs, 256, cfg["lr"], cfg["input_size"])
+    plain = plain_loop(data_dir, args.epochs, 256, cfg["lr"], cfg["input_size"], cfg["model_kwargs"])
     print(f"{MODEL} on Fashion-MNIST, {args.epochs} epoch(s), batch 256, input {cfg['input_size']}x"
           f"{cfg['input_size']}, {torch.get_num_threads()} torch threads, amp {cfg['amp']}, "
           f"channels_last {cfg['channels_last']}")
