@@ -7,14 +7,14 @@ from pathlib import Path
 
 from ..errors import CnnzooError
 
-COLUMNS = ("model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
+COLUMNS = ("run", "model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
            "wall s", "train img/s", "numerics", "threads", "seed", "status")
 
 
-def _row(m: dict) -> tuple:
+def _row(run: str, m: dict) -> tuple:
     f = m.get("final") or {}
     pct = (lambda v: f"{100 * v:.2f}" if v is not None else "-")
-    return (m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
+    return (run, m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
             f"{m['params']:,}", f"{len(m['history'])}/{m['epochs']}", pct(f.get("test_acc")),
             pct(f.get("test_top5")), f"{m['wall_seconds']:.0f}",
             f"{f['images_per_s']:.0f}" if f else "-",
@@ -37,7 +37,7 @@ def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown") -> str:
     runs = [json.loads(p.read_text()) for p in files]
     if fmt == "json":
         return json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2)
-    rows = [_row(r) for r in runs]
+    rows = [_row(p.parent.relative_to(runs_dir).as_posix(), r) for p, r in zip(files, runs)]
     if fmt == "csv":
         return "\n".join(",".join(map(str, r)) for r in [COLUMNS, *rows])
     if fmt != "markdown":
