@@ -18,7 +18,6 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from ..errors import CnnzooError, InputShapeError, InputTooSmallError
-from ..shapes import meta_copy
 from . import ops
 from .receptive_field import ReceptiveField
 
@@ -424,17 +423,25 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
         raise ProfileOptionError(f"unknown cost categories {bad}; choose from {', '.join(ops.CATEGORIES)} or 'all'")
     shape = _input_shape(input_size, batch_size)
     modes = {m: m.training for m in model.modules()}  # restored one by one (a frozen BN stays in eval)
-    if not real and any(t.device.type != "meta" for t in [*model.parameters(), *model.buffers()]):
-        run = meta_copy(model)
-    else:
-        run = model
+    run = model
+    # Off the meta device the model runs as-is with meta stand-ins for its tensors
+    # (torch.func.functional_call): no copy of the module tree or of any weight. A tensor shared
+    # under several names gets one stand-in, so it is still counted once.
+    by_id: dict[int, torch.Tensor] = {}
+    stand_ins = {} if real else {
+        n: by_id.setdefault(id(t), torch.empty_like(t, device="meta"))
+        for n, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+        if t.device.type != "meta"}
     device = next((t.device for t in [*run.parameters(), *run.buffers()]), torch.device("meta" if not real else "cpu"))
+    device = torch.device("meta") if stand_ins else device
     x = (torch.zeros if real else torch.empty)(shape, dtype=dtype, device=device)
     run.train(train)
     tracer = _Tracer(run, x, set(count))
+    param_ids = {id(p) for p in model.parameters()}
+    tracer.params.update({id(s): s for i, s in by_id.items() if i in param_ids})
     try:
         with torch.no_grad(), tracer:
-            out = run(x)
+            out = torch.func.functional_call(run, stand_ins, (x,), tie_weights=True) if stand_ins else run(x)
     except CnnzooError:
         raise
     except Exception as err:  # noqa: BLE001 - every failure becomes one clear line
