@@ -27,6 +27,7 @@ import torch
 
 from ..errors import CnnzooError
 from ..registry import create_model, list_models, model_info
+from ..training.checkpoint import write_json
 from .latency import fastest_path, measure_latency, peak_memory
 
 #: The lecture's networks (L1-L30), paper-faithful variants where they train sensibly.
@@ -111,13 +112,7 @@ def _check_manifest(out: Path, manifest: dict) -> None:
             raise CompareError(f"{out} holds a comparison with other settings (preset {old['preset']['name']!r}, "
                                f"data set {old['dataset']!r}); choose another --out")
     else:
-        _write_json(path, manifest)
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+        write_json(path, manifest)
 
 
 def _cached(path: Path, fn) -> dict:
@@ -126,7 +121,7 @@ def _cached(path: Path, fn) -> dict:
         return {**json.loads(path.read_text()), "cached": True}
     rec = fn()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, rec)
+    write_json(path, rec)
     return {**rec, "cached": False}
 
 
