@@ -104,6 +104,27 @@ def ntuple(v, n: int) -> tuple:
     return tuple(v) * (n if len(tuple(v)) == 1 else 1) if isinstance(v, (tuple, list)) else (v,) * n
 
 
+def conv_output_shape(name: str, args: tuple, kwargs: dict) -> tuple[int, ...] | None:
+    """(N, C_out, *spatial) of a well-formed batched ``conv{1,2,3}d`` call, by the output-size rule
+    ``floor((i + 2p - d(k - 1) - 1) / s) + 1``; ``None`` wherever torch itself must decide (string
+    padding, wrong channel count, a collapsed map, mixed dtypes): its kernel then raises its own error.
+    """
+    n = _CONV.get(name)
+    if n is None:
+        return None
+    a = bind("conv", args, kwargs)
+    x, w, b, groups = a.get("input"), a.get("weight"), a.get("bias"), a.get("groups", 1)
+    if (getattr(x, "ndim", 0) != n + 2 or getattr(w, "ndim", 0) != n + 2 or x.dtype != w.dtype
+            or isinstance(a.get("padding"), str) or not isinstance(groups, int) or groups < 1
+            or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups
+            or (b is not None and tuple(getattr(b, "shape", ())) != (w.shape[0],))):
+        return None
+    stride, padding, dilation = (ntuple(a.get(k, v), n) for k, v in (("stride", 1), ("padding", 0), ("dilation", 1)))
+    out = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1
+                for i, k, s, p, d in zip(x.shape[2:], w.shape[2:], stride, padding, dilation))
+    return (x.shape[0], w.shape[0], *out) if min(out) >= 1 and min(stride) >= 1 else None
+
+
 class OpInfo:
     """Cost and geometry of one executed op.
 
