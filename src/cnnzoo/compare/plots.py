@@ -12,22 +12,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 #: Bubble area of the accuracy chart, points^2 per million parameters (minimum 30).
 AREA_PER_MPARAM = 120.0
-#: Label offsets (points) cycled over the bubbles, so labels of nearby bubbles do not overlap.
-LABEL_OFFSETS = ((8, 10), (8, -26), (-70, 18), (-70, -30), (20, 34), (20, -44))
-
-
 def accuracy_vs_macs_figure(records: dict, title: str):
     """Top-1 accuracy (%) against MACs per image (log axis) at the trained scale; bubble area
     proportional to parameters (used at inference), each bubble labelled (after Canziani et al.
     2016, Fig. 1, the lecture's L31 figure)."""
     fig, ax = plt.subplots(figsize=(8, 5.5))
+    from adjustText import adjust_text
+
     names = [n for n, r in records.items() if r["accuracy"].get("top1") is not None]
+    texts, xs, ys = [], [], []
     for i, name in enumerate(names):
         t, a = records[name]["analysis"]["trained"], records[name]["accuracy"]
         x, y, mp = t["macs"] / 1e9, 100 * a["top1"], t["params_executed"] / 1e6
         ax.scatter([x], [y], s=max(30.0, AREA_PER_MPARAM * mp), alpha=0.45, color=f"C{i % 10}", edgecolors="k")
-        ax.annotate(f"{name}\n{mp:.2g}M params", (x, y), textcoords="offset points", fontsize=8,
-                    xytext=LABEL_OFFSETS[i % len(LABEL_OFFSETS)], arrowprops={"arrowstyle": "-", "lw": 0.5})
+        texts.append(ax.text(x, y, f"{name}\n{mp:.2g}M params", fontsize=8))
+        xs.append(x)
+        ys.append(y)
     ax.set_xscale("log")
     ax.set_xlabel("operations per image at the trained scale (GMACs, log scale)")
     ax.set_ylabel("test top-1 accuracy (%)")
@@ -35,6 +35,9 @@ def accuracy_vs_macs_figure(records: dict, title: str):
     ax.grid(True, which="both", alpha=0.3)
     ax.margins(0.25)
     fig.tight_layout()
+    if texts:  # move labels off each other and off the bubbles (adjustText), a line back to each bubble
+        adjust_text(texts, x=xs, y=ys, ax=ax, expand=(1.4, 2.2), force_static=(1.0, 1.5),
+                    arrowprops={"arrowstyle": "-", "lw": 0.5})
     return fig, len(names)
 
 
