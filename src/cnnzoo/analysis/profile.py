@@ -3,8 +3,10 @@
 How it works: the model runs once (on the meta device by default, so no memory and no
 arithmetic) under a :class:`~torch.overrides.TorchFunctionMode` that sees every torch call,
 including the functional ops inside ``forward`` (``out += identity``, ``torch.cat``,
-``F.max_pool2d``, ``F.interpolate``, ``x @ w``); forward hooks on every module give the ops
-their layer names. One row per leaf-module call and per op called directly in a parent's
+``F.max_pool2d``, ``F.interpolate``, ``x @ w``); two global module forward hooks give the ops
+their layer names. The weights stay where they are: an op that must run gets meta stand-ins of
+its real tensors, and ops whose output shape is plain (convolutions, batch norm, activations)
+are not run at all. One row per leaf-module call and per op called directly in a parent's
 ``forward`` (named ``parent:op``, e.g. ``layer1.0:add_``).
 """
 from __future__ import annotations
@@ -245,28 +247,23 @@ class _ModelIndex:
     """One walk over a model: what :func:`profile` and the tracer read from it.
 
     ``modules``: (qualified name, module), each module once; ``params``/``buffers``: each tensor
-    once (what ``model.parameters()`` yields); ``named_tensors``: every (path, tensor), a tensor
-    shared under several paths once per path (``named_parameters(remove_duplicate=False)``).
+    once (what ``model.parameters()`` yields).
     """
 
     modules: list[tuple[str, nn.Module]]
     params: list[torch.Tensor]
     buffers: list[torch.Tensor]
-    named_tensors: list[tuple[str, torch.Tensor]]
 
     @classmethod
     def of(cls, model: nn.Module) -> "_ModelIndex":
-        modules, params, buffers, named, seen = [], {}, {}, [], set()
-        for prefix, m in model.named_modules(remove_duplicate=False):
-            if id(m) not in seen:
-                seen.add(id(m))
-                modules.append((prefix, m))
+        modules = list(model.named_modules())
+        params, buffers = {}, {}
+        for _, m in modules:
             for store, unique in ((m._parameters, params), (m._buffers, buffers)):
-                for k, t in store.items():
+                for t in store.values():
                     if t is not None:
-                        named.append((f"{prefix}.{k}" if prefix else k, t))
                         unique.setdefault(id(t), t)
-        return cls(modules, list(params.values()), list(buffers.values()), named)
+        return cls(modules, list(params.values()), list(buffers.values()))
 
 
 def _empty_like(x: torch.Tensor) -> torch.Tensor:
@@ -286,6 +283,7 @@ class _Tracer(TorchFunctionMode):
         self.params = {id(p): p for p in index.params}
         self.seen: set[int] = set()
         self.names_of: dict = {}  # torch function -> normalized op name
+        self.stand_ins: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(real) -> (real, meta)
         self.names = {id(m): name or "(model)" for name, m in index.modules}
         self.leaf = {id(m) for _, m in index.modules if not any(c is not None for c in m._modules.values())}
         self.stack: list[tuple[str, nn.Module, LayerRow | None]] = []
@@ -345,11 +343,32 @@ class _Tracer(TorchFunctionMode):
             out = torch.empty(shape, dtype=x.dtype, device=x.device,
                               memory_format=torch.channels_last if cl else torch.contiguous_format)
         else:
+            if self.meta:  # real weights and tensors made in forward -> meta stand-ins (no arithmetic)
+                args, kwargs = self._on_meta(args), self._on_meta(kwargs)
             out = func(*args, **kwargs)
         outs = _tensors(out)
         if outs and name != "get":
             self._record(name, args, kwargs, outs)
         return out
+
+    def _on_meta(self, obj):
+        """``obj`` with every tensor off the meta device replaced by its meta stand-in, the same one
+        each time (a parameter's stand-in counts as that parameter)."""
+        if isinstance(obj, torch.Tensor):
+            if obj.device.type == "meta":
+                return obj
+            hit = self.stand_ins.get(id(obj))
+            if hit is None:
+                hit = self.stand_ins[id(obj)] = (
+                    obj, torch.empty_strided(obj.shape, obj.stride(), dtype=obj.dtype, device="meta"))
+                if id(obj) in self.params:
+                    self.params[id(hit[1])] = obj
+            return hit[1]
+        if isinstance(obj, (tuple, list)):
+            return type(obj)(self._on_meta(o) for o in obj) if type(obj) in (tuple, list) else obj
+        if isinstance(obj, dict):
+            return {k: self._on_meta(v) for k, v in obj.items()}
+        return obj
 
     def _record(self, name: str, args, kwargs, outs: list[torch.Tensor]) -> None:
         inputs = _tensors((args, kwargs))
@@ -371,7 +390,7 @@ class _Tracer(TorchFunctionMode):
         row.macs += sum(v for k, v in op.macs.items() if k in self.count)
         row.flops += 2 * sum(v for k, v in op.macs.items() if k in self.count) + sum(
             v for k, v in op.flops.items() if k in self.count)
-        used = [t for t in inputs if id(t) in self.params]
+        used = [self.params[id(t)] for t in inputs if id(t) in self.params]  # stand-ins -> their parameter
         for p in used:
             if id(p) not in self.seen:
                 self.seen.add(id(p))
@@ -483,23 +502,16 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
     index = _ModelIndex.of(model)
     modes = {m: m.training for _, m in index.modules}  # restored one by one (a frozen BN stays in eval)
     run = model
-    # Off the meta device the model runs as-is with meta stand-ins for its tensors
-    # (torch.func.functional_call): no copy of the module tree or of any weight. A tensor shared
-    # under several names gets one stand-in, so it is still counted once.
-    by_id: dict[int, torch.Tensor] = {}
-    stand_ins = {} if real else {
-        n: by_id.setdefault(id(t), torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta"))
-        for n, t in index.named_tensors if t.device.type != "meta"}
-    device = next((t.device for t in [*index.params, *index.buffers]), torch.device("meta" if not real else "cpu"))
-    device = torch.device("meta") if stand_ins else device
+    # The model runs as-is: weights stay where they are, and the tracer hands every op that does
+    # run a meta stand-in of each real tensor (made once per tensor, so a shared one counts once).
+    device = next((t.device for t in [*index.params, *index.buffers]), torch.device("cpu")) if real \
+        else torch.device("meta")
     x = (torch.zeros if real else torch.empty)(shape, dtype=dtype, device=device)
     run.train(train)
     tracer = _Tracer(index, x, set(count))
-    param_ids = {id(p) for p in index.params}
-    tracer.params.update({id(s): s for i, s in by_id.items() if i in param_ids})
     try:
         with torch.no_grad(), tracer:
-            out = torch.func.functional_call(run, stand_ins, (x,), tie_weights=True) if stand_ins else run(x)
+            out = run(x)
     except CnnzooError:
         raise
     except Exception as err:  # noqa: BLE001 - every failure becomes one clear line
