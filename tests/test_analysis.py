@@ -243,6 +243,24 @@ def test_bare_layer_as_model():
     assert p.totals.macs == 30 * 30 * 8 * 27 and p.totals.params == 8 * 27 + 8 and p.depth == 1
 
 
+class _PermutedMLP(nn.Module):   # ConvNeXt's pattern: Linear layers on an (N, H, W, C) view
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x.permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_linear_on_a_view_allocates_its_output(real):
+    # F.linear on a 4-D input returns a view of its own matmul output: new memory all the same.
+    # By hand, input (1, 4, 5, 5): fc1 25 x 8, GELU 25 x 8, fc2 25 x 4 elements; the permutes are views.
+    p = profile(_PermutedMLP(), (4, 5, 5), real=real)
+    assert p.totals.activation_elems == 25 * 8 + 25 * 8 + 25 * 4
+    assert p.layer("fc2").activation_bytes == 25 * 4 * 4
+
+
 @pytest.mark.parametrize("inplace", [True, False])
 def test_inplace_relu_adds_no_activation_memory(inplace):
     p = profile(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=inplace)), (3, 8, 8))

@@ -266,6 +266,17 @@ class _ModelIndex:
         return cls(modules, list(params.values()), list(buffers.values()))
 
 
+def _root(t: torch.Tensor) -> torch.Tensor:
+    return t._base if t._base is not None else t
+
+
+def _allocates(out: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
+    """Whether ``out`` is new memory: not an input, nor a view of one. A view of memory the op
+    allocated itself (``F.linear`` on a 4-D input returns a view of its matmul's output) is new."""
+    root = _root(out)
+    return not any(root is _root(i) for i in inputs)
+
+
 def _empty_like(x: torch.Tensor) -> torch.Tensor:
     """``torch.empty_like`` for a dense tensor without its Python meta path (~4 us instead of ~80 us)."""
     if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
@@ -399,7 +410,7 @@ class _Tracer(TorchFunctionMode):
         rf = self._rf(op, known, inputs, outs[0])
         depth = max((d for _, _, d in known), default=0) + (op.category in ("conv", "linear") and bool(used))
         for t in outs:
-            if not any(t is i for i in inputs) and not t._is_view():
+            if _allocates(t, inputs):
                 row.activation_elems += t.numel()
                 row.activation_bytes += t.numel() * t.element_size()
             self.info[id(t)] = (t, rf, depth)
