@@ -4,6 +4,7 @@ on both sides, the visualize helpers against hand derivations, CLI errors as one
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -11,7 +12,9 @@ import torch
 from cnnzoo.analysis import profile
 from cnnzoo.cli import main
 from cnnzoo.experiments import EXPERIMENTS, run_experiment
+from cnnzoo.errors import CnnzooError
 from cnnzoo.experiments import aux_heads, degradation, inception, small_filters, transfer
+from cnnzoo.experiments.report import summary
 from cnnzoo.visualize import feature_maps, first_conv, low_frequency_share
 from test_train import data_dir  # noqa: F401  (the trainer tests' tiny learnable MNIST-format data set)
 
@@ -190,3 +193,19 @@ def test_cli_errors_are_one_line(capsys):
     assert "unknown preset 'huge'" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         main(["experiment", "nope"])
+
+
+def test_experiments_digest_reads_the_reports(tiny, tmp_path):
+    out, rep = tiny("small-filters")
+    tiny("inception")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- cnnzoo-experiments:begin -->\nold\n<!-- cnnzoo-experiments:end -->\n")
+    assert main(["experiments", str(out.parent), "--readme", str(readme)]) in (0, None)
+    text = readme.read_text()
+    assert "old" not in text and text.index("Inception") < text.index("Small filters")   # EXPERIMENTS order
+    for line in rep.verdict:
+        assert f"- {line}" in text
+    links = {(readme.parent / m).resolve() for m in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)}
+    assert {(out / fig).resolve() for fig in rep.figures} <= links   # figures resolve from the README's folder
+    with pytest.raises(CnnzooError, match="no experiment reports"):
+        summary(tmp_path / "nothing")

@@ -123,3 +123,49 @@ def _num(v):
         return float(v)
     except ValueError:
         return str(v)
+
+
+def _report_heading(report_md: Path) -> tuple[str, str]:
+    """(title, claim) from a written report.md: its ``# `` heading and its ``Lecture claim — `` line."""
+    title = claim = ""
+    for line in report_md.read_text().splitlines():
+        if line.startswith("# ") and not title:
+            title = line[2:].strip()
+        elif line.startswith("Lecture claim — ") and not claim:
+            claim = line[len("Lecture claim — "):].strip()
+    return title, claim
+
+
+def summary(root: str | Path, relative_to: str | Path = ".") -> str:
+    """Markdown digest of every experiment report under ``root`` (each ``*/results.json``): per
+    experiment, in :data:`EXPERIMENTS` order and preferring its ``full`` preset, the title, the
+    lecture's claim, a link to the report, its figures and its verdict, all read from the files.
+    Paths are written relative to ``relative_to`` (the README's folder).
+
+    Raises:
+        CnnzooError: no experiment reports under ``root``.
+    """
+    import os
+
+    from . import EXPERIMENTS
+    from ..errors import CnnzooError
+
+    found: dict[str, tuple[Path, dict]] = {}
+    for path in sorted(Path(root).glob("*/results.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("name") in EXPERIMENTS and "verdict" in rec:
+            if rec["name"] not in found or rec.get("preset") == "full":
+                found[rec["name"]] = (path.parent, rec)
+    if not found:
+        raise CnnzooError(f"no experiment reports (*/results.json with a verdict) under {root}")
+    blocks = []
+    for name in (n for n in EXPERIMENTS if n in found):
+        folder, rec = found[name]
+        rel = Path(os.path.relpath(folder, relative_to)).as_posix()
+        title, claim = _report_heading(folder / "report.md")
+        figs = " ".join(f"![{Path(f).stem}]({rel}/{f})" for f in rec.get("figures", {}))
+        blocks.append("\n\n".join(b for b in (
+            f"**{title}** — `{name}`, preset `{rec['preset']}`, [report]({rel}/report.md)",
+            f"Lecture: {claim}" if claim else "", figs,
+            "\n".join(f"- {v}" for v in rec["verdict"])) if b))
+    return "\n\n".join(blocks)
