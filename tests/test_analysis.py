@@ -452,3 +452,22 @@ def test_model_raising_inside_forward():
     with pytest.raises(ModelForwardError, match=r"ValueError in layer 'head' \(_Raiser\): boom$") as e:
         profile(_Broken(), (3, 4, 4))
     assert isinstance(e.value, CnnzooError)
+
+
+class _Elementwise(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = y * x + x            # new tensors
+        z += y                   # in place: no new memory
+        return torch.maximum(z, x) / x - torch.arange(3).view(1, 3, 1, 1)   # int tensor broadcast
+
+
+def test_elementwise_meta_shortcuts_equal_the_real_run():
+    rows = [[(r.name, r.flops, r.activation_bytes, r.output_shape) for r in profile(_Elementwise(), (3, 4, 4),
+             count="all", real=real).layers] for real in (False, True)]
+    assert rows[0] == rows[1]
+    assert dict((n, b) for n, _, b, _ in rows[0])["add_"] == 0   # ops of the root: bare names

@@ -53,6 +53,10 @@ SHAPE_PRESERVING = ({"batch_norm", "layer_norm", "group_norm", "instance_norm", 
                     | {a for a in _ACT if a not in ("glu", "prelu", "softmax", "log_softmax")}
                     | {a + "_" for a in _ACT})
 
+#: Binary elementwise ops whose output has the shape of two equal-shaped inputs (the meta run
+#: skips their kernels then; the in-place ones return their first input).
+BINARY_SAME_SHAPE = {f"{op}{s}" for op in ("add", "sub", "mul", "div", "maximum", "minimum") for s in ("", "_")}
+
 #: Positional argument names of the ops whose arguments the analyzer reads.
 _ARGS = {
     "conv": ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),

@@ -317,7 +317,7 @@ class _Tracer(TorchFunctionMode):
 
     def _new_row(self, name: str, type_: str, inp) -> LayerRow:
         call = self.calls[name] = self.calls.get(name, 0) + 1
-        first = next(iter(_tensors(inp)), None)
+        first = inp[0] if inp and isinstance(inp[0], torch.Tensor) else next(iter(_tensors(inp)), None)
         row = LayerRow(name, type_, call, input_shape=tuple(first.shape) if first is not None else None)
         self.rows.append(row)
         return row
@@ -333,7 +333,7 @@ class _Tracer(TorchFunctionMode):
             return
         _, _, row = self.stack.pop()
         if row is not None:
-            first = next(iter(_tensors(out)), None)
+            first = out if isinstance(out, torch.Tensor) else next(iter(_tensors(out)), None)
             if first is not None:
                 row.output_shape = tuple(first.shape)
                 row.rf = self.info.get(id(first), (None, None))[1]
@@ -349,6 +349,10 @@ class _Tracer(TorchFunctionMode):
         fast = self.meta and isinstance(x, torch.Tensor) and x.device.type == "meta"
         if fast and name in ops.SHAPE_PRESERVING:
             out = x if ops.returns_input(name, args, kwargs) else _empty_like(x)
+        elif fast and name in ops.BINARY_SAME_SHAPE and len(args) > 1 and isinstance(args[1], torch.Tensor) \
+                and args[1].shape == x.shape and args[1].dtype == x.dtype and args[1].device == x.device \
+                and x.is_floating_point():
+            out = x if name.endswith("_") else _empty_like(x)   # e.g. the residual add: out += identity
         elif fast and (shape := ops.conv_output_shape(name, args, kwargs)) is not None:
             cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
             out = torch.empty(shape, dtype=x.dtype, device=x.device,
@@ -376,7 +380,11 @@ class _Tracer(TorchFunctionMode):
                     self.params[id(hit[1])] = obj
             return hit[1]
         if isinstance(obj, (tuple, list)):
-            return type(obj)(self._on_meta(o) for o in obj) if type(obj) in (tuple, list) else obj
+            if type(obj) not in (tuple, list) or all(
+                    not isinstance(o, (torch.Tensor, tuple, list, dict)) or
+                    (isinstance(o, torch.Tensor) and o.device.type == "meta") for o in obj):
+                return obj   # nothing to replace (the common case): no new container
+            return type(obj)(self._on_meta(o) for o in obj)
         if isinstance(obj, dict):
             return {k: self._on_meta(v) for k, v in obj.items()}
         return obj
