@@ -277,11 +277,13 @@ def _allocates(out: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
     return not any(root is _root(i) for i in inputs)
 
 
-def _empty_like(x: torch.Tensor) -> torch.Tensor:
-    """``torch.empty_like`` for a dense tensor without its Python meta path (~4 us instead of ~80 us)."""
+def _empty_like(x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """``torch.empty_like(x, device=device)`` for a dense tensor without its Python meta path (~4 us
+    instead of ~80 us); ``device`` defaults to ``x``'s."""
+    device = x.device if device is None else device
     if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
-        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
-    return torch.empty_like(x)
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=device)
+    return torch.empty_like(x, device=device)
 
 
 class _Tracer(TorchFunctionMode):
@@ -374,8 +376,7 @@ class _Tracer(TorchFunctionMode):
                 return obj
             hit = self.stand_ins.get(id(obj))
             if hit is None:
-                hit = self.stand_ins[id(obj)] = (
-                    obj, torch.empty_strided(obj.shape, obj.stride(), dtype=obj.dtype, device="meta"))
+                hit = self.stand_ins[id(obj)] = (obj, _empty_like(obj, "meta"))
                 if id(obj) in self.params:
                     self.params[id(hit[1])] = obj
             return hit[1]
@@ -520,17 +521,16 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
     shape = _input_shape(input_size, batch_size)
     index = _ModelIndex.of(model)
     modes = {m: m.training for _, m in index.modules}  # restored one by one (a frozen BN stays in eval)
-    run = model
     # The model runs as-is: weights stay where they are, and the tracer hands every op that does
     # run a meta stand-in of each real tensor (made once per tensor, so a shared one counts once).
     device = next((t.device for t in [*index.params, *index.buffers]), torch.device("cpu")) if real \
         else torch.device("meta")
     x = (torch.zeros if real else torch.empty)(shape, dtype=dtype, device=device)
-    run.train(train)
+    model.train(train)
     tracer = _Tracer(index, x, set(count))
     try:
         with torch.no_grad(), tracer:
-            out = run(x)
+            out = model(x)
     except CnnzooError:
         raise
     except Exception as err:  # noqa: BLE001 - every failure becomes one clear line

@@ -8,9 +8,12 @@ the runs' own records).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import CnnzooError
 
 
 @dataclass
@@ -145,10 +148,7 @@ def summary(root: str | Path, relative_to: str | Path = ".") -> str:
     Raises:
         CnnzooError: no experiment reports under ``root``.
     """
-    import os
-
-    from . import EXPERIMENTS
-    from ..errors import CnnzooError
+    from . import EXPERIMENTS   # the package imports this module: a late import
 
     found: dict[str, tuple[Path, dict]] = {}
     for path in sorted(Path(root).glob("*/results.json")):
