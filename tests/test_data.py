@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnzoo.data import Augment, augment, channel_stats, load_dataset, random_crop, read_cifar_batch, read_idx, to_input
+from cnnzoo.data import Augment, augment, channel_stats, load_dataset, random_crop, random_erase, read_cifar_batch, read_idx, to_input
 from cnnzoo.data import datasets as ds
 from cnnzoo.errors import CnnzooError, DataFileError
 
@@ -153,6 +153,30 @@ def test_augment_flip_determinism_and_to_input_range():
     # (v / 255 - 0.5) / 0.25 lies in [-2, 2]
     assert z.min() >= -2 - 1e-5 and z.max() <= 2 + 1e-5
     assert to_input(x, 28, (0.5,), (0.25,), channels_last=True).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_random_erase_puts_one_rectangle_of_the_papers_size_in_about_p_of_the_images():
+    # A constant image makes the erased pixels visible (noise hits the constant 1 in 1/256 pixels).
+    n, h, w = 2000, 28, 28
+    x = torch.full((n, 2, h, w), 7, dtype=torch.uint8)
+    y = random_erase(x, 0.5, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == torch.uint8
+    assert torch.equal(random_erase(x, 0.5, torch.Generator().manual_seed(0)), y)   # seeded
+    assert torch.equal(random_erase(x, 0.0, torch.Generator().manual_seed(0)), x)   # p = 0: off
+    changed = (y != x).any(1)                                   # (N, H, W) erased pixels
+    hit = changed.flatten(1).any(1)
+    assert 900 < int(hit.sum()) < 1100                          # Binomial(2000, 0.5) +- 4.5 sigma
+    for i in hit.nonzero().flatten()[:200].tolist():
+        r, c = changed[i].any(1).nonzero().flatten(), changed[i].any(0).nonzero().flatten()
+        he, we = int(r[-1] - r[0] + 1), int(c[-1] - c[0] + 1)  # bounding box of the erased pixels
+        # rows and columns contiguous (one rectangle) and inside the image
+        assert len(r) == he and len(c) == we and he < h and we < w
+        # area within [0.02, 0.4] of H x W (rounding of the sides: +- one row and one column)
+        assert 0.02 * h * w - he - we - 1 <= he * we <= 0.4 * h * w + he + we + 1
+        # the two channels are erased over the same rectangle with independent random values
+        assert not torch.equal(y[i, 0], y[i, 1])
+    z = random_erase(x, 1.0, torch.Generator().manual_seed(1))
+    assert (z != x).flatten(1).any(1).float().mean() > 0.97    # p = 1: all but the rare no-fit draws
 
 
 @pytest.mark.skipif(not (ds.Path("/usr/share/datasets/fashion-mnist") / "t10k-labels-idx1-ubyte.gz").exists(),

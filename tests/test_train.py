@@ -14,7 +14,7 @@ from cnnzoo.training import (CheckpointError, TrainConfig, Trainer, TrainingDive
 from test_data import write_idx
 
 TINY = dict(dataset="mnist", epochs=2, batch_size=32, lr=0.1, input_size=28, seed=3, amp="fp32", flip=False,
-            pad=1, warmup_epochs=0.0, label_smoothing=0.0)
+            pad=1, erase=0.25, warmup_epochs=0.0, label_smoothing=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +156,13 @@ def test_checkpoint_round_trip_eval_and_predict(data_dir, tmp_path):
 def test_cli_train_eval_predict_results(data_dir, tmp_path, capsys):
     out = str(tmp_path / "cli")
     assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
-                 "--batch-size", "64", "--input-size", "28", "--out", out, "--quiet"]) == 0
+                 "--batch-size", "64", "--input-size", "28", "--erase", "0.5", "--out", out, "--quiet"]) == 0
     assert "test top-1" in capsys.readouterr().out
     assert main(["eval", out, "--data-dir", data_dir]) == 0
     assert main(["results", str(tmp_path), "--format", "markdown"]) == 0
     table = capsys.readouterr().out
     assert "| lenet5_modern | mnist | 28x28 |" in table
+    assert "| erase 0.5 |" in table          # lenet5_modern's recipe: no crop, no flip; --erase on
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- cnnzoo-results:begin -->\nold\n<!-- cnnzoo-results:end -->\nrest\n")
     assert main(["results", str(tmp_path), "--readme", str(readme)]) == 0

@@ -5,6 +5,7 @@ Every function takes a batch (N, C, H, W) and, where random, an explicit
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,10 +21,12 @@ class Augment:
         pad: random crop with this zero padding, in pixels (0 = no crop), as in
             He et al. 2015, Sec. 4.2 (CIFAR-10: pad 4, random 32x32 crop).
         flip: random horizontal flip with probability 0.5.
+        erase: probability of random erasing (Zhong et al. 2020, Sec. 3.1, Alg. 1; 0 = off).
     """
 
     pad: int = 0
     flip: bool = False
+    erase: float = 0.0
 
 
 def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
@@ -44,10 +47,42 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
+def random_erase(x: torch.Tensor, p: float, gen: torch.Generator, area: tuple[float, float] = (0.02, 0.4),
+                 ratio: float = 0.3, attempts: int = 10) -> torch.Tensor:
+    """Random erasing (Zhong et al., "Random Erasing Data Augmentation", AAAI 2020, Alg. 1) of a
+    uint8 batch (N, C, H, W), all images at once; shape and dtype kept.
+
+    With probability ``p`` an image gets one rectangle of area ``S_e ~ U(area) * H * W`` and
+    aspect ratio ``r_e ~ U(ratio, 1 / ratio)`` (the paper's s_l, s_h, r_1: 0.02, 0.4, 0.3), its
+    pixels replaced by random values in [0, 255]. The paper redraws a rectangle that does not fit
+    until one does; here each image gets ``attempts`` draws and keeps the first that fits
+    (torchvision's ``RandomErasing`` rule), or is left unerased if none does.
+    """
+    if p <= 0:
+        return x
+    n, _, h, w = x.shape
+    s_e = torch.empty(n, attempts).uniform_(*area, generator=gen) * (h * w)
+    r_e = torch.empty(n, attempts).uniform_(ratio, 1.0 / ratio, generator=gen)
+    he, we = (s_e * r_e).sqrt().round().long(), (s_e / r_e).sqrt().round().long()   # (N, attempts)
+    fits = (he < h) & (we < w)
+    first = fits.int().argmax(1, keepdim=True)                                    # first fitting draw
+    he, we = he.gather(1, first).squeeze(1), we.gather(1, first).squeeze(1)       # (N,)
+    on = fits.any(1) & (torch.rand(n, generator=gen) < p)
+    u = torch.rand(2, n, generator=gen)
+    y0, x0 = (u[0] * (h - he + 1)).long(), (u[1] * (w - we + 1)).long()           # top-left corner
+    rows = (torch.arange(h) >= y0[:, None]) & (torch.arange(h) < (y0 + he)[:, None])  # (N, H)
+    cols = (torch.arange(w) >= x0[:, None]) & (torch.arange(w) < (x0 + we)[:, None])  # (N, W)
+    box = (rows[:, :, None] & cols[:, None, :] & on[:, None, None])[:, None]          # (N, 1, H, W)
+    noise = torch.randint(0, 256, x.shape, generator=gen, dtype=torch.uint8)
+    return torch.where(box, noise.to(x.dtype), x)
+
+
 def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Apply a recipe's :class:`Augment` to a uint8 batch (N, C, H, W); shape and dtype kept."""
+    """Apply a recipe's :class:`Augment` to a uint8 batch (N, C, H, W): crop, flip, then
+    erasing (the paper's order, Sec. 3.1); shape and dtype kept."""
     x = random_crop(x, aug.pad, gen)
-    return random_flip(x, gen) if aug.flip else x
+    x = random_flip(x, gen) if aug.flip else x
+    return random_erase(x, aug.erase, gen)
 
 
 def to_input(x: torch.Tensor, size: int, mean, std, channels_last: bool = False) -> torch.Tensor:

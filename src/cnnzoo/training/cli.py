@@ -14,7 +14,7 @@ def _train(a: argparse.Namespace) -> None:
 
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "schedule",
-                                       "label_smoothing", "amp", "seed", "limit_train", "sync_bn", "device")}
+                                       "label_smoothing", "erase", "amp", "seed", "limit_train", "sync_bn", "device")}
     if a.channels_last is not None:
         opts["channels_last"] = a.channels_last
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
@@ -75,6 +75,8 @@ def add_commands(sub) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--schedule", choices=("cosine", "linear", "constant"))
     p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--erase", type=float, metavar="P",
+                   help="random-erasing probability (Zhong et al. 2020; recipe default 0 = off)")
     p.add_argument("--amp", choices=("fp32", "bf16"), help="bf16 autocast (CPUs with AMX / AVX-512-BF16)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--seed", type=int, default=0)

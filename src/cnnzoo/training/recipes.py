@@ -17,6 +17,7 @@ Fields:
     schedule: "cosine" or "linear" decay to zero after ``warmup_epochs`` of linear warm-up, or "constant".
     label_smoothing: cross-entropy label smoothing (Szegedy et al. 2016, Sec. 7).
     pad, flip: random crop with this padding and random horizontal flip (batched, on tensors).
+    erase: probability of random erasing (Zhong et al. 2020), after crop and flip; 0 = off.
     amp: "bf16" (autocast on CPUs with AMX/AVX-512-BF16) or "fp32"; channels_last: memory format.
     model_kwargs: builder keyword arguments (e.g. ``{"init": "torch"}``), under the user's own.
 """
@@ -27,7 +28,7 @@ import fnmatch
 DEFAULT: dict = {
     "input_size": 32, "width": 1.0, "epochs": 10, "batch_size": 128, "lr": 0.05,
     "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 0.5,
-    "label_smoothing": 0.1, "pad": 2, "flip": True, "amp": "fp32", "channels_last": True,
+    "label_smoothing": 0.1, "pad": 2, "flip": True, "erase": 0.0, "amp": "fp32", "channels_last": True,
 }
 # Speed defaults, measured as images/s of one training step at each recipe's size on a 2-core
 # AVX-512/AMX CPU (`python benchmarks/train_step_paths.py --threads 1`; the README quotes its last

@@ -8,7 +8,14 @@ from pathlib import Path
 from ..errors import CnnzooError
 
 COLUMNS = ("run", "model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
-           "wall s", "train img/s", "numerics", "threads", "seed", "status")
+           "augment", "wall s", "train img/s", "numerics", "threads", "seed", "status")
+
+
+def _augment(c: dict) -> str:
+    """The run's training augmentation in words, e.g. ``crop 2 + flip + erase 0.5``."""
+    parts = ([f"crop {c['pad']}"] if c.get("pad") else []) + (["flip"] if c.get("flip") else []) \
+        + ([f"erase {c['erase']:g}"] if c.get("erase") else [])
+    return " + ".join(parts) or "none"
 
 
 def _row(run: str, m: dict) -> tuple:
@@ -16,7 +23,7 @@ def _row(run: str, m: dict) -> tuple:
     pct = (lambda v: f"{100 * v:.2f}" if v is not None else "-")
     return (run, m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
             f"{m['params']:,}", f"{len(m['history'])}/{m['epochs']}", pct(f.get("test_acc")),
-            pct(f.get("test_top5")), f"{m['wall_seconds']:.0f}",
+            pct(f.get("test_top5")), _augment(m["config"]), f"{m['wall_seconds']:.0f}",
             f"{f['images_per_s']:.0f}" if f else "-",
             m["config"]["amp"] + (" channels_last" if m["config"].get("channels_last") else ""),
             str(m.get("hardware", {}).get("torch_threads", "-")), str(m["seed"]), m["status"])

@@ -60,6 +60,7 @@ class TrainConfig:
     label_smoothing: float | None = None      # cross-entropy label smoothing
     pad: int | None = None                    # random-crop padding, pixels (0 = off)
     flip: bool | None = None                  # random horizontal flip
+    erase: float | None = None                # random-erasing probability (0 = off)
     amp: str | None = None                    # "bf16" autocast | "fp32"
     channels_last: bool | None = None         # NHWC memory format
     sync_bn: bool = False                     # BatchNorm statistics over all processes (DDP runs only)
@@ -148,7 +149,7 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
-                   num_classes: int, batch_size: int = 1000, channels_last: bool = False,
+                   num_classes: int, batch_size: int = 256, channels_last: bool = False,
                    amp: str = "fp32") -> dict:
     """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
 
@@ -230,7 +231,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.model = self.build_model()
         self.train_model = self.model               # the seam where a DDP wrapper goes
-        self.aug = Augment(cfg.pad, cfg.flip)
+        self.aug = Augment(cfg.pad, cfg.flip, cfg.erase)
         self.steps_per_epoch = num_steps(len(self.train_x), cfg.batch_size, world_size=world_size)
         self.optimizer = self.build_optimizer()
         self.use_aux = hasattr(self.model, "forward_with_aux") and cfg.aux_weight > 0
@@ -361,10 +362,12 @@ class Trainer:
                 "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9)}
 
     def evaluate(self) -> dict:
-        """Test-set metrics of the current model (fp32, eval mode)."""
+        """Test-set metrics of the current model (eval mode, in the run's numerics ``amp``, as
+        training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint)."""
         cfg = self.cfg
         return evaluate_model(self.model, self.test_x, self.test_y, cfg.input_size, self.data.mean,
-                              self.data.std, self.data.num_classes, channels_last=cfg.channels_last)
+                              self.data.std, self.data.num_classes, channels_last=cfg.channels_last,
+                              amp=cfg.amp)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
