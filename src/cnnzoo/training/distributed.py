@@ -267,7 +267,7 @@ class DistributedTrainer(Trainer):
         cfg, d, n = self.cfg, self.data, len(self.test_x)
         lo, hi = self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
         m = evaluate_model(self.model, self.test_x[lo:hi], self.test_y[lo:hi], cfg.input_size, d.mean, d.std,
-                           d.num_classes, channels_last=cfg.channels_last)
+                           d.num_classes, channels_last=cfg.channels_last, amp=cfg.amp)
         k = hi - lo
         sums = self._all_reduce(torch.tensor([m["loss"] * k, m["top5"] * k], dtype=torch.float64))
         conf = self._all_reduce(m["confusion"])

@@ -149,7 +149,7 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
-                   num_classes: int, batch_size: int = 256, channels_last: bool = False,
+                   num_classes: int, batch_size: int = 1000, channels_last: bool = False,
                    amp: str = "fp32") -> dict:
     """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
 
@@ -427,8 +427,8 @@ class Trainer:
             self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        evaluate_model(self.model, self.test_x[:1000], self.test_y[:1000], self.cfg.input_size,
-                       self.data.mean, self.data.std, self.data.num_classes)
+        evaluate_model(self.model, self.test_x[:1000], self.test_y[:1000], self.cfg.input_size, self.data.mean,
+                       self.data.std, self.data.num_classes, channels_last=self.cfg.channels_last, amp=self.cfg.amp)
         eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
         self.model, self.train_model, self.optimizer = real
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
