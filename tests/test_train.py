@@ -195,3 +195,11 @@ def test_device_resolution():
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(TrainConfigError, match="--device tpu"):
         resolve_device("tpu")
+
+
+def test_out_of_range_probabilities_are_config_errors(tmp_path):
+    from cnnzoo.training.trainer import TrainConfigError
+
+    for bad in ({"erase": 1.5}, {"erase": -0.1}, {"label_smoothing": 1.0}):
+        with pytest.raises(TrainConfigError, match="erase is a probability in"):
+            Trainer(TrainConfig("lenet5_modern", **bad), tmp_path / "x", progress=False)

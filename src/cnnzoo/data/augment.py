@@ -5,7 +5,6 @@ Every function takes a batch (N, C, H, W) and, where random, an explicit
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 

@@ -222,6 +222,9 @@ class Trainer:
         if cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES or cfg.amp not in ("fp32", "bf16"):
             raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
                                    f"amp fp32 or bf16; got {cfg.optimizer!r}, {cfg.schedule!r}, {cfg.amp!r}")
+        if not 0.0 <= cfg.erase <= 1.0 or not 0.0 <= cfg.label_smoothing < 1.0:
+            raise TrainConfigError(f"erase is a probability in [0, 1] and label_smoothing in [0, 1); "
+                                   f"got {cfg.erase}, {cfg.label_smoothing}")
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
