@@ -200,6 +200,9 @@ def test_device_resolution():
 def test_out_of_range_probabilities_are_config_errors(tmp_path):
     from cnnzoo.training.trainer import TrainConfigError
 
-    for bad in ({"erase": 1.5}, {"erase": -0.1}, {"label_smoothing": 1.0}):
-        with pytest.raises(TrainConfigError, match="erase is a probability in"):
+    # the message names both bounds and both values (lenet5_modern's recipe: erase 0, smoothing 0.1)
+    for bad, got in (({"erase": 1.5}, "got 1.5, 0.1"), ({"erase": -0.1}, "got -0.1, 0.1"),
+                     ({"label_smoothing": 1.0}, "got 0.0, 1.0")):
+        with pytest.raises(TrainConfigError, match=r"erase is a probability in \[0, 1\] and label_smoothing "
+                                                   r"in \[0, 1\); " + got):
             Trainer(TrainConfig("lenet5_modern", **bad), tmp_path / "x", progress=False)

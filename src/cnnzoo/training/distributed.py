@@ -50,7 +50,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .trainer import TrainConfig, TrainConfigError, Trainer, evaluate_model
+from .trainer import TrainConfig, TrainConfigError, Trainer
 
 
 @dataclass(frozen=True)
@@ -264,10 +264,9 @@ class DistributedTrainer(Trainer):
         """Test metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""
         for b in self.model.buffers():
             dist.broadcast(b, 0)
-        cfg, d, n = self.cfg, self.data, len(self.test_x)
+        n = len(self.test_x)
         lo, hi = self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
-        m = evaluate_model(self.model, self.test_x[lo:hi], self.test_y[lo:hi], cfg.input_size, d.mean, d.std,
-                           d.num_classes, channels_last=cfg.channels_last, amp=cfg.amp)
+        m = self.evaluate_on(self.test_x[lo:hi], self.test_y[lo:hi])
         k = hi - lo
         sums = self._all_reduce(torch.tensor([m["loss"] * k, m["top5"] * k], dtype=torch.float64))
         conf = self._all_reduce(m["confusion"])

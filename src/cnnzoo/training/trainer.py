@@ -367,10 +367,14 @@ class Trainer:
     def evaluate(self) -> dict:
         """Test-set metrics of the current model (eval mode, in the run's numerics ``amp``, as
         training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint)."""
-        cfg = self.cfg
-        return evaluate_model(self.model, self.test_x, self.test_y, cfg.input_size, self.data.mean,
-                              self.data.std, self.data.num_classes, channels_last=cfg.channels_last,
-                              amp=cfg.amp)
+        return self.evaluate_on(self.test_x, self.test_y)
+
+    def evaluate_on(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+        """:func:`evaluate_model` of the current model on uint8 images ``x`` (N, C, H, W) and labels
+        ``y`` (N,), with the run's input size, normalisation, memory format and numerics."""
+        cfg, d = self.cfg, self.data
+        return evaluate_model(self.model, x, y, cfg.input_size, d.mean, d.std, d.num_classes,
+                              channels_last=cfg.channels_last, amp=cfg.amp)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
@@ -430,8 +434,7 @@ class Trainer:
             self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        evaluate_model(self.model, self.test_x[:1000], self.test_y[:1000], self.cfg.input_size, self.data.mean,
-                       self.data.std, self.data.num_classes, channels_last=self.cfg.channels_last, amp=self.cfg.amp)
+        self.evaluate_on(self.test_x[:1000], self.test_y[:1000])
         eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
         self.model, self.train_model, self.optimizer = real
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
