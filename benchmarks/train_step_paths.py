@@ -1,6 +1,7 @@
 """Images/s of one training step (forward, backward, SGD update) of each model at its recipe's
-input size, width and batch, in three numeric paths: fp32, fp32 + channels_last, and bf16 autocast
-+ channels_last. The recipes' ``amp`` and ``channels_last`` defaults are chosen from this table.
+input size, width, batch and builder options (``model_kwargs``, e.g. lenet5_modern's BatchNorm),
+in three numeric paths: fp32, fp32 + channels_last, and bf16 autocast + channels_last. The
+recipes' ``amp`` and ``channels_last`` defaults are chosen from this table.
 
     .venv/bin/python benchmarks/train_step_paths.py [--threads 1] [MODEL ...]
 
@@ -25,7 +26,7 @@ DEFAULT_MODELS = ["lenet5", "lenet5_modern", "cifar_resnet20", "alexnet_paper", 
 def step_images_per_s(name: str, bf16: bool, channels_last: bool, warmup: int = 2, steps: int = 4) -> float:
     r = recipe_for(name)
     torch.manual_seed(0)
-    model = cnnzoo.create_model(name, num_classes=10, in_chans=1, width=r["width"])
+    model = cnnzoo.create_model(name, num_classes=10, in_chans=1, width=r["width"], **r.get("model_kwargs", {}))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
