@@ -1,5 +1,6 @@
 """The trainer on a tiny synthetic MNIST-format data set the tests write (lenet5_modern)."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -181,6 +182,35 @@ def test_budget_minutes_estimates_epochs(data_dir, tmp_path):
     assert t.cfg.epochs is None
     n = t.estimate_epochs(3.0)
     assert n >= 1 and t.epoch == 0
+
+
+def test_budget_run_cuts_its_plan_when_epochs_get_slower(data_dir, tmp_path):
+    tiny = {k: v for k, v in TINY.items() if k != "epochs"}
+    t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1.0, **tiny), tmp_path, progress=False)
+    t.cfg.epochs, t.epoch, t.elapsed = 10, 2, 20.0
+    assert not t.keep_budget(5.0) and t.cfg.epochs == 10        # 8 more at 5 s fit in the 40 s left
+    assert not t.keep_budget(1.0) and t.cfg.epochs == 10        # faster epochs never lengthen the plan
+    assert t.keep_budget(15.0) and t.cfg.epochs == 4            # 40 s left hold 2 more epochs of 15 s
+    assert t.replans == [{"after_epoch": 2, "epoch_seconds": 15.0, "from_epochs": 10, "to_epochs": 4}]
+    t.elapsed = 70.0                                            # already over: one more epoch, to anneal
+    assert t.keep_budget(15.0) and t.cfg.epochs == 3
+    fixed = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, **TINY), tmp_path / "fixed", progress=False)
+    fixed.epoch, fixed.elapsed = 1, 1e6
+    assert not fixed.keep_budget(1e6) and fixed.cfg.epochs == 2  # an --epochs run keeps its length
+
+    # a whole run: the estimate planned 50 epochs, the budget (6 ms) is spent by the first
+    run = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1e-4, **tiny), tmp_path / "run",
+                  progress=False)
+    run.estimate_epochs = lambda budget_s: 50
+    summary = run.fit()
+    assert summary["status"] == "complete" and summary["epochs"] == 2 and len(summary["history"]) == 2
+    assert [(r["after_epoch"], r["from_epochs"], r["to_epochs"]) for r in summary["budget_replans"]] == [(1, 50, 2)]
+    # the last step ran at the end of the cut 2-epoch cosine (T steps, no warm-up), not mid-way
+    # through the 50-epoch one (which would still be at 0.99 of the peak)
+    T = run.total_steps
+    assert T == 2 * run.steps_per_epoch
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(TINY["lr"] * 0.5 * (1 + math.cos(math.pi * (T - 1) / T)))
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["replans"] == summary["budget_replans"]
 
 
 def test_device_resolution():

@@ -48,7 +48,8 @@ class TrainConfig:
     data_dir: str | None = None               # else CNNZOO_DATA, else the system location
     download: bool = False                    # fetch missing files with torchvision
     epochs: int | None = None                 # training length in epochs ...
-    budget_minutes: float | None = None       # ... or in wall-clock minutes (epochs estimated)
+    budget_minutes: float | None = None       # ... or in minutes of train + eval time (epochs estimated,
+                                              # the plan cut if epochs get slower: Trainer.keep_budget)
     input_size: int | None = None             # side of the model input, pixels
     width: float | None = None                # channel multiplier (builder kwarg ``width``)
     batch_size: int | None = None             # images per step (per process)
@@ -241,6 +242,7 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch, self.step, self.partial = 0, 0, None
         self.elapsed = 0.0
+        self.replans: list[dict] = []             # budget runs: plans cut when epochs got slower
         self._stop_requested = False              # set by the first Ctrl-C
 
     @property
@@ -387,6 +389,7 @@ class Trainer:
             "config": dataclasses.asdict(cfg), "epoch": self.epoch,
             "step": self.step if self.partial is not None else None,
             "partial": self.partial, "history": self.history, "elapsed_seconds": self.elapsed,
+            "replans": self.replans,
         }
 
     def save(self) -> None:
@@ -400,6 +403,7 @@ class Trainer:
         self.epoch, self.history, self.elapsed = ckpt["epoch"], list(ckpt["history"]), ckpt["elapsed_seconds"]
         self.partial = ckpt["partial"]
         self.step = ckpt["step"] or 0
+        self.replans = list(ckpt.get("replans", []))
 
     def write_metrics(self, status: str) -> dict:
         cfg = self.cfg
@@ -408,7 +412,8 @@ class Trainer:
             "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
             "params": sum(p.numel() for p in self.model.parameters()),
             "final": self.history[-1] if self.history else None,
-            "wall_seconds": self.elapsed, "config": dataclasses.asdict(cfg), **environment(),
+            "wall_seconds": self.elapsed, "budget_replans": self.replans,
+            "config": dataclasses.asdict(cfg), **environment(),
             "history": self.history,
         }
         if self.is_main:
@@ -439,6 +444,33 @@ class Trainer:
         self.model, self.train_model, self.optimizer = real
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
         return max(1, int(budget_s / (step_s * self.steps_per_epoch + eval_s)))
+
+    def keep_budget(self, epoch_s: float) -> bool:
+        """After an epoch of a budget run: if epochs now take ``epoch_s`` seconds (train +
+        evaluation) and the rest of the plan no longer fits in ``budget_minutes``, cut the plan to
+        the epochs that do fit, but at least one more, so that the schedule still ends at its
+        final learning rate (the cut compresses the rest of the schedule; it never lengthens it).
+        Each cut is kept in ``self.replans`` (metrics.json ``budget_replans``).
+
+        Returns:
+            True if the plan was cut.
+        """
+        cfg = self.cfg
+        if cfg.budget_minutes is None or self.epoch >= cfg.epochs:
+            return False
+        # every process decides from the same (mean) figures, so they run the same epochs
+        epoch_s, elapsed = (self._all_reduce(torch.tensor([epoch_s, self.elapsed], dtype=torch.float64))
+                            / self.world_size).tolist()
+        fits = self.epoch + max(1, int((cfg.budget_minutes * 60 - elapsed) / epoch_s))
+        if fits >= cfg.epochs:
+            return False
+        self.replans.append({"after_epoch": self.epoch, "epoch_seconds": epoch_s, "from_epochs": cfg.epochs,
+                             "to_epochs": fits})
+        if self.is_main and self.progress:
+            print(f"\nbudget: epoch {self.epoch} took {epoch_s:.0f} s; the plan is cut from {cfg.epochs} to "
+                  f"{fits} epochs to end within {cfg.budget_minutes:g} min", flush=True)
+        cfg.epochs = fits
+        return True
 
     def fit(self) -> dict:
         """Train to the configured number of epochs, checkpointing after each; returns the
@@ -484,6 +516,8 @@ class Trainer:
             row["elapsed_seconds"] = self.elapsed
             self.history.append(row)
             self.epoch, self.step, self.partial = self.epoch + 1, 0, None
+            if self.keep_budget(row["train_seconds"] + row["eval_seconds"]):
+                bar.total = self.total_steps
             self.save()
             self.write_metrics("running" if self.epoch < self.cfg.epochs else "complete")
             bar.set_postfix_str(f"ep {self.epoch} loss {row['train_loss']:.3f} test acc {row['test_acc']:.4f}")
