@@ -184,19 +184,21 @@ def test_budget_minutes_estimates_epochs(data_dir, tmp_path):
     assert n >= 1 and t.epoch == 0
 
 
-def test_budget_run_cuts_its_plan_when_epochs_get_slower(data_dir, tmp_path):
+def test_budget_run_refits_its_plan_to_the_measured_epochs(data_dir, tmp_path):
     tiny = {k: v for k, v in TINY.items() if k != "epochs"}
     t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1.0, **tiny), tmp_path, progress=False)
-    t.cfg.epochs, t.epoch, t.elapsed = 10, 2, 20.0
-    assert not t.keep_budget(5.0) and t.cfg.epochs == 10        # 8 more at 5 s fit in the 40 s left
-    assert not t.keep_budget(1.0) and t.cfg.epochs == 10        # faster epochs never lengthen the plan
-    assert t.keep_budget(15.0) and t.cfg.epochs == 4            # 40 s left hold 2 more epochs of 15 s
-    assert t.replans == [{"after_epoch": 2, "epoch_seconds": 15.0, "from_epochs": 10, "to_epochs": 4}]
+    t.cfg.epochs, t.epoch, t.elapsed = 10, 1, 6.0
+    assert t.replan_for_budget(3.0) and t.cfg.epochs == 19      # after epoch 1: 54 s left hold 18 of 3 s
+    t.epoch, t.elapsed = 2, 20.0
+    assert not t.replan_for_budget(1.0) and t.cfg.epochs == 19  # later, faster epochs do not lengthen it
+    assert not t.replan_for_budget(2.3) and t.cfg.epochs == 19  # 40 s left hold 17 more of 2.3 s: as planned
+    assert t.replan_for_budget(15.0) and t.cfg.epochs == 4      # 40 s left hold 2 more epochs of 15 s
+    assert [(r["after_epoch"], r["from_epochs"], r["to_epochs"]) for r in t.replans] == [(1, 10, 19), (2, 19, 4)]
     t.elapsed = 70.0                                            # already over: one more epoch, to anneal
-    assert t.keep_budget(15.0) and t.cfg.epochs == 3
+    assert t.replan_for_budget(15.0) and t.cfg.epochs == 3
     fixed = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, **TINY), tmp_path / "fixed", progress=False)
     fixed.epoch, fixed.elapsed = 1, 1e6
-    assert not fixed.keep_budget(1e6) and fixed.cfg.epochs == 2  # an --epochs run keeps its length
+    assert not fixed.replan_for_budget(1e6) and fixed.cfg.epochs == 2  # an --epochs run keeps its length
 
     # a whole run: the estimate planned 50 epochs, the budget (6 ms) is spent by the first
     run = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1e-4, **tiny), tmp_path / "run",

@@ -67,7 +67,9 @@ def add_commands(sub) -> None:
     p.add_argument("--download", action="store_true", help="fetch missing files with torchvision (needs a network)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=int, help="training length (default: the model's recipe)")
-    g.add_argument("--budget-minutes", type=float, help="train for this many minutes instead (epochs estimated from a few steps; the plan is cut if epochs get slower)")
+    g.add_argument("--budget-minutes", type=float,
+                   help="train and evaluate within this many minutes instead (epochs estimated from a few "
+                        "steps, re-fitted to the first epoch, cut if later epochs get slower)")
     p.add_argument("--input-size", type=int, help="side of the model input in pixels (recipe default)")
     p.add_argument("--width", type=float, help="channel multiplier (recipe default)")
     p.add_argument("--batch-size", type=int)

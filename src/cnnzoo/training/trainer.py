@@ -49,7 +49,7 @@ class TrainConfig:
     download: bool = False                    # fetch missing files with torchvision
     epochs: int | None = None                 # training length in epochs ...
     budget_minutes: float | None = None       # ... or in minutes of train + eval time (epochs estimated,
-                                              # the plan cut if epochs get slower: Trainer.keep_budget)
+                                              # re-fitted after epochs: Trainer.replan_for_budget)
     input_size: int | None = None             # side of the model input, pixels
     width: float | None = None                # channel multiplier (builder kwarg ``width``)
     batch_size: int | None = None             # images per step (per process)
@@ -445,15 +445,19 @@ class Trainer:
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
         return max(1, int(budget_s / (step_s * self.steps_per_epoch + eval_s)))
 
-    def keep_budget(self, epoch_s: float) -> bool:
-        """After an epoch of a budget run: if epochs now take ``epoch_s`` seconds (train +
-        evaluation) and the rest of the plan no longer fits in ``budget_minutes``, cut the plan to
-        the epochs that do fit, but at least one more, so that the schedule still ends at its
-        final learning rate (the cut compresses the rest of the schedule; it never lengthens it).
-        Each cut is kept in ``self.replans`` (metrics.json ``budget_replans``).
+    def replan_for_budget(self, epoch_s: float) -> bool:
+        """After an epoch of a budget run that now takes ``epoch_s`` seconds per epoch (train +
+        evaluation): re-fit the plan to the epochs that fit in what is left of ``budget_minutes``.
+
+        After the first epoch, the first full measurement, the plan may grow or shrink (the
+        estimate comes from a few steps; the schedule has barely moved, so lengthening it
+        changes the learning rate by little). After later epochs it only shrinks, and by at most
+        to one more epoch, so the schedule still ends at its final learning rate: a cut
+        compresses the rest of the schedule. Each change is kept in ``self.replans``
+        (metrics.json ``budget_replans``).
 
         Returns:
-            True if the plan was cut.
+            True if the number of epochs changed.
         """
         cfg = self.cfg
         if cfg.budget_minutes is None or self.epoch >= cfg.epochs:
@@ -462,12 +466,12 @@ class Trainer:
         epoch_s, elapsed = (self._all_reduce(torch.tensor([epoch_s, self.elapsed], dtype=torch.float64))
                             / self.world_size).tolist()
         fits = self.epoch + max(1, int((cfg.budget_minutes * 60 - elapsed) / epoch_s))
-        if fits >= cfg.epochs:
+        if fits == cfg.epochs or (fits > cfg.epochs and self.epoch > 1):
             return False
         self.replans.append({"after_epoch": self.epoch, "epoch_seconds": epoch_s, "from_epochs": cfg.epochs,
                              "to_epochs": fits})
         if self.is_main and self.progress:
-            print(f"\nbudget: epoch {self.epoch} took {epoch_s:.0f} s; the plan is cut from {cfg.epochs} to "
+            print(f"\nbudget: epoch {self.epoch} took {epoch_s:.0f} s; the plan goes from {cfg.epochs} to "
                   f"{fits} epochs to end within {cfg.budget_minutes:g} min", flush=True)
         cfg.epochs = fits
         return True
@@ -516,7 +520,7 @@ class Trainer:
             row["elapsed_seconds"] = self.elapsed
             self.history.append(row)
             self.epoch, self.step, self.partial = self.epoch + 1, 0, None
-            if self.keep_budget(row["train_seconds"] + row["eval_seconds"]):
+            if self.replan_for_budget(row["train_seconds"] + row["eval_seconds"]):
                 bar.total = self.total_steps
             self.save()
             self.write_metrics("running" if self.epoch < self.cfg.epochs else "complete")
