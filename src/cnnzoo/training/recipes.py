@@ -35,9 +35,10 @@ DEFAULT: dict = {
 # `--vary schedule cosine linear`; README): +0.15 points over no smoothing, linear -0.14 vs cosine.
 # Speed defaults, measured as images/s of one training step at each recipe's size on a 2-core
 # AVX-512/AMX CPU (`python benchmarks/train_step_paths.py --threads 1`; the README quotes its last
-# output): channels_last was faster than fp32 for every recipe (1.1-1.6x). bf16 autocast +
-# channels_last was faster again for most (e.g. CIFAR ResNet-20 691 vs 365 img/s, VGG-16 2,304 vs
-# 1,685) but not for AlexNet and GoogLeNet. bf16 is the default where full runs with it reached the
+# output): channels_last was faster than fp32 for 9 of the 10 recipes (1.1-1.9x; AlexNet 0.95x,
+# 1.11x in the run before). bf16 autocast + channels_last was faster again for most (e.g. CIFAR
+# ResNet-20 781 vs 398 img/s, VGG-16 2,340 vs 1,668) but not for GoogLeNet (equal) and the
+# width-0.25 ResNet-18/50 (0.93x, 0.67x). bf16 is the default where full runs with it reached the
 # accuracies in the README (CIFAR ResNet-20, VGG-16, ZFNet). Equal accuracy is measured for CIFAR
 # ResNet-20 (`python benchmarks/twins.py cifar_resnet20 --seeds 0 1 --epochs 3`: bf16 -0.01
 # points, 1.8x faster per epoch) and VGG-16 (`twins.py vgg16 --seeds 0 1 --epochs 3`: +0.65 points, 1.2x);
