@@ -242,7 +242,7 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch, self.step, self.partial = 0, 0, None
         self.elapsed = 0.0
-        self.replans: list[dict] = []             # budget runs: plans cut when epochs got slower
+        self.replans: list[dict] = []             # budget runs: each change of the plan (replan_for_budget)
         self._stop_requested = False              # set by the first Ctrl-C
 
     @property
@@ -450,11 +450,11 @@ class Trainer:
         evaluation): re-fit the plan to the epochs that fit in what is left of ``budget_minutes``.
 
         After the first epoch, the first full measurement, the plan may grow or shrink (the
-        estimate comes from a few steps; the schedule has barely moved, so lengthening it
-        changes the learning rate by little). After later epochs it only shrinks, and by at most
-        to one more epoch, so the schedule still ends at its final learning rate: a cut
-        compresses the rest of the schedule. Each change is kept in ``self.replans``
-        (metrics.json ``budget_replans``).
+        estimate comes from a few steps); growing it then moves the learning rate back up by
+        at most what that one epoch of the schedule had lowered it. After later epochs the plan
+        only shrinks, never below one more epoch, so the schedule still reaches its final
+        learning rate: a cut compresses the rest of the schedule. Each change is kept in
+        ``self.replans`` (metrics.json ``budget_replans``).
 
         Returns:
             True if the number of epochs changed.
