@@ -4,7 +4,8 @@ One module fixture runs, on a 487-image subset (so the last global batch is shor
   1. one process, global batch 64, 2 epochs, in this process;
   2. torchrun with 2 processes x batch 32, where rank 1 raises at epoch 2, step 2;
   3. torchrun again with --resume, which finishes epoch 2.
-The model is lenet5_modern with BatchNorm and sync_bn, augmentation off (no random draws
+The model is lenet5_modern with BatchNorm and sync_bn (the final epoch also scored with flip
+TTA, each rank on its shard of the test set), augmentation off (no random draws
 that differ between ranks), so the distributed run must reproduce the one-process run up to
 float summation order: tolerance 1e-5 (relative, losses) and 1e-5 (absolute, weights; the
 observed gap is about 1e-6, while an unweighted short last batch gave 1e-3).
@@ -27,7 +28,7 @@ from cnnzoo.training.distributed import CPUSyncBatchNorm, convert_sync_batchnorm
 # channels_last off: its oneDNN kernels pick batch-size-dependent algorithms, so a 32-image shard
 # and a 64-image batch differ by ~1e-4 relative in the loss, above this test's float tolerance.
 OPTS = dict(dataset="fashion-mnist", epochs=2, limit_train=487, limit_test=200, pad=0, flip=False,
-            lr=0.05, model_kwargs={"norm": True}, sync_bn=True, channels_last=False)
+            lr=0.05, model_kwargs={"norm": True}, sync_bn=True, channels_last=False, tta=True)
 PER_RANK_BATCH = 32
 
 # Runs under torchrun: records the sample indices each rank trains on, and with "fail" makes
@@ -98,8 +99,12 @@ def test_resumed_ddp_run_matches_one_process_run(runs):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((runs["tmp"] / "run" / "metrics.json").read_text())
     assert summary["status"] == "complete" and len(summary["history"]) == 2
+    assert "test_acc_tta" in single.history[-1]          # the final epoch adds its flip-TTA figures
     for got, want in zip(summary["history"], single.history):
-        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "test_top5"):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "test_top5", "test_acc_tta", "test_top5_tta"):
+            if key not in want:
+                assert key not in got, (got["epoch"], key)
+                continue
             assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (got["epoch"], key)
     sd = load_checkpoint(runs["tmp"] / "run")["state_dict"]
     want = single.model.state_dict()

@@ -11,7 +11,7 @@ from cnnzoo.cli import main
 from cnnzoo.data import datasets as ds
 from cnnzoo.errors import CnnzooError
 from cnnzoo.training import (CheckpointError, TrainConfig, Trainer, TrainingDivergedError, evaluate,
-                             load_checkpoint, load_model, lr_at, predict, train)
+                             evaluate_model, load_checkpoint, load_model, lr_at, predict, train)
 from test_data import write_idx
 
 TINY = dict(dataset="mnist", epochs=2, batch_size=32, lr=0.1, input_size=28, seed=3, amp="fp32", flip=False,
@@ -92,8 +92,10 @@ def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch)
     monkeypatch.setattr(Trainer, "train_step", real_step)
     with pytest.raises(CnnzooError, match="--resume"):
         run(data_dir, tmp_path / "killed")
-    run(data_dir, tmp_path / "killed", resume=True)
+    # --tta on resume is taken (it changes no training step): same run, the final epoch gains its TTA figure
+    r = run(data_dir, tmp_path / "killed", resume=True, tta=True)
     _assert_same_run(tmp_path / "ref", tmp_path / "killed")
+    assert "test_acc_tta" in r.final and "test_acc_tta" not in r.history[0]
 
 
 def test_ctrl_c_saves_mid_epoch_and_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
@@ -174,6 +176,56 @@ def test_cli_train_eval_predict_results(data_dir, tmp_path, capsys):
     assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "missing data file" in capsys.readouterr().err
+
+
+class _Linear(torch.nn.Module):
+    """A model that sees left from right: logits = W @ flattened image."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_flip_tta_scores_the_mean_softmax_of_image_and_mirror():
+    torch.manual_seed(0)
+    x, y = torch.randint(0, 256, (50, 1, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (50,))
+    model = _Linear()
+    res = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, batch_size=16, tta=True)
+    # by hand: the two views' probabilities, averaged
+    xn = (x.float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        p = (model(xn).softmax(1) + model(xn.flip(-1)).softmax(1)) / 2
+    assert res["tta"]["top1"] == pytest.approx((p.argmax(1) == y).float().mean().item())
+    assert res["tta"]["loss"] == pytest.approx(-p[torch.arange(50), y].log().mean().item(), rel=1e-5)
+    assert res["tta"]["top1"] != res["top1"] or res["tta"]["loss"] != pytest.approx(res["loss"])
+    # the single view is unchanged by asking for TTA
+    single = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, batch_size=16)
+    assert "tta" not in single and single["top1"] == res["top1"] and single["loss"] == pytest.approx(res["loss"])
+    # a mirror-symmetric model gains nothing: both views give the same probabilities
+    with torch.no_grad():
+        w = model.fc.weight.view(10, 28, 28)
+        model.fc.weight.copy_(((w + w.flip(-1)) / 2).view(10, -1))
+    sym = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, tta=True)
+    assert sym["tta"]["top1"] == sym["top1"] and sym["tta"]["loss"] == pytest.approx(sym["loss"], rel=1e-5)
+
+
+def test_tta_run_reports_the_final_epoch_with_both_views(data_dir, tmp_path, capsys):
+    out = tmp_path / "tta"
+    r = run(data_dir, out, tta=True)
+    first, last = r.history
+    assert "test_acc_tta" not in first and 0.0 <= last["test_acc_tta"] <= 1.0
+    ev = evaluate(out, data_dir=data_dir, tta=True)         # fp32 run: the same figures from the checkpoint
+    assert ev["tta"]["top1"] == pytest.approx(last["test_acc_tta"]) and ev["top1"] == pytest.approx(last["test_acc"])
+    header, row1, row2 = (out / "metrics.csv").read_text().splitlines()
+    assert "test_acc_tta" in header.split(",") and row1.count(",") == row2.count(",") == header.count(",")
+    assert main(["results", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert "top-1 flip-TTA %" in table and f"| {100 * last['test_acc_tta']:.2f} |" in table
+    assert main(["eval", str(out), "--data-dir", data_dir, "--tta"]) == 0
+    assert f"flip test-time augmentation (2 views): top-1 {last['test_acc_tta']:.2%}" in capsys.readouterr().out
 
 
 def test_budget_minutes_estimates_epochs(data_dir, tmp_path):

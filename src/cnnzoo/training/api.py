@@ -71,7 +71,7 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         model: registry name, e.g. ``"lenet5_modern"``.
         out: run directory (default ``runs/MODEL-DATASET-seedS``).
         resume: continue the unfinished run in ``out`` from its last checkpoint (its saved
-            config wins over ``options``, except ``data_dir``).
+            config wins over ``options``, except ``data_dir`` and ``tta``).
         progress: show a progress bar (loss, accuracy, images/s, ETA).
         **options: any :class:`~cnnzoo.training.trainer.TrainConfig` field (``epochs``,
             ``budget_minutes``, ``input_size``, ``width``, ``batch_size``, ``lr``, ``seed``, ...);
@@ -108,7 +108,8 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
     with rank_errors():                     # under torchrun: one line naming a failed rank
         if resume and ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path)
-            saved = {**ckpt["config"], **({"data_dir": options["data_dir"]} if "data_dir" in options else {})}
+            # where the data lie and the final evaluation's views change no training step
+            saved = {**ckpt["config"], **{k: options[k] for k in ("data_dir", "tta") if k in options}}
             trainer = make_trainer(TrainConfig(**saved), out, progress=progress)
             trainer.restore(ckpt)
         else:
@@ -137,17 +138,19 @@ def load_model(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
 
 
 def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir: str | None = None,
-             out: str | os.PathLike | None = None, batch_size: int = 1000) -> dict:
+             out: str | os.PathLike | None = None, batch_size: int = 1000, tta: bool = False) -> dict:
     """Evaluate a checkpoint on a test set.
 
     Args:
         checkpoint: a ``checkpoint.pt`` or the run directory holding it.
         dataset, data_dir: the test set (default: the one the model was trained on).
         out: directory for ``confusion.png`` and ``eval.json`` (default: the checkpoint's directory).
+        tta: also score flip test-time augmentation (see :func:`~cnnzoo.training.evaluate_model`).
 
     Returns:
         dict: ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
-        accuracy}), ``confusion`` (K x K list, row = true class), ``n``, ``confusion_png`` (path).
+        accuracy}), ``confusion`` (K x K list, row = true class), ``n``, ``confusion_png`` (path),
+        all of the single view; with ``tta`` also ``tta``: ``top1``, ``top5`` and ``loss`` of the two views.
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or data; CnnzooError when the
@@ -159,7 +162,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         raise CnnzooError(f"{data.name} has {data.num_classes} classes x {data.in_chans} channel(s); "
                           f"the model expects {ck['num_classes']} x {ck['in_chans']}")
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
-                       ck["num_classes"], batch_size)
+                       ck["num_classes"], batch_size, tta=tta)
     conf = m["confusion"]
     per_class = (conf.diag().double() / conf.sum(1).clamp_min(1)).tolist()
     cp = Path(checkpoint)
@@ -170,6 +173,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     res = {"model": ck["model"], "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
            "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
            "confusion": conf.tolist(), "confusion_png": str(png)}
+    if tta:
+        res["tta"] = {k: m["tta"][k] for k in ("top1", "top5", "loss")}
     (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
 

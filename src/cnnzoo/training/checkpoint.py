@@ -73,10 +73,11 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """Atomically write a list of dicts (same keys) as CSV with a header."""
+    """Atomically write a list of dicts as CSV with a header: the keys in order of first
+    appearance (a key some rows lack, e.g. the final epoch's ``test_acc_tta``, is empty there)."""
     buf = io.StringIO()
     if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         w.writeheader()
         w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())

@@ -260,14 +260,20 @@ class DistributedTrainer(Trainer):
         dist.all_reduce(t)
         return t.cpu()
 
-    def evaluate(self) -> dict:
+    def evaluate(self, tta: bool = False) -> dict:
         """Test metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""
         for b in self.model.buffers():
             dist.broadcast(b, 0)
         n = len(self.test_x)
         lo, hi = self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
-        m = self.evaluate_on(self.test_x[lo:hi], self.test_y[lo:hi])
-        k = hi - lo
+        m = self.evaluate_on(self.test_x[lo:hi], self.test_y[lo:hi], tta)
+        res = self._gather_metrics(m, hi - lo, n)
+        if tta:
+            res["tta"] = self._gather_metrics(m["tta"], hi - lo, n)
+        return res
+
+    def _gather_metrics(self, m: dict, k: int, n: int) -> dict:
+        """One view's metrics of the whole test set from each rank's ``m`` over its ``k`` of ``n`` images."""
         sums = self._all_reduce(torch.tensor([m["loss"] * k, m["top5"] * k], dtype=torch.float64))
         conf = self._all_reduce(m["confusion"])
         total = max(1, n)

@@ -64,6 +64,7 @@ class TrainConfig:
     erase: float | None = None                # random-erasing probability (0 = off)
     amp: str | None = None                    # "bf16" autocast | "fp32"
     channels_last: bool | None = None         # NHWC memory format
+    tta: bool = False                         # also score the final model with flip test-time augmentation
     sync_bn: bool = False                     # BatchNorm statistics over all processes (DDP runs only)
     device: str | None = None                 # "cpu" | "cuda" | "cuda:N"; None: this process's GPU if any, else CPU
     aux_weight: float = 0.3                   # GoogLeNet auxiliary-loss weight (Szegedy et al. 2014, Sec. 5)
@@ -151,34 +152,58 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
 @torch.no_grad()
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
                    num_classes: int, batch_size: int = 1000, channels_last: bool = False,
-                   amp: str = "fp32") -> dict:
+                   amp: str = "fp32", tta: bool = False) -> dict:
     """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
 
     Args:
         x: (N, C, H, W) uint8 images; y: (N,) int64 labels.
         input_size, mean, std: as in training (images resized to input_size, normalised).
+        tta: also score flip test-time augmentation: the mean of the softmax of each image and
+            of its mirror image (two views; the papers' multi-view testing cut to the view a
+            flip-trained model has seen: Krizhevsky et al. 2012, Sec. 6, average ten crops and
+            their reflections; He et al. 2016, Sec. 3.4, the 10-crop test).
 
     Returns:
         dict with ``loss`` (mean cross-entropy, nats), ``top1``, ``top5`` (fractions),
-        ``confusion`` ((K, K) int64 tensor, row = true class, column = prediction) and ``n``.
+        ``confusion`` ((K, K) int64 tensor, row = true class, column = prediction) and ``n``,
+        all of the single view; with ``tta``, also ``tta``: the same keys for the two views.
     """
     model.eval()
     dev = next(model.parameters()).device
-    loss = torch.zeros((), dtype=torch.float64)
-    top5 = torch.zeros((), dtype=torch.int64)
-    conf = torch.zeros(num_classes * num_classes, dtype=torch.int64)
-    k = min(5, num_classes)
+    tallies = [_Tally(num_classes) for _ in range(1 + tta)]
     for lo in range(0, len(x), batch_size):
-        xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+        xb, yb = to_input(x[lo:lo + batch_size], input_size, mean, std, channels_last).to(dev), y[lo:lo + batch_size]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
-            logits = model(to_input(xb, input_size, mean, std, channels_last).to(dev)).float().cpu()
-        loss += F.cross_entropy(logits, yb, reduction="sum").double()
-        top5 += (logits.topk(k, 1).indices == yb[:, None]).any(1).sum()
-        conf += torch.bincount(yb * num_classes + logits.argmax(1), minlength=num_classes ** 2)
-    n = max(1, len(x))
-    conf = conf.view(num_classes, num_classes)
-    return {"loss": float(loss) / n, "top1": float(conf.diag().sum()) / n, "top5": float(top5) / n,
-            "confusion": conf, "n": len(x)}
+            logp = model(xb).float().log_softmax(1).cpu()
+            tallies[0].add(logp, yb)
+            if tta:                                   # log of the mean of the two views' softmax
+                mirror = model(xb.flip(-1)).float().log_softmax(1).cpu()
+                tallies[1].add(torch.logaddexp(logp, mirror) - math.log(2), yb)
+    res = tallies[0].result(len(x))
+    if tta:
+        res["tta"] = tallies[1].result(len(x))
+    return res
+
+
+class _Tally:
+    """Running sums of one view's evaluation: summed loss, top-5 hits, confusion counts."""
+
+    def __init__(self, num_classes: int):
+        self.k = num_classes
+        self.loss = torch.zeros((), dtype=torch.float64)
+        self.top5 = torch.zeros((), dtype=torch.int64)
+        self.conf = torch.zeros(num_classes * num_classes, dtype=torch.int64)
+
+    def add(self, logp: torch.Tensor, y: torch.Tensor) -> None:
+        """``logp``: (B, K) log-probabilities; ``y``: (B,) labels."""
+        self.loss += F.nll_loss(logp, y, reduction="sum").double()
+        self.top5 += (logp.topk(min(5, self.k), 1).indices == y[:, None]).any(1).sum()
+        self.conf += torch.bincount(y * self.k + logp.argmax(1), minlength=self.k ** 2)
+
+    def result(self, n: int) -> dict:
+        conf, n1 = self.conf.view(self.k, self.k), max(1, n)
+        return {"loss": float(self.loss) / n1, "top1": float(conf.diag().sum()) / n1,
+                "top5": float(self.top5) / n1, "confusion": conf, "n": n}
 
 
 def select_classes(data, classes: list[int]):
@@ -366,17 +391,18 @@ class Trainer:
                 "train_acc": float(self._all_reduce(sums["correct"])) / float(n),
                 "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9)}
 
-    def evaluate(self) -> dict:
+    def evaluate(self, tta: bool = False) -> dict:
         """Test-set metrics of the current model (eval mode, in the run's numerics ``amp``, as
-        training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint)."""
-        return self.evaluate_on(self.test_x, self.test_y)
+        training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint); ``tta`` as in
+        :func:`evaluate_model`."""
+        return self.evaluate_on(self.test_x, self.test_y, tta)
 
-    def evaluate_on(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+    def evaluate_on(self, x: torch.Tensor, y: torch.Tensor, tta: bool = False) -> dict:
         """:func:`evaluate_model` of the current model on uint8 images ``x`` (N, C, H, W) and labels
         ``y`` (N,), with the run's input size, normalisation, memory format and numerics."""
         cfg, d = self.cfg, self.data
         return evaluate_model(self.model, x, y, cfg.input_size, d.mean, d.std, d.num_classes,
-                              channels_last=cfg.channels_last, amp=cfg.amp)
+                              channels_last=cfg.channels_last, amp=cfg.amp, tta=tta)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
@@ -513,9 +539,12 @@ class Trainer:
         while self.epoch < self.cfg.epochs:
             row = {"epoch": self.epoch + 1, "lr": self.set_lr(self.epoch, 0), **self.train_epoch(bar)}
             t0 = time.perf_counter()
-            test = self.evaluate()
-            row.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"],
-                       eval_seconds=time.perf_counter() - t0)
+            # the plan's last epoch is final: a re-plan never ends it at an epoch already evaluated
+            test = self.evaluate(tta=self.cfg.tta and self.epoch + 1 == self.cfg.epochs)
+            row.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
+            if "tta" in test:
+                row.update(test_acc_tta=test["tta"]["top1"], test_top5_tta=test["tta"]["top5"])
+            row["eval_seconds"] = time.perf_counter() - t0
             self.elapsed += row["train_seconds"] + row["eval_seconds"]
             row["elapsed_seconds"] = self.elapsed
             self.history.append(row)
