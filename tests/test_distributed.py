@@ -28,7 +28,7 @@ from cnnzoo.training.distributed import CPUSyncBatchNorm, convert_sync_batchnorm
 # channels_last off: its oneDNN kernels pick batch-size-dependent algorithms, so a 32-image shard
 # and a 64-image batch differ by ~1e-4 relative in the loss, above this test's float tolerance.
 OPTS = dict(dataset="fashion-mnist", epochs=2, limit_train=487, limit_test=200, pad=0, flip=False,
-            lr=0.05, model_kwargs={"norm": True}, sync_bn=True, channels_last=False, tta=True)
+            lr=0.05, model_kwargs={"norm": True}, sync_bn=True, channels_last=False, tta="flip")
 PER_RANK_BATCH = 32
 
 # Runs under torchrun: records the sample indices each rank trains on, and with "fail" makes

@@ -93,7 +93,7 @@ def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch)
     with pytest.raises(CnnzooError, match="--resume"):
         run(data_dir, tmp_path / "killed")
     # --tta on resume is taken (it changes no training step): same run, the final epoch gains its TTA figure
-    r = run(data_dir, tmp_path / "killed", resume=True, tta=True)
+    r = run(data_dir, tmp_path / "killed", resume=True, tta="flip")
     _assert_same_run(tmp_path / "ref", tmp_path / "killed")
     assert "test_acc_tta" in r.final and "test_acc_tta" not in r.history[0]
 
@@ -189,43 +189,61 @@ class _Linear(torch.nn.Module):
         return self.fc(x.flatten(1))
 
 
-def test_flip_tta_scores_the_mean_softmax_of_image_and_mirror():
+def _assert_scores(res, p, y):
+    """``res`` (one view's metrics) against the hand-averaged probabilities ``p`` (N, K)."""
+    assert res["top1"] == pytest.approx((p.argmax(1) == y).float().mean().item())
+    assert res["loss"] == pytest.approx(-p[torch.arange(len(y)), y].log().mean().item(), rel=1e-5)
+
+
+def test_multi_view_tta_scores_the_mean_softmax_of_the_views():
     torch.manual_seed(0)
     x, y = torch.randint(0, 256, (50, 1, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (50,))
     model = _Linear()
-    res = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, batch_size=16, tta=True)
-    # by hand: the two views' probabilities, averaged
-    xn = (x.float() / 255 - 0.5) / 0.25
-    with torch.no_grad():
-        p = (model(xn).softmax(1) + model(xn.flip(-1)).softmax(1)) / 2
-    assert res["tta"]["top1"] == pytest.approx((p.argmax(1) == y).float().mean().item())
-    assert res["tta"]["loss"] == pytest.approx(-p[torch.arange(50), y].log().mean().item(), rel=1e-5)
+    norm = (lambda v: (v.float() / 255 - 0.5) / 0.25)
+    prob = (lambda v: model(norm(v)).softmax(1))
+    res = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, batch_size=16, tta="flip")
+    with torch.no_grad():                               # by hand: the image and its mirror, averaged
+        _assert_scores(res["tta"], (prob(x) + prob(x.flip(-1))) / 2, y)
     assert res["tta"]["top1"] != res["top1"] or res["tta"]["loss"] != pytest.approx(res["loss"])
     # the single view is unchanged by asking for TTA
     single = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, batch_size=16)
     assert "tta" not in single and single["top1"] == res["top1"] and single["loss"] == pytest.approx(res["loss"])
-    # a mirror-symmetric model gains nothing: both views give the same probabilities
+    # 10-crop with crop padding 2: the image shifted 2 px towards each corner (zeros enter), and the mirrors.
+    # F.pad with negative amounts crops: (2, -2, 2, -2) shifts right and down = the crop at offset (0, 0).
+    res10 = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, batch_size=16, tta="10crop", pad=2)
+    shifts = [(0, 0, 0, 0)] + [(sx, -sx, sy, -sy) for sy in (2, -2) for sx in (2, -2)]
+    views = [torch.nn.functional.pad(x, s) for s in shifts]
+    with torch.no_grad():
+        _assert_scores(res10["tta"], sum(prob(v) + prob(v.flip(-1)) for v in views) / 10, y)
+    # a mirror-symmetric model gains nothing from flips: both views give the same probabilities
     with torch.no_grad():
         w = model.fc.weight.view(10, 28, 28)
         model.fc.weight.copy_(((w + w.flip(-1)) / 2).view(10, -1))
-    sym = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, tta=True)
+    sym = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, tta="flip")
     assert sym["tta"]["top1"] == sym["top1"] and sym["tta"]["loss"] == pytest.approx(sym["loss"], rel=1e-5)
+    for kind, pad in (("5crop", 2), ("10crop", 0)):    # unknown kind; corner crops need training's padding
+        with pytest.raises(CnnzooError, match="10crop|test-time"):
+            evaluate_model(model, x, y, 28, [0.5], [0.25], 10, tta=kind, pad=pad)
 
 
 def test_tta_run_reports_the_final_epoch_with_both_views(data_dir, tmp_path, capsys):
     out = tmp_path / "tta"
-    r = run(data_dir, out, tta=True)
+    r = run(data_dir, out, tta="10crop")                  # TINY crops with padding 1
     first, last = r.history
     assert "test_acc_tta" not in first and 0.0 <= last["test_acc_tta"] <= 1.0
-    ev = evaluate(out, data_dir=data_dir, tta=True)         # fp32 run: the same figures from the checkpoint
+    ev = evaluate(out, data_dir=data_dir, tta="10crop")     # fp32 run: the same figures from the checkpoint
     assert ev["tta"]["top1"] == pytest.approx(last["test_acc_tta"]) and ev["top1"] == pytest.approx(last["test_acc"])
     header, row1, row2 = (out / "metrics.csv").read_text().splitlines()
     assert "test_acc_tta" in header.split(",") and row1.count(",") == row2.count(",") == header.count(",")
     assert main(["results", str(tmp_path)]) == 0
     table = capsys.readouterr().out
-    assert "top-1 flip-TTA %" in table and f"| {100 * last['test_acc_tta']:.2f} |" in table
-    assert main(["eval", str(out), "--data-dir", data_dir, "--tta"]) == 0
-    assert f"flip test-time augmentation (2 views): top-1 {last['test_acc_tta']:.2%}" in capsys.readouterr().out
+    assert "top-1 TTA %" in table and f"| {100 * last['test_acc_tta']:.2f} (10crop) |" in table
+    assert main(["eval", str(out), "--data-dir", data_dir, "--tta", "10crop"]) == 0
+    assert f"10crop test-time augmentation (10 views): top-1 {last['test_acc_tta']:.2%}" in capsys.readouterr().out
+    assert main(["eval", str(out), "--data-dir", data_dir, "--tta"]) == 0     # bare --tta: flip
+    assert "flip test-time augmentation (2 views)" in capsys.readouterr().out
+    with pytest.raises(CnnzooError, match="pad 0"):
+        run(data_dir, tmp_path / "nocrop", pad=0, tta="10crop")
 
 
 def test_budget_minutes_estimates_epochs(data_dir, tmp_path):

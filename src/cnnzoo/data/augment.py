@@ -11,6 +11,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import CnnzooError
+
+#: Multi-view test kinds of :func:`tta_views` (views per image).
+TTA_VIEWS = {"flip": 2, "10crop": 10}
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -74,6 +79,39 @@ def random_erase(x: torch.Tensor, p: float, gen: torch.Generator, area: tuple[fl
     box = (rows[:, :, None] & cols[:, None, :] & on[:, None, None])[:, None]          # (N, 1, H, W)
     noise = torch.randint(0, 256, x.shape, generator=gen, dtype=torch.uint8)
     return torch.where(box, noise.to(x.dtype), x)
+
+
+def check_tta(kind: str | None, pad: int) -> None:
+    """Raise :class:`~cnnzoo.errors.CnnzooError` unless ``kind`` is None or a :data:`TTA_VIEWS`
+    kind that a model trained with crop padding ``pad`` can use ("10crop" needs ``pad`` >= 1)."""
+    if kind is not None and kind not in TTA_VIEWS:
+        raise CnnzooError(f"test-time augmentation must be one of {', '.join(TTA_VIEWS)}; got {kind!r}")
+    if kind == "10crop" and pad < 1:
+        raise CnnzooError("10crop test-time augmentation takes its crops from the training crop's padding; "
+                          "this run trained without random crops (pad 0): use flip")
+
+
+def tta_views(x: torch.Tensor, kind: str, pad: int = 0) -> list[torch.Tensor]:
+    """The views of multi-view testing of a uint8 batch (N, C, H, W), besides the batch itself
+    (which is always the first view); each (N, C, H, W), dtype kept.
+
+    ``"flip"``: the mirror image (2 views in all). ``"10crop"``: the 10-crop test of
+    Krizhevsky et al. 2012, Sec. 6 (the four corner patches and the centre patch, and their
+    reflections; He et al. 2016, Sec. 3.4, test the same way), cut to this training's geometry:
+    the corner crops are the extreme offsets of :func:`random_crop` with padding ``pad`` and the
+    centre crop is the image itself.
+
+    Raises:
+        CnnzooError: as :func:`check_tta`.
+    """
+    check_tta(kind, pad)
+    views = [x.flip(-1)]
+    if kind == "10crop":
+        h, w = x.shape[-2:]
+        xp = F.pad(x, (pad, pad, pad, pad))                                   # (N, C, H+2p, W+2p)
+        corners = [xp[..., oy:oy + h, ox:ox + w] for oy in (0, 2 * pad) for ox in (0, 2 * pad)]
+        views += corners + [c.flip(-1) for c in corners]
+    return views
 
 
 def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:

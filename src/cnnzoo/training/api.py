@@ -138,23 +138,25 @@ def load_model(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
 
 
 def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir: str | None = None,
-             out: str | os.PathLike | None = None, batch_size: int = 1000, tta: bool = False) -> dict:
+             out: str | os.PathLike | None = None, batch_size: int = 1000, tta: str | None = None) -> dict:
     """Evaluate a checkpoint on a test set.
 
     Args:
         checkpoint: a ``checkpoint.pt`` or the run directory holding it.
         dataset, data_dir: the test set (default: the one the model was trained on).
         out: directory for ``confusion.png`` and ``eval.json`` (default: the checkpoint's directory).
-        tta: also score flip test-time augmentation (see :func:`~cnnzoo.training.evaluate_model`).
+        tta: also score multi-view testing, ``"flip"`` or ``"10crop"`` (the crops at the offsets of
+            the checkpoint's training crop; see :func:`~cnnzoo.training.evaluate_model`).
 
     Returns:
         dict: ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
         accuracy}), ``confusion`` (K x K list, row = true class), ``n``, ``confusion_png`` (path),
-        all of the single view; with ``tta`` also ``tta``: ``top1``, ``top5`` and ``loss`` of the two views.
+        all of the single view; with ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5``
+        and ``loss`` of the mean over the views.
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or data; CnnzooError when the
-            data set's classes or channels differ from the model's.
+            data set's classes or channels differ from the model's, or for an unusable ``tta``.
     """
     model, ck = load_model(checkpoint)
     data = load_dataset(dataset or ck["dataset"], data_dir)
@@ -162,7 +164,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         raise CnnzooError(f"{data.name} has {data.num_classes} classes x {data.in_chans} channel(s); "
                           f"the model expects {ck['num_classes']} x {ck['in_chans']}")
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
-                       ck["num_classes"], batch_size, tta=tta)
+                       ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0)
     conf = m["confusion"]
     per_class = (conf.diag().double() / conf.sum(1).clamp_min(1)).tolist()
     cp = Path(checkpoint)
@@ -174,7 +176,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
            "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
            "confusion": conf.tolist(), "confusion_png": str(png)}
     if tta:
-        res["tta"] = {k: m["tta"][k] for k in ("top1", "top5", "loss")}
+        res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
     (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
 

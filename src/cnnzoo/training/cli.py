@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..data import DATASETS
+from ..data import DATASETS, TTA_VIEWS
 
 
 def _train(a: argparse.Namespace) -> None:
@@ -27,7 +27,7 @@ def _train(a: argparse.Namespace) -> None:
           f"after {len(r.history)} epochs, {r.wall_seconds:.0f} s{' (reused finished run)' if r.reused else ''}; "
           f"run in {r.out_dir}")
     if "test_acc_tta" in r.final:
-        print(f"with flip test-time augmentation (2 views): top-1 {r.final['test_acc_tta']:.2%}, "
+        print(f"{_tta_words(s['config']['tta'])}: top-1 {r.final['test_acc_tta']:.2%}, "
               f"top-5 {r.final['test_top5_tta']:.2%}")
 
 
@@ -37,7 +37,7 @@ def _eval(a: argparse.Namespace) -> None:
     r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, tta=a.tta)
     print(f"{r['model']} on {r['dataset']} ({r['n']} test images): top-1 {r['top1']:.2%}, top-5 {r['top5']:.2%}")
     if a.tta:
-        print(f"with flip test-time augmentation (2 views): top-1 {r['tta']['top1']:.2%}, top-5 {r['tta']['top5']:.2%}")
+        print(f"{_tta_words(a.tta)}: top-1 {r['tta']['top1']:.2%}, top-5 {r['tta']['top5']:.2%}")
     for name, acc in r["per_class"].items():
         print(f"  {name:<14} {acc:.2%}")
     print(f"confusion matrix: {r['confusion_png']}")
@@ -64,7 +64,13 @@ def _results(a: argparse.Namespace) -> None:
                                             f"from the runs' metrics.json files.\n\n{table}")
 
 
-_TTA_HELP = "also score flip test-time augmentation (mean softmax of each image and its mirror)"
+_TTA_HELP = ("also score multi-view testing, the mean softmax over the views: flip (each image and its mirror, "
+             "the default) or 10crop (the 10-crop test of AlexNet and ResNet: four corner crops at the training "
+             "crop's offsets and the centre, and their mirrors)")
+
+
+def _tta_words(kind: str) -> str:
+    return f"with {kind} test-time augmentation ({TTA_VIEWS[kind]} views)"
 
 
 def add_commands(sub) -> None:
@@ -96,8 +102,9 @@ def add_commands(sub) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: this process's GPU if there is one, else cpu)")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-seedS)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    p.add_argument("--tta", action="store_true", help=_TTA_HELP + "; the final epoch's test_acc_tta, "
-                   "next to the single-view test_acc (also on --resume)")
+    p.add_argument("--tta", nargs="?", const="flip", choices=tuple(TTA_VIEWS),
+                   help=_TTA_HELP + "; the final epoch's test_acc_tta, next to the single-view test_acc "
+                   "(also on --resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -106,7 +113,8 @@ def add_commands(sub) -> None:
     p.add_argument("--dataset", choices=DATASETS, help="default: the data set it was trained on")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="folder for confusion.png and eval.json (default: the checkpoint's)")
-    p.add_argument("--tta", action="store_true", help=_TTA_HELP + ", printed after the single-view figures")
+    p.add_argument("--tta", nargs="?", const="flip", choices=tuple(TTA_VIEWS),
+                   help=_TTA_HELP + ", printed after the single-view figures")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)")

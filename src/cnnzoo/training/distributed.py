@@ -260,7 +260,7 @@ class DistributedTrainer(Trainer):
         dist.all_reduce(t)
         return t.cpu()
 
-    def evaluate(self, tta: bool = False) -> dict:
+    def evaluate(self, tta: str | None = None) -> dict:
         """Test metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""
         for b in self.model.buffers():
             dist.broadcast(b, 0)

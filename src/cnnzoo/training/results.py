@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import CnnzooError
 
 COLUMNS = ("run", "model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
-           "top-1 flip-TTA %",
+           "top-1 TTA %",
            "augment", "wall s", "train img/s", "numerics", "threads", "seed", "status")
 
 
@@ -19,12 +19,18 @@ def _augment(c: dict) -> str:
     return " + ".join(parts) or "none"
 
 
+def _tta(final: dict, c: dict) -> str:
+    """The final epoch's multi-view top-1, e.g. ``95.45 (flip)``; "-" for a run without ``tta``."""
+    v = final.get("test_acc_tta")
+    return "-" if v is None else f"{100 * v:.2f} ({c.get('tta')})"
+
+
 def _row(run: str, m: dict) -> tuple:
     f = m.get("final") or {}
     pct = (lambda v: f"{100 * v:.2f}" if v is not None else "-")
     return (run, m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
             f"{m['params']:,}", f"{len(m['history'])}/{m['epochs']}", pct(f.get("test_acc")),
-            pct(f.get("test_top5")), pct(f.get("test_acc_tta")), _augment(m["config"]), f"{m['wall_seconds']:.0f}",
+            pct(f.get("test_top5")), _tta(f, m["config"]), _augment(m["config"]), f"{m['wall_seconds']:.0f}",
             f"{f['images_per_s']:.0f}" if f else "-",
             m["config"]["amp"] + (" channels_last" if m["config"].get("channels_last") else ""),
             str(m.get("hardware", {}).get("torch_threads", "-")), str(m["seed"]), m["status"])

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Augment, augment, batch_slices, epoch_order, load_dataset, num_steps, to_input
+from ..data import (Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps, to_input,
+                    tta_views)
 from ..errors import CnnzooError
 from ..registry import create_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
@@ -64,7 +65,7 @@ class TrainConfig:
     erase: float | None = None                # random-erasing probability (0 = off)
     amp: str | None = None                    # "bf16" autocast | "fp32"
     channels_last: bool | None = None         # NHWC memory format
-    tta: bool = False                         # also score the final model with flip test-time augmentation
+    tta: str | None = None                    # also score the final model by multi-view testing: "flip" | "10crop"
     sync_bn: bool = False                     # BatchNorm statistics over all processes (DDP runs only)
     device: str | None = None                 # "cpu" | "cuda" | "cuda:N"; None: this process's GPU if any, else CPU
     aux_weight: float = 0.3                   # GoogLeNet auxiliary-loss weight (Szegedy et al. 2014, Sec. 5)
@@ -152,33 +153,38 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
 @torch.no_grad()
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
                    num_classes: int, batch_size: int = 1000, channels_last: bool = False,
-                   amp: str = "fp32", tta: bool = False) -> dict:
+                   amp: str = "fp32", tta: str | None = None, pad: int = 0) -> dict:
     """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
 
     Args:
         x: (N, C, H, W) uint8 images; y: (N,) int64 labels.
         input_size, mean, std: as in training (images resized to input_size, normalised).
-        tta: also score flip test-time augmentation: the mean of the softmax of each image and
-            of its mirror image (two views; the papers' multi-view testing cut to the view a
-            flip-trained model has seen: Krizhevsky et al. 2012, Sec. 6, average ten crops and
-            their reflections; He et al. 2016, Sec. 3.4, the 10-crop test).
+        tta: also score multi-view testing, the mean softmax over the views of
+            :func:`~cnnzoo.data.tta_views`: ``"flip"`` (each image and its mirror) or ``"10crop"``
+            (Krizhevsky et al. 2012, Sec. 6; He et al. 2016, Sec. 3.4: four corner crops and the
+            centre, and their mirrors, here at the offsets of training's random crop with ``pad``).
+
+    Raises:
+        CnnzooError: an unknown ``tta``, or ``"10crop"`` with ``pad`` 0.
 
     Returns:
         dict with ``loss`` (mean cross-entropy, nats), ``top1``, ``top5`` (fractions),
         ``confusion`` ((K, K) int64 tensor, row = true class, column = prediction) and ``n``,
-        all of the single view; with ``tta``, also ``tta``: the same keys for the two views.
+        all of the single view; with ``tta``, also ``tta``: the same keys for the mean over the views.
     """
+    check_tta(tta, pad)
     model.eval()
     dev = next(model.parameters()).device
-    tallies = [_Tally(num_classes) for _ in range(1 + tta)]
+    tallies = [_Tally(num_classes) for _ in range(2 if tta else 1)]
     for lo in range(0, len(x), batch_size):
-        xb, yb = to_input(x[lo:lo + batch_size], input_size, mean, std, channels_last).to(dev), y[lo:lo + batch_size]
+        xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
-            logp = model(xb).float().log_softmax(1).cpu()
-            tallies[0].add(logp, yb)
-            if tta:                                   # log of the mean of the two views' softmax
-                mirror = model(xb.flip(-1)).float().log_softmax(1).cpu()
-                tallies[1].add(torch.logaddexp(logp, mirror) - math.log(2), yb)
+            views = [xb, *tta_views(xb, tta, pad)] if tta else [xb]
+            logp = torch.stack([model(to_input(v, input_size, mean, std, channels_last).to(dev)).float()
+                                .log_softmax(1).cpu() for v in views])           # (views, B, K)
+        tallies[0].add(logp[0], yb)
+        if tta:                                       # log of the mean of the views' softmax
+            tallies[1].add(logp.logsumexp(0) - math.log(len(views)), yb)
     res = tallies[0].result(len(x))
     if tta:
         res["tta"] = tallies[1].result(len(x))
@@ -235,6 +241,7 @@ class Trainer:
 
     Raises:
         TrainConfigError: unknown optimizer or schedule, or builder kwargs the model does not take.
+        CnnzooError: an unknown ``tta``, or "10crop" without crop padding (:func:`~cnnzoo.data.check_tta`).
         InputTooSmallError: (at the first step) an input size below the model's minimum.
     """
 
@@ -251,6 +258,7 @@ class Trainer:
         if not 0.0 <= cfg.erase <= 1.0 or not 0.0 <= cfg.label_smoothing < 1.0:
             raise TrainConfigError(f"erase is a probability in [0, 1] and label_smoothing in [0, 1); "
                                    f"got {cfg.erase}, {cfg.label_smoothing}")
+        check_tta(cfg.tta, cfg.pad)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
@@ -391,18 +399,18 @@ class Trainer:
                 "train_acc": float(self._all_reduce(sums["correct"])) / float(n),
                 "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9)}
 
-    def evaluate(self, tta: bool = False) -> dict:
+    def evaluate(self, tta: str | None = None) -> dict:
         """Test-set metrics of the current model (eval mode, in the run's numerics ``amp``, as
         training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint); ``tta`` as in
         :func:`evaluate_model`."""
         return self.evaluate_on(self.test_x, self.test_y, tta)
 
-    def evaluate_on(self, x: torch.Tensor, y: torch.Tensor, tta: bool = False) -> dict:
+    def evaluate_on(self, x: torch.Tensor, y: torch.Tensor, tta: str | None = None) -> dict:
         """:func:`evaluate_model` of the current model on uint8 images ``x`` (N, C, H, W) and labels
         ``y`` (N,), with the run's input size, normalisation, memory format and numerics."""
         cfg, d = self.cfg, self.data
         return evaluate_model(self.model, x, y, cfg.input_size, d.mean, d.std, d.num_classes,
-                              channels_last=cfg.channels_last, amp=cfg.amp, tta=tta)
+                              channels_last=cfg.channels_last, amp=cfg.amp, tta=tta, pad=cfg.pad)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
@@ -540,7 +548,7 @@ class Trainer:
             row = {"epoch": self.epoch + 1, "lr": self.set_lr(self.epoch, 0), **self.train_epoch(bar)}
             t0 = time.perf_counter()
             # the plan's last epoch is final: a re-plan never ends it at an epoch already evaluated
-            test = self.evaluate(tta=self.cfg.tta and self.epoch + 1 == self.cfg.epochs)
+            test = self.evaluate(tta=self.cfg.tta if self.epoch + 1 == self.cfg.epochs else None)
             row.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
             if "tta" in test:
                 row.update(test_acc_tta=test["tta"]["top1"], test_top5_tta=test["tta"]["top5"])
