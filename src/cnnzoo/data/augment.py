@@ -96,7 +96,7 @@ def tta_views(x: torch.Tensor, kind: str, pad: int = 0) -> list[torch.Tensor]:
     (which is always the first view); each (N, C, H, W), dtype kept.
 
     ``"flip"``: the mirror image (2 views in all). ``"10crop"``: the 10-crop test of
-    Krizhevsky et al. 2012, Sec. 6 (the four corner patches and the centre patch, and their
+    Krizhevsky et al. 2012, Sec. 4.1 (the four corner patches and the centre patch, and their
     reflections; He et al. 2016, Sec. 3.4, test the same way), cut to this training's geometry:
     the corner crops are the extreme offsets of :func:`random_crop` with padding ``pad`` and the
     centre crop is the image itself.

@@ -161,7 +161,7 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
         input_size, mean, std: as in training (images resized to input_size, normalised).
         tta: also score multi-view testing, the mean softmax over the views of
             :func:`~cnnzoo.data.tta_views`: ``"flip"`` (each image and its mirror) or ``"10crop"``
-            (Krizhevsky et al. 2012, Sec. 6; He et al. 2016, Sec. 3.4: four corner crops and the
+            (Krizhevsky et al. 2012, Sec. 4.1; He et al. 2016, Sec. 3.4: four corner crops and the
             centre, and their mirrors, here at the offsets of training's random crop with ``pad``).
 
     Raises:
