@@ -269,6 +269,11 @@ def test_budget_run_refits_its_plan_to_the_measured_epochs(data_dir, tmp_path):
     fixed = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, **TINY), tmp_path / "fixed", progress=False)
     fixed.epoch, fixed.elapsed = 1, 1e6
     assert not fixed.replan_for_budget(1e6) and fixed.cfg.epochs == 2  # an --epochs run keeps its length
+    # a 10crop run keeps 9 more evaluations of the test set for its final epoch: 60 - 6 - 9 x 0.5 s hold 16 of 3 s
+    crops = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1.0, tta="10crop", **tiny),
+                    tmp_path / "crops", progress=False)
+    crops.cfg.epochs, crops.epoch, crops.elapsed = 10, 1, 6.0
+    assert crops.tta_reserve(0.5) == 4.5 and crops.replan_for_budget(3.0, 0.5) and crops.cfg.epochs == 1 + 16
 
     # a whole run: the estimate planned 50 epochs, the budget (6 ms) is spent by the first
     run = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1e-4, **tiny), tmp_path / "run",

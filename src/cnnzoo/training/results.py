@@ -8,8 +8,7 @@ from pathlib import Path
 from ..errors import CnnzooError
 
 COLUMNS = ("run", "model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
-           "top-1 TTA %",
-           "augment", "wall s", "train img/s", "numerics", "threads", "seed", "status")
+           "top-1 TTA %", "augment", "wall s", "train img/s", "numerics", "threads", "seed", "status")
 
 
 def _augment(c: dict) -> str:

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import (Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps, to_input,
-                    tta_views)
+from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
+                    to_input, tta_views)
 from ..errors import CnnzooError
 from ..registry import create_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
@@ -192,7 +192,8 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
 
 
 class _Tally:
-    """Running sums of one view's evaluation: summed loss, top-5 hits, confusion counts."""
+    """Running sums of one scoring (a single view, or the mean over views): summed loss, top-5
+    hits, confusion counts."""
 
     def __init__(self, num_classes: int):
         self.k = num_classes
@@ -477,11 +478,17 @@ class Trainer:
         eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
         self.model, self.train_model, self.optimizer = real
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
-        return max(1, int(budget_s / (step_s * self.steps_per_epoch + eval_s)))
+        return max(1, int((budget_s - self.tta_reserve(eval_s)) / (step_s * self.steps_per_epoch + eval_s)))
 
-    def replan_for_budget(self, epoch_s: float) -> bool:
+    def tta_reserve(self, eval_s: float) -> float:
+        """Seconds a budget keeps for the final epoch's extra test views (``tta``), given that
+        one evaluation of the test set takes ``eval_s`` seconds: 9 more for 10crop, 1 for flip."""
+        return (TTA_VIEWS[self.cfg.tta] - 1) * eval_s if self.cfg.tta else 0.0
+
+    def replan_for_budget(self, epoch_s: float, eval_s: float = 0.0) -> bool:
         """After an epoch of a budget run that now takes ``epoch_s`` seconds per epoch (train +
-        evaluation): re-fit the plan to the epochs that fit in what is left of ``budget_minutes``.
+        evaluation, of which ``eval_s`` evaluation): re-fit the plan to the epochs that fit in what
+        is left of ``budget_minutes``, less :meth:`tta_reserve`.
 
         After the first epoch, the first full measurement, the plan may grow or shrink (the
         estimate comes from a few steps); growing it then moves the learning rate back up by
@@ -497,9 +504,9 @@ class Trainer:
         if cfg.budget_minutes is None or self.epoch >= cfg.epochs:
             return False
         # every process decides from the same (mean) figures, so they run the same epochs
-        epoch_s, elapsed = (self._all_reduce(torch.tensor([epoch_s, self.elapsed], dtype=torch.float64))
-                            / self.world_size).tolist()
-        fits = self.epoch + max(1, int((cfg.budget_minutes * 60 - elapsed) / epoch_s))
+        epoch_s, eval_s, elapsed = (self._all_reduce(torch.tensor([epoch_s, eval_s, self.elapsed], dtype=torch.float64))
+                                    / self.world_size).tolist()
+        fits = self.epoch + max(1, int((cfg.budget_minutes * 60 - elapsed - self.tta_reserve(eval_s)) / epoch_s))
         if fits == cfg.epochs or (fits > cfg.epochs and self.epoch > 1):
             return False
         self.replans.append({"after_epoch": self.epoch, "epoch_seconds": epoch_s, "from_epochs": cfg.epochs,
@@ -557,7 +564,7 @@ class Trainer:
             row["elapsed_seconds"] = self.elapsed
             self.history.append(row)
             self.epoch, self.step, self.partial = self.epoch + 1, 0, None
-            if self.replan_for_budget(row["train_seconds"] + row["eval_seconds"]):
+            if self.replan_for_budget(row["train_seconds"] + row["eval_seconds"], row["eval_seconds"]):
                 bar.total = self.total_steps
             self.save()
             self.write_metrics("running" if self.epoch < self.cfg.epochs else "complete")
