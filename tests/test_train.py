@@ -76,7 +76,7 @@ def _assert_same_run(a, b):
 
 
 def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
-    run(data_dir, tmp_path / "ref")
+    run(data_dir, tmp_path / "ref", flip=True)
     # kill -9 mid epoch 2: nothing is saved after the epoch-1 checkpoint
     real_step = Trainer.train_step
 
@@ -87,15 +87,18 @@ def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch)
 
     monkeypatch.setattr(Trainer, "train_step", dying_step)
     with pytest.raises(SystemExit):
-        run(data_dir, tmp_path / "killed")
+        run(data_dir, tmp_path / "killed", flip=True)
     assert load_checkpoint(tmp_path / "killed")["epoch"] == 1
     monkeypatch.setattr(Trainer, "train_step", real_step)
     with pytest.raises(CnnzooError, match="--resume"):
-        run(data_dir, tmp_path / "killed")
+        run(data_dir, tmp_path / "killed", flip=True)
     # --tta on resume is taken (it changes no training step): same run, the final epoch gains its TTA figure
     r = run(data_dir, tmp_path / "killed", resume=True, tta="flip")
     _assert_same_run(tmp_path / "ref", tmp_path / "killed")
     assert "test_acc_tta" in r.final and "test_acc_tta" not in r.history[0]
+    # a finished run is not re-scored by train(): the error names the command that does it
+    with pytest.raises(CnnzooError, match="cnnzoo eval .* --tta 10crop"):
+        run(data_dir, tmp_path / "killed", resume=True, tta="10crop")
 
 
 def test_ctrl_c_saves_mid_epoch_and_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
@@ -221,14 +224,16 @@ def test_multi_view_tta_scores_the_mean_softmax_of_the_views():
         model.fc.weight.copy_(((w + w.flip(-1)) / 2).view(10, -1))
     sym = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, tta="flip")
     assert sym["tta"]["top1"] == sym["top1"] and sym["tta"]["loss"] == pytest.approx(sym["loss"], rel=1e-5)
-    for kind, pad in (("5crop", 2), ("10crop", 0)):    # unknown kind; corner crops need training's padding
-        with pytest.raises(CnnzooError, match="10crop|test-time"):
-            evaluate_model(model, x, y, 28, [0.5], [0.25], 10, tta=kind, pad=pad)
+    # unknown kind; mirror views of a model trained without flips; corner crops need training's padding
+    for kind, pad, flip, why in (("5crop", 2, True, "one of"), ("flip", 2, False, "without random horizontal"),
+                                 ("10crop", 0, True, "pad 0")):
+        with pytest.raises(CnnzooError, match=why):
+            evaluate_model(model, x, y, 28, [0.5], [0.25], 10, tta=kind, pad=pad, flip=flip)
 
 
 def test_tta_run_reports_the_final_epoch_with_both_views(data_dir, tmp_path, capsys):
     out = tmp_path / "tta"
-    r = run(data_dir, out, tta="10crop")                  # TINY crops with padding 1
+    r = run(data_dir, out, tta="10crop", flip=True)       # TINY crops with padding 1
     first, last = r.history
     assert "test_acc_tta" not in first and 0.0 <= last["test_acc_tta"] <= 1.0
     ev = evaluate(out, data_dir=data_dir, tta="10crop")     # fp32 run: the same figures from the checkpoint
@@ -240,10 +245,20 @@ def test_tta_run_reports_the_final_epoch_with_both_views(data_dir, tmp_path, cap
     assert "top-1 TTA %" in table and f"| {100 * last['test_acc_tta']:.2f} (10crop) |" in table
     assert main(["eval", str(out), "--data-dir", data_dir, "--tta", "10crop"]) == 0
     assert f"10crop test-time augmentation (10 views): top-1 {last['test_acc_tta']:.2%}" in capsys.readouterr().out
-    assert main(["eval", str(out), "--data-dir", data_dir, "--tta"]) == 0     # bare --tta: flip
-    assert "flip test-time augmentation (2 views)" in capsys.readouterr().out
     with pytest.raises(CnnzooError, match="pad 0"):
-        run(data_dir, tmp_path / "nocrop", pad=0, tta="10crop")
+        run(data_dir, tmp_path / "nocrop", pad=0, flip=True, tta="10crop")
+    with pytest.raises(CnnzooError, match="without random horizontal flips"):   # TINY trains without flips
+        run(data_dir, tmp_path / "noflip", tta="flip")
+    # the CLI's augmentation and weight-decay options reach the run's config
+    assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
+                 "--limit-train", "64", "--pad", "1", "--no-flip", "--weight-decay", "0.001", "--tta", "flip",
+                 "--out", str(tmp_path / "cli"), "--quiet"]) == 2            # flip views, flips off: refused
+    assert "without random horizontal flips" in capsys.readouterr().err
+    assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
+                 "--limit-train", "64", "--pad", "1", "--flip", "--weight-decay", "0.001", "--tta", "flip",
+                 "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    cfg = json.loads((tmp_path / "cli" / "metrics.json").read_text())["config"]
+    assert (cfg["pad"], cfg["flip"], cfg["weight_decay"], cfg["tta"]) == (1, True, 0.001, "flip")
 
 
 def test_budget_minutes_estimates_epochs(data_dir, tmp_path):
@@ -270,7 +285,8 @@ def test_budget_run_refits_its_plan_to_the_measured_epochs(data_dir, tmp_path):
     fixed.epoch, fixed.elapsed = 1, 1e6
     assert not fixed.replan_for_budget(1e6) and fixed.cfg.epochs == 2  # an --epochs run keeps its length
     # a 10crop run keeps 9 more evaluations of the test set for its final epoch: 60 - 6 - 9 x 0.5 s hold 16 of 3 s
-    crops = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1.0, tta="10crop", **tiny),
+    crops = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1.0, tta="10crop",
+                                **{**tiny, "flip": True}),
                     tmp_path / "crops", progress=False)
     crops.cfg.epochs, crops.epoch, crops.elapsed = 10, 1, 6.0
     assert crops.tta_reserve(0.5) == 4.5 and crops.replan_for_budget(3.0, 0.5) and crops.cfg.epochs == 1 + 16

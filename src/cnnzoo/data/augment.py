@@ -81,14 +81,21 @@ def random_erase(x: torch.Tensor, p: float, gen: torch.Generator, area: tuple[fl
     return torch.where(box, noise.to(x.dtype), x)
 
 
-def check_tta(kind: str | None, pad: int) -> None:
+def check_tta(kind: str | None, pad: int, flip: bool = True) -> None:
     """Raise :class:`~cnnzoo.errors.CnnzooError` unless ``kind`` is None or a :data:`TTA_VIEWS`
-    kind that a model trained with crop padding ``pad`` can use ("10crop" needs ``pad`` >= 1)."""
-    if kind is not None and kind not in TTA_VIEWS:
+    kind that suits a model trained with crop padding ``pad`` and random flips ``flip``: every
+    kind scores mirror images, which a model trained without flips has not learned from, and
+    "10crop" takes its corner crops from the training crop's padding (``pad`` >= 1)."""
+    if kind is None:
+        return
+    if kind not in TTA_VIEWS:
         raise CnnzooError(f"test-time augmentation must be one of {', '.join(TTA_VIEWS)}; got {kind!r}")
+    if not flip:
+        raise CnnzooError(f"{kind} test-time augmentation scores mirror images, and this model trains without "
+                          "random horizontal flips: its mirror views would be unlike any image it learned from")
     if kind == "10crop" and pad < 1:
-        raise CnnzooError("10crop test-time augmentation takes its crops from the training crop's padding; "
-                          "this run trained without random crops (pad 0): use flip")
+        raise CnnzooError("10crop test-time augmentation takes its corner crops from the training crop's padding, "
+                          "and this model trains without random crops (pad 0): use flip")
 
 
 def tta_views(x: torch.Tensor, kind: str, pad: int = 0) -> list[torch.Tensor]:

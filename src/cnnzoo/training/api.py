@@ -86,7 +86,8 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
 
     Raises:
         CnnzooError: unknown model or option, missing/corrupt data, an unfinished run in
-            ``out`` without ``resume``, a finished run there with another config, a diverged loss.
+            ``out`` without ``resume``, a finished run there with another config (or asked for
+            ``tta`` views it was not scored with: ``evaluate`` scores them), a diverged loss.
         KeyboardInterrupt: after Ctrl-C, once the checkpoint is saved.
     """
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -99,6 +100,9 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
     if metrics_path.exists() and ckpt_path.exists():
         summary = json.loads(metrics_path.read_text())
         if summary.get("status") == "complete":
+            if options.get("tta") not in (None, summary["config"].get("tta")):
+                raise CnnzooError(f"{out} holds a finished run, scored without {options['tta']} views; score its "
+                                  f"checkpoint with: cnnzoo eval {out} --tta {options['tta']}")
             now = dataclasses.asdict(cfg.resolved())   # fields newer than the run take today's value
             if _identity({**now, **summary["config"]}) == _identity(now) or resume:
                 return _result(out, summary, reused=True)
@@ -164,7 +168,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         raise CnnzooError(f"{data.name} has {data.num_classes} classes x {data.in_chans} channel(s); "
                           f"the model expects {ck['num_classes']} x {ck['in_chans']}")
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
-                       ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0)
+                       ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0,
+                       flip=ck["config"].get("flip", True))
     conf = m["confusion"]
     per_class = (conf.diag().double() / conf.sum(1).clamp_min(1)).tolist()
     cp = Path(checkpoint)

@@ -13,11 +13,11 @@ def _train(a: argparse.Namespace) -> None:
     from .distributed import dist_env
 
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "download", "epochs", "budget_minutes",
-                                       "input_size", "width", "batch_size", "lr", "optimizer", "schedule",
-                                       "label_smoothing", "erase", "amp", "seed", "limit_train", "sync_bn", "device", "tta")}
-    if a.channels_last is not None:
-        opts["channels_last"] = a.channels_last
+                                       "input_size", "width", "batch_size", "lr", "optimizer", "weight_decay",
+                                       "schedule", "label_smoothing", "pad", "erase", "amp", "seed", "limit_train",
+                                       "sync_bn", "device", "tta")}
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
+    opts.update({k: getattr(a, k) for k in ("flip", "channels_last") if getattr(a, k) is not None})
     r = train(a.model, out=a.out, resume=a.resume, progress=not a.quiet, **opts)
     if dist_env().rank != 0:                  # under torchrun only rank 0 reports
         return
@@ -34,13 +34,14 @@ def _train(a: argparse.Namespace) -> None:
 def _eval(a: argparse.Namespace) -> None:
     from .api import evaluate
 
-    r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, tta=a.tta)
+    r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, a.batch_size, tta=a.tta)
     print(f"{r['model']} on {r['dataset']} ({r['n']} test images): top-1 {r['top1']:.2%}, top-5 {r['top5']:.2%}")
-    if a.tta:
-        print(f"{_tta_words(a.tta)}: top-1 {r['tta']['top1']:.2%}, top-5 {r['tta']['top5']:.2%}")
+    print("per class:")
     for name, acc in r["per_class"].items():
         print(f"  {name:<14} {acc:.2%}")
     print(f"confusion matrix: {r['confusion_png']}")
+    if a.tta:                                  # the lines above are the single view's
+        print(f"{_tta_words(a.tta)}: top-1 {r['tta']['top1']:.2%}, top-5 {r['tta']['top5']:.2%}")
 
 
 def _predict(a: argparse.Namespace) -> None:
@@ -64,8 +65,8 @@ def _results(a: argparse.Namespace) -> None:
                                             f"from the runs' metrics.json files.\n\n{table}")
 
 
-_TTA_HELP = ("also score multi-view testing, the mean softmax over the views: flip (each image and its mirror, "
-             "the default) or 10crop (the 10-crop test of AlexNet and ResNet: four corner crops at the training "
+_TTA_HELP = ("also score multi-view testing, the mean softmax over the views: flip (each image and its mirror) "
+             "or 10crop (the 10-crop test of AlexNet and ResNet: four corner crops at the training "
              "crop's offsets and the centre, and their mirrors)")
 
 
@@ -90,7 +91,11 @@ def add_commands(sub) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--schedule", choices=("cosine", "linear", "constant"))
+    p.add_argument("--weight-decay", type=float, help="on conv/linear weights, not biases or norm parameters")
     p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--pad", type=int, help="random-crop padding in pixels, 0 = no crop (recipe default)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="random horizontal flips (recipe default)")
     p.add_argument("--erase", type=float, metavar="P",
                    help="random-erasing probability (Zhong et al. 2020; recipe default 0 = off)")
     p.add_argument("--amp", choices=("fp32", "bf16"), help="bf16 autocast (CPUs with AMX / AVX-512-BF16)")
@@ -102,9 +107,9 @@ def add_commands(sub) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: this process's GPU if there is one, else cpu)")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-seedS)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    p.add_argument("--tta", nargs="?", const="flip", choices=tuple(TTA_VIEWS),
+    p.add_argument("--tta", choices=tuple(TTA_VIEWS),
                    help=_TTA_HELP + "; the final epoch's test_acc_tta, next to the single-view test_acc "
-                   "(also on --resume)")
+                   "(also with --resume of an unfinished run; score a finished one with cnnzoo eval --tta)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -113,8 +118,8 @@ def add_commands(sub) -> None:
     p.add_argument("--dataset", choices=DATASETS, help="default: the data set it was trained on")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="folder for confusion.png and eval.json (default: the checkpoint's)")
-    p.add_argument("--tta", nargs="?", const="flip", choices=tuple(TTA_VIEWS),
-                   help=_TTA_HELP + ", printed after the single-view figures")
+    p.add_argument("--tta", choices=tuple(TTA_VIEWS), help=_TTA_HELP + ", printed after the single-view figures")
+    p.add_argument("--batch-size", type=int, default=1000, help="test images per forward pass (default 1000)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)")

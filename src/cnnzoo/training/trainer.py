@@ -153,7 +153,7 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
 @torch.no_grad()
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
                    num_classes: int, batch_size: int = 1000, channels_last: bool = False,
-                   amp: str = "fp32", tta: str | None = None, pad: int = 0) -> dict:
+                   amp: str = "fp32", tta: str | None = None, pad: int = 0, flip: bool = True) -> dict:
     """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
 
     Args:
@@ -163,16 +163,18 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
             :func:`~cnnzoo.data.tta_views`: ``"flip"`` (each image and its mirror) or ``"10crop"``
             (Krizhevsky et al. 2012, Sec. 4.1; He et al. 2016, Sec. 3.4: four corner crops and the
             centre, and their mirrors, here at the offsets of training's random crop with ``pad``).
+        pad, flip: the model's training crop padding and random flips (for ``tta``).
 
     Raises:
-        CnnzooError: an unknown ``tta``, or ``"10crop"`` with ``pad`` 0.
+        CnnzooError: an unknown ``tta``, any with ``flip`` off, or ``"10crop"`` with ``pad`` 0
+            (:func:`~cnnzoo.data.check_tta`).
 
     Returns:
         dict with ``loss`` (mean cross-entropy, nats), ``top1``, ``top5`` (fractions),
         ``confusion`` ((K, K) int64 tensor, row = true class, column = prediction) and ``n``,
         all of the single view; with ``tta``, also ``tta``: the same keys for the mean over the views.
     """
-    check_tta(tta, pad)
+    check_tta(tta, pad, flip)
     model.eval()
     dev = next(model.parameters()).device
     tallies = [_Tally(num_classes) for _ in range(2 if tta else 1)]
@@ -242,7 +244,8 @@ class Trainer:
 
     Raises:
         TrainConfigError: unknown optimizer or schedule, or builder kwargs the model does not take.
-        CnnzooError: an unknown ``tta``, or "10crop" without crop padding (:func:`~cnnzoo.data.check_tta`).
+        CnnzooError: an unknown ``tta``, any without random flips, or "10crop" without crop padding
+            (:func:`~cnnzoo.data.check_tta`).
         InputTooSmallError: (at the first step) an input size below the model's minimum.
     """
 
@@ -259,7 +262,7 @@ class Trainer:
         if not 0.0 <= cfg.erase <= 1.0 or not 0.0 <= cfg.label_smoothing < 1.0:
             raise TrainConfigError(f"erase is a probability in [0, 1] and label_smoothing in [0, 1); "
                                    f"got {cfg.erase}, {cfg.label_smoothing}")
-        check_tta(cfg.tta, cfg.pad)
+        check_tta(cfg.tta, cfg.pad, cfg.flip)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
@@ -411,7 +414,7 @@ class Trainer:
         ``y`` (N,), with the run's input size, normalisation, memory format and numerics."""
         cfg, d = self.cfg, self.data
         return evaluate_model(self.model, x, y, cfg.input_size, d.mean, d.std, d.num_classes,
-                              channels_last=cfg.channels_last, amp=cfg.amp, tta=tta, pad=cfg.pad)
+                              channels_last=cfg.channels_last, amp=cfg.amp, tta=tta, pad=cfg.pad, flip=cfg.flip)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
