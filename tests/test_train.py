@@ -238,6 +238,7 @@ def test_tta_run_reports_the_final_epoch_with_both_views(data_dir, tmp_path, cap
     assert "test_acc_tta" not in first and 0.0 <= last["test_acc_tta"] <= 1.0
     ev = evaluate(out, data_dir=data_dir, tta="10crop")     # fp32 run: the same figures from the checkpoint
     assert ev["tta"]["top1"] == pytest.approx(last["test_acc_tta"]) and ev["top1"] == pytest.approx(last["test_acc"])
+    assert ev["seconds"] > 0 and json.loads((out / "eval.json").read_text())["seconds"] == ev["seconds"]
     header, row1, row2 = (out / "metrics.csv").read_text().splitlines()
     assert "test_acc_tta" in header.split(",") and row1.count(",") == row2.count(",") == header.count(",")
     assert main(["results", str(tmp_path)]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,9 +155,10 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
 
     Returns:
         dict: ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
-        accuracy}), ``confusion`` (K x K list, row = true class), ``n``, ``confusion_png`` (path),
-        all of the single view; with ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5``
-        and ``loss`` of the mean over the views.
+        accuracy}), ``confusion`` (K x K list, row = true class), all of the single view; ``n``,
+        ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views); with
+        ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5`` and ``loss`` of the mean
+        over the views.
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or data; CnnzooError when the
@@ -167,9 +169,11 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     if data.num_classes != ck["num_classes"] or data.in_chans != ck["in_chans"]:
         raise CnnzooError(f"{data.name} has {data.num_classes} classes x {data.in_chans} channel(s); "
                           f"the model expects {ck['num_classes']} x {ck['in_chans']}")
+    t0 = time.perf_counter()
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
                        ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0,
                        flip=ck["config"].get("flip", True))
+    seconds = time.perf_counter() - t0
     conf = m["confusion"]
     per_class = (conf.diag().double() / conf.sum(1).clamp_min(1)).tolist()
     cp = Path(checkpoint)
@@ -179,7 +183,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     _plot_confusion(conf, ck["classes"], png, f"{ck['model']} on {data.name}: top-1 {m['top1']:.2%}")
     res = {"model": ck["model"], "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
            "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
-           "confusion": conf.tolist(), "confusion_png": str(png)}
+           "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
     (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -35,7 +35,8 @@ def _eval(a: argparse.Namespace) -> None:
     from .api import evaluate
 
     r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, a.batch_size, tta=a.tta)
-    print(f"{r['model']} on {r['dataset']} ({r['n']} test images): top-1 {r['top1']:.2%}, top-5 {r['top5']:.2%}")
+    print(f"{r['model']} on {r['dataset']} ({r['n']} test images, {r['seconds']:.1f} s): top-1 {r['top1']:.2%}, "
+          f"top-5 {r['top5']:.2%}")
     print("per class:")
     for name, acc in r["per_class"].items():
         print(f"  {name:<14} {acc:.2%}")
