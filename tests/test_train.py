@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from cnnzoo.cli import main
+from cnnzoo.data import TTA_VIEWS, tta_views
 from cnnzoo.data import datasets as ds
 from cnnzoo.errors import CnnzooError
 from cnnzoo.training import (CheckpointError, TrainConfig, Trainer, TrainingDivergedError, evaluate,
@@ -216,6 +217,8 @@ def test_multi_view_tta_scores_the_mean_softmax_of_the_views():
     res10 = evaluate_model(model, x, y, 28, [0.5], [0.25], 10, batch_size=16, tta="10crop", pad=2)
     shifts = [(0, 0, 0, 0)] + [(sx, -sx, sy, -sy) for sy in (2, -2) for sx in (2, -2)]
     views = [torch.nn.functional.pad(x, s) for s in shifts]
+    # the view counts the budget reserve and the CLI read (TTA_VIEWS) are the views tta_views makes
+    assert {k: 1 + len(tta_views(x, k, 2)) for k in TTA_VIEWS} == {"flip": 2, "10crop": 10} == TTA_VIEWS
     with torch.no_grad():
         _assert_scores(res10["tta"], sum(prob(v) + prob(v.flip(-1)) for v in views) / 10, y)
     # a mirror-symmetric model gains nothing from flips: both views give the same probabilities
