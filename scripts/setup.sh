@@ -11,10 +11,16 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip
+    # torch's CUDA build takes about 5.6 GB in .venv: say so up front rather than after pip's "No space left"
+    free_mb=$(( $(df -Pk . | awk 'NR == 2 {print $4}') / 1024 ))
+    if [ "$free_mb" -lt 7000 ] && [ ! -d .venv/lib/python3*/site-packages/torch ]; then
+        echo "setup: $free_mb MB free on $(df -P . | awk 'NR == 2 {print $6}'); torch and torchvision need about 6 GB in .venv" >&2
+    fi
+    pip=(.venv/bin/python -m pip install -q --no-cache-dir)
+    "${pip[@]}" --upgrade pip
     # torch/torchvision pinned to what this machine serves from local disk (a CUDA build that runs on the CPU).
-    .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" || .venv/bin/python -m pip install -q torch torchvision
-    .venv/bin/python -m pip install -q -e ".[test]"
+    "${pip[@]}" "torch==2.14.1" "torchvision==0.29.1" || "${pip[@]}" torch torchvision
+    "${pip[@]}" -e ".[test]"
     echo "$want" > "$stamp"
 fi
 if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -279,10 +279,11 @@ def test_budget_run_refits_its_plan_to_the_measured_epochs(data_dir, tmp_path):
     t.cfg.epochs, t.epoch, t.elapsed = 10, 1, 6.0
     assert t.replan_for_budget(3.0) and t.cfg.epochs == 19      # after epoch 1: 54 s left hold 18 of 3 s
     t.epoch, t.elapsed = 2, 20.0
-    assert not t.replan_for_budget(1.0) and t.cfg.epochs == 19  # later, faster epochs do not lengthen it
-    assert not t.replan_for_budget(2.3) and t.cfg.epochs == 19  # 40 s left hold 17 more of 2.3 s: as planned
+    assert t.replan_for_budget(1.0) and t.cfg.epochs == 42      # faster epochs lengthen it: 40 s hold 40 of 1 s
+    assert not t.replan_for_budget(0.98) and t.cfg.epochs == 42  # 40 s left hold 40 more of 0.98 s: as planned
     assert t.replan_for_budget(15.0) and t.cfg.epochs == 4      # 40 s left hold 2 more epochs of 15 s
-    assert [(r["after_epoch"], r["from_epochs"], r["to_epochs"]) for r in t.replans] == [(1, 10, 19), (2, 19, 4)]
+    assert [(r["after_epoch"], r["from_epochs"], r["to_epochs"]) for r in t.replans] == [(1, 10, 19), (2, 19, 42),
+                                                                                         (2, 42, 4)]
     t.elapsed = 70.0                                            # already over: one more epoch, to anneal
     assert t.replan_for_budget(15.0) and t.cfg.epochs == 3
     fixed = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, **TINY), tmp_path / "fixed", progress=False)
@@ -302,12 +303,40 @@ def test_budget_run_refits_its_plan_to_the_measured_epochs(data_dir, tmp_path):
     summary = run.fit()
     assert summary["status"] == "complete" and summary["epochs"] == 2 and len(summary["history"]) == 2
     assert [(r["after_epoch"], r["from_epochs"], r["to_epochs"]) for r in summary["budget_replans"]] == [(1, 50, 2)]
-    # the last step ran at the end of the cut 2-epoch cosine (T steps, no warm-up), not mid-way
-    # through the 50-epoch one (which would still be at 0.99 of the peak)
-    T = run.total_steps
-    assert T == 2 * run.steps_per_epoch
-    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(TINY["lr"] * 0.5 * (1 + math.cos(math.pi * (T - 1) / T)))
+    # the last step ran at the end of the cut cosine, not mid-way through the 50-epoch one (which
+    # would still be at 0.99 of the peak): epoch 1 did 1/50 of the decay (no warm-up), and the
+    # second epoch's S steps did the rest, S - 1 of them before the last step
+    S = run.steps_per_epoch
+    assert run.total_steps == 2 * S
+    done = 1 / 50 + (49 / 50) * (S - 1) / S
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(TINY["lr"] * 0.5 * (1 + math.cos(math.pi * done)))
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["replans"] == summary["budget_replans"]
+
+
+def test_a_budget_replan_stretches_or_compresses_the_rest_of_the_schedule_without_a_jump(data_dir, tmp_path):
+    tiny = {k: v for k, v in TINY.items() if k != "epochs"}
+    t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, budget_minutes=1.0, **{**tiny, "warmup_epochs": 0.5}),
+                tmp_path, progress=False)
+    S, lr = t.steps_per_epoch, TINY["lr"]
+    w = round(0.5 * S)
+
+    def cosine(done):                                         # lr after the fraction `done` of the decay
+        return lr * 0.5 * (1 + math.cos(math.pi * done))
+
+    t.cfg.epochs = 10
+    before = t.set_lr(2, 0)                                   # first step of epoch 3 on the 10-epoch plan
+    done = (2 * S - w) / (10 * S - w)
+    assert before == pytest.approx(cosine(done))
+    for to in (4, 20):                                        # a cut, and a plan grown on a faster machine
+        t.cfg.epochs, t.replans = to, [{"after_epoch": 2, "from_epochs": 10, "to_epochs": to}]
+        assert t.set_lr(2, 0) == pytest.approx(before)         # no jump at the re-plan
+        # the rest of the decay spreads over the new plan's remaining (to - 2) x S steps
+        assert t.set_lr(to - 1, S - 1) == pytest.approx(cosine(done + (1 - done) * ((to - 2) * S - 1) / ((to - 2) * S)))
+    # a re-plan before warm-up ends (warm-up 1.5 epochs, re-plan after 1) leaves the new plan's plain schedule
+    t.cfg.warmup_epochs, t.cfg.epochs = 1.5, 4
+    t.replans = [{"after_epoch": 1, "from_epochs": 10, "to_epochs": 4}]
+    for epoch, step in ((1, 0), (2, 3), (3, S - 1)):
+        assert t.set_lr(epoch, step) == pytest.approx(lr_at(epoch * S + step, 4 * S, lr, round(1.5 * S), "cosine"))
 
 
 def test_device_resolution():

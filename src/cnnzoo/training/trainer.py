@@ -87,12 +87,13 @@ class TrainConfig:
 
 
 _SCHEDULES = ("cosine", "linear", "constant")
+_REPLAN_WINDOW = 3                                # a budget run re-plans from its last 3 epochs' mean time
 _OPTIMIZERS = ("sgd", "adamw")
 
 
-def lr_at(step: int, total: int, base: float, warmup: int, kind: str) -> float:
-    """Learning rate of step ``step`` (0-based) of ``total``: linear warm-up over ``warmup``
-    steps, then cosine or linear decay to zero, or constant."""
+def lr_at(step: float, total: int, base: float, warmup: int, kind: str) -> float:
+    """Learning rate of step ``step`` (0-based; a fraction between steps allowed) of ``total``:
+    linear warm-up over ``warmup`` steps, then cosine or linear decay to zero, or constant."""
     if step < warmup:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
@@ -316,9 +317,27 @@ class Trainer:
     def total_steps(self) -> int:
         return self.cfg.epochs * self.steps_per_epoch
 
+    def schedule_step(self, step: int) -> float:
+        """Where global step ``step`` sits on the current plan's schedule of :attr:`total_steps`.
+
+        Without re-plans this is ``step``. Each re-plan of a budget run (``self.replans``) maps
+        the rest of the run after warm-up onto the new end: the decay reached at the re-plan is
+        kept and the remaining decay is stretched or compressed over the remaining steps, so the
+        learning rate never jumps."""
+        spe, total = self.steps_per_epoch, self.total_steps
+        warmup = round(self.cfg.warmup_epochs * spe)
+        if not self.replans or step <= warmup:
+            return step
+        s0, t0 = warmup, 0.0                      # a step and the fraction of the decay done there
+        for r in self.replans:
+            at, end = r["after_epoch"] * spe, r["from_epochs"] * spe
+            if at > s0:                           # a re-plan inside warm-up changes no decay yet
+                t0, s0 = t0 + (1.0 - t0) * (at - s0) / (end - s0), at
+        return warmup + (t0 + (1.0 - t0) * (step - s0) / (total - s0)) * (total - warmup)
+
     def set_lr(self, epoch: int, step: int) -> float:
         cfg = self.cfg
-        lr = lr_at(epoch * self.steps_per_epoch + step, self.total_steps, cfg.lr,
+        lr = lr_at(self.schedule_step(epoch * self.steps_per_epoch + step), self.total_steps, cfg.lr,
                    round(cfg.warmup_epochs * self.steps_per_epoch), cfg.schedule)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
@@ -489,16 +508,15 @@ class Trainer:
         return (TTA_VIEWS[self.cfg.tta] - 1) * eval_s if self.cfg.tta else 0.0
 
     def replan_for_budget(self, epoch_s: float, eval_s: float = 0.0) -> bool:
-        """After an epoch of a budget run that now takes ``epoch_s`` seconds per epoch (train +
-        evaluation, of which ``eval_s`` evaluation): re-fit the plan to the epochs that fit in what
-        is left of ``budget_minutes``, less :meth:`tta_reserve`.
+        """After an epoch of a budget run whose recent epochs took ``epoch_s`` seconds each (train
+        + evaluation, of which ``eval_s`` evaluation): re-fit the plan to the epochs that fit in
+        what is left of ``budget_minutes``, less :meth:`tta_reserve`.
 
-        After the first epoch, the first full measurement, the plan may grow or shrink (the
-        estimate comes from a few steps); growing it then moves the learning rate back up by
-        at most what that one epoch of the schedule had lowered it. After later epochs the plan
-        only shrinks, never below one more epoch, so the schedule still reaches its final
-        learning rate: a cut compresses the rest of the schedule. Each change is kept in
-        ``self.replans`` (metrics.json ``budget_replans``).
+        The plan grows when the machine ran faster than planned and shrinks when it ran slower,
+        never below one more epoch, so the schedule still reaches its final learning rate. The
+        rest of the schedule is stretched or compressed to the new end (:meth:`schedule_step`),
+        so the learning rate does not jump. Each change is kept in ``self.replans``
+        (metrics.json ``budget_replans``).
 
         Returns:
             True if the number of epochs changed.
@@ -510,12 +528,12 @@ class Trainer:
         epoch_s, eval_s, elapsed = (self._all_reduce(torch.tensor([epoch_s, eval_s, self.elapsed], dtype=torch.float64))
                                     / self.world_size).tolist()
         fits = self.epoch + max(1, int((cfg.budget_minutes * 60 - elapsed - self.tta_reserve(eval_s)) / epoch_s))
-        if fits == cfg.epochs or (fits > cfg.epochs and self.epoch > 1):
+        if fits == cfg.epochs:
             return False
         self.replans.append({"after_epoch": self.epoch, "epoch_seconds": epoch_s, "from_epochs": cfg.epochs,
                              "to_epochs": fits})
         if self.is_main and self.progress:
-            print(f"\nbudget: epoch {self.epoch} took {epoch_s:.0f} s; the plan goes from {cfg.epochs} to "
+            print(f"\nbudget: recent epochs took {epoch_s:.0f} s; the plan goes from {cfg.epochs} to "
                   f"{fits} epochs to end within {cfg.budget_minutes:g} min", flush=True)
         cfg.epochs = fits
         return True
@@ -567,7 +585,9 @@ class Trainer:
             row["elapsed_seconds"] = self.elapsed
             self.history.append(row)
             self.epoch, self.step, self.partial = self.epoch + 1, 0, None
-            if self.replan_for_budget(row["train_seconds"] + row["eval_seconds"], row["eval_seconds"]):
+            recent = self.history[-_REPLAN_WINDOW:]      # a mean, so one slow epoch does not cut the plan
+            if self.replan_for_budget(sum(r["train_seconds"] + r["eval_seconds"] for r in recent) / len(recent),
+                                      sum(r["eval_seconds"] for r in recent) / len(recent)):
                 bar.total = self.total_steps
             self.save()
             self.write_metrics("running" if self.epoch < self.cfg.epochs else "complete")
