@@ -12,7 +12,7 @@ from cnnzoo.data import TTA_VIEWS, tta_views
 from cnnzoo.data import datasets as ds
 from cnnzoo.errors import CnnzooError
 from cnnzoo.training import (CheckpointError, TrainConfig, Trainer, TrainingDivergedError, evaluate,
-                             evaluate_model, load_checkpoint, load_model, lr_at, predict, train)
+                             evaluate_model, load_checkpoint, load_model, lr_at, predict, results_table, train)
 from test_data import write_idx
 
 TINY = dict(dataset="mnist", epochs=2, batch_size=32, lr=0.1, input_size=28, seed=3, amp="fp32", flip=False,
@@ -76,9 +76,8 @@ def _assert_same_run(a, b):
         assert ha[key] == hb[key], key
 
 
-def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
-    run(data_dir, tmp_path / "ref", flip=True)
-    # kill -9 mid epoch 2: nothing is saved after the epoch-1 checkpoint
+def _run_killed_mid_epoch_2(data_dir, out, monkeypatch, **kw):
+    """A run that dies as under kill -9 at step 3 of epoch 2: nothing is saved after epoch 1."""
     real_step = Trainer.train_step
 
     def dying_step(self, x, y):
@@ -86,11 +85,16 @@ def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch)
             raise SystemExit("killed")
         return real_step(self, x, y)
 
-    monkeypatch.setattr(Trainer, "train_step", dying_step)
-    with pytest.raises(SystemExit):
-        run(data_dir, tmp_path / "killed", flip=True)
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "train_step", dying_step)
+        with pytest.raises(SystemExit):
+            run(data_dir, out, **kw)
+
+
+def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
+    run(data_dir, tmp_path / "ref", flip=True)
+    _run_killed_mid_epoch_2(data_dir, tmp_path / "killed", monkeypatch, flip=True)
     assert load_checkpoint(tmp_path / "killed")["epoch"] == 1
-    monkeypatch.setattr(Trainer, "train_step", real_step)
     with pytest.raises(CnnzooError, match="--resume"):
         run(data_dir, tmp_path / "killed", flip=True)
     # --tta on resume is taken (it changes no training step): same run, the final epoch gains its TTA figure
@@ -121,6 +125,39 @@ def test_ctrl_c_saves_mid_epoch_and_resume_equals_uninterrupted(data_dir, tmp_pa
     monkeypatch.setattr(Trainer, "train_step", real_step)
     run(data_dir, tmp_path / "int", resume=True)
     _assert_same_run(tmp_path / "ref", tmp_path / "int")
+
+
+def test_ema_is_the_running_average_of_the_trained_weights_and_buffers(data_dir, tmp_path):
+    t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, ema=0.75, **TINY), tmp_path, progress=False)
+    order = torch.arange(len(t.train_x))
+    expected = None
+    for step in range(3):
+        t.train_step(*t.batch(order, slice(32 * step, 32 * step + 32), torch.Generator().manual_seed(step)))
+        now = {k: v.clone() for k, v in t.model.state_dict().items() if v.is_floating_point()}
+        # by hand: the first step copies the weights, later ones move 1/4 of the way to them
+        expected = now if expected is None else {k: 0.75 * expected[k] + 0.25 * now[k] for k in now}
+    ema, model = t.ema.module.state_dict(), t.model.state_dict()
+    assert any("running_mean" in k for k in expected)         # BatchNorm statistics are averaged too
+    for k, v in expected.items():
+        torch.testing.assert_close(ema[k], v)
+    assert any(not torch.equal(ema[k], model[k]) for k in expected)
+
+
+def test_ema_run_evaluates_and_saves_the_average_and_resumes_exactly(data_dir, tmp_path, monkeypatch):
+    r = run(data_dir, tmp_path / "ref", ema=0.9)
+    ck = load_checkpoint(tmp_path / "ref")
+    trained, averaged = ck["train_state_dict"], ck["state_dict"]
+    assert ck["ema_updates"] == 2 * 5 and any(not torch.equal(trained[k], averaged[k]) for k in trained)
+    # cnnzoo eval scores the saved weights: the average the run reported (fp32 run, same numerics)
+    assert evaluate(tmp_path / "ref", data_dir=data_dir)["top1"] == pytest.approx(r.final["test_acc"])
+    _run_killed_mid_epoch_2(data_dir, tmp_path / "killed", monkeypatch, ema=0.9)
+    run(data_dir, tmp_path / "killed", ema=0.9, resume=True)
+    _assert_same_run(tmp_path / "ref", tmp_path / "killed")
+    resumed = load_checkpoint(tmp_path / "killed")
+    assert all(torch.equal(trained[k], resumed["train_state_dict"][k]) for k in trained)
+    assert resumed["ema_updates"] == ck["ema_updates"]
+    table = results_table(tmp_path)                           # the decay in its own column
+    assert "| EMA |" in table and "| 0.9 |" in table
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
@@ -259,10 +296,10 @@ def test_tta_run_reports_the_final_epoch_with_both_views(data_dir, tmp_path, cap
                  "--out", str(tmp_path / "cli"), "--quiet"]) == 2            # flip views, flips off: refused
     assert "without random horizontal flips" in capsys.readouterr().err
     assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
-                 "--limit-train", "64", "--pad", "1", "--flip", "--weight-decay", "0.001", "--tta", "flip",
+                 "--limit-train", "64", "--pad", "1", "--flip", "--weight-decay", "0.001", "--tta", "flip", "--ema", "0.5",
                  "--out", str(tmp_path / "cli"), "--quiet"]) == 0
     cfg = json.loads((tmp_path / "cli" / "metrics.json").read_text())["config"]
-    assert (cfg["pad"], cfg["flip"], cfg["weight_decay"], cfg["tta"]) == (1, True, 0.001, "flip")
+    assert (cfg["pad"], cfg["flip"], cfg["weight_decay"], cfg["tta"], cfg["ema"]) == (1, True, 0.001, "flip", 0.5)
 
 
 def test_budget_minutes_estimates_epochs(data_dir, tmp_path):
@@ -357,8 +394,8 @@ def test_out_of_range_probabilities_are_config_errors(tmp_path):
     from cnnzoo.training.trainer import TrainConfigError
 
     # the message names both bounds and both values (lenet5_modern's recipe: erase 0, smoothing 0.1)
-    for bad, got in (({"erase": 1.5}, "got 1.5, 0.1"), ({"erase": -0.1}, "got -0.1, 0.1"),
-                     ({"label_smoothing": 1.0}, "got 0.0, 1.0")):
-        with pytest.raises(TrainConfigError, match=r"erase is a probability in \[0, 1\] and label_smoothing "
-                                                   r"in \[0, 1\); " + got):
+    for bad, got in (({"erase": 1.5}, "got 1.5, 0.1, 0.0"), ({"erase": -0.1}, "got -0.1, 0.1, 0.0"),
+                     ({"label_smoothing": 1.0}, "got 0.0, 1.0, 0.0"), ({"ema": 1.0}, "got 0.0, 0.1, 1.0")):
+        with pytest.raises(TrainConfigError, match=r"erase is a probability in \[0, 1\], label_smoothing "
+                                                   r"and ema in \[0, 1\); " + got):
             Trainer(TrainConfig("lenet5_modern", **bad), tmp_path / "x", progress=False)

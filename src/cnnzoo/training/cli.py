@@ -14,7 +14,7 @@ def _train(a: argparse.Namespace) -> None:
 
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "weight_decay",
-                                       "schedule", "label_smoothing", "pad", "erase", "amp", "seed", "limit_train",
+                                       "schedule", "label_smoothing", "pad", "erase", "ema", "amp", "seed", "limit_train",
                                        "sync_bn", "device", "tta")}
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
     opts.update({k: getattr(a, k) for k in ("flip", "channels_last") if getattr(a, k) is not None})
@@ -85,7 +85,7 @@ def add_commands(sub) -> None:
     g.add_argument("--epochs", type=int, help="training length (default: the model's recipe)")
     g.add_argument("--budget-minutes", type=float,
                    help="train and evaluate within this many minutes instead (epochs estimated from a few "
-                        "steps, re-fitted to the first epoch, cut if later epochs get slower)")
+                        "steps, re-fitted after each epoch to the mean time of the last three)")
     p.add_argument("--input-size", type=int, help="side of the model input in pixels (recipe default)")
     p.add_argument("--width", type=float, help="channel multiplier (recipe default)")
     p.add_argument("--batch-size", type=int)
@@ -99,6 +99,9 @@ def add_commands(sub) -> None:
                    help="random horizontal flips (recipe default)")
     p.add_argument("--erase", type=float, metavar="P",
                    help="random-erasing probability (Zhong et al. 2020; recipe default 0 = off)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="evaluate and save an exponential moving average of the weights with this decay, "
+                        "e.g. 0.999 (timm's --model-ema; recipe default 0 = off)")
     p.add_argument("--amp", choices=("fp32", "bf16"), help="bf16 autocast (CPUs with AMX / AVX-512-BF16)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--seed", type=int, default=0)

@@ -262,7 +262,7 @@ class DistributedTrainer(Trainer):
 
     def evaluate(self, tta: str | None = None) -> dict:
         """Test metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""
-        for b in self.model.buffers():
+        for b in self.eval_model.buffers():
             dist.broadcast(b, 0)
         n = len(self.test_x)
         lo, hi = self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size

@@ -18,6 +18,7 @@ Fields:
     label_smoothing: cross-entropy label smoothing (Szegedy et al. 2016, Sec. 7).
     pad, flip: random crop with this padding and random horizontal flip (batched, on tensors).
     erase: probability of random erasing (Zhong et al. 2020), after crop and flip; 0 = off.
+    ema: decay of the exponential moving average of the weights that is evaluated and saved; 0 = off.
     amp: "bf16" (autocast on CPUs with AMX/AVX-512-BF16) or "fp32"; channels_last: memory format.
     model_kwargs: builder keyword arguments (e.g. ``{"init": "torch"}``), under the user's own.
 """
@@ -28,7 +29,8 @@ import fnmatch
 DEFAULT: dict = {
     "input_size": 32, "width": 1.0, "epochs": 10, "batch_size": 128, "lr": 0.05,
     "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 0.5,
-    "label_smoothing": 0.1, "pad": 2, "flip": True, "erase": 0.0, "amp": "fp32", "channels_last": True,
+    "label_smoothing": 0.1, "pad": 2, "flip": True, "erase": 0.0, "ema": 0.0, "amp": "fp32",
+    "channels_last": True,
 }
 # Label smoothing 0.1 and the cosine schedule are measured on LeNet-5 (modern) only, 3 seeds
 # (`python benchmarks/twins.py lenet5_modern --vary label_smoothing 0 0.1 --seeds 0 1 2`, and

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import CnnzooError
 
 COLUMNS = ("run", "model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
-           "top-1 TTA %", "augment", "wall s", "train img/s", "numerics", "threads", "seed", "status")
+           "top-1 TTA %", "EMA", "augment", "wall s", "train img/s", "numerics", "threads", "seed", "status")
 
 
 def _augment(c: dict) -> str:
@@ -29,7 +29,8 @@ def _row(run: str, m: dict) -> tuple:
     pct = (lambda v: f"{100 * v:.2f}" if v is not None else "-")
     return (run, m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
             f"{m['params']:,}", f"{len(m['history'])}/{m['epochs']}", pct(f.get("test_acc")),
-            pct(f.get("test_top5")), _tta(f, m["config"]), _augment(m["config"]), f"{m['wall_seconds']:.0f}",
+            pct(f.get("test_top5")), _tta(f, m["config"]),
+            f"{m['config']['ema']:g}" if m["config"].get("ema") else "-", _augment(m["config"]), f"{m['wall_seconds']:.0f}",
             f"{f['images_per_s']:.0f}" if f else "-",
             m["config"]["amp"] + (" channels_last" if m["config"].get("channels_last") else ""),
             str(m.get("hardware", {}).get("torch_threads", "-")), str(m["seed"]), m["status"])

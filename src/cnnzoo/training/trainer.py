@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
                     to_input, tta_views)
@@ -63,6 +64,8 @@ class TrainConfig:
     pad: int | None = None                    # random-crop padding, pixels (0 = off)
     flip: bool | None = None                  # random horizontal flip
     erase: float | None = None                # random-erasing probability (0 = off)
+    ema: float | None = None                  # decay of an exponential moving average of the weights
+                                              # (and BatchNorm statistics), which is evaluated and saved; 0 = off
     amp: str | None = None                    # "bf16" autocast | "fp32"
     channels_last: bool | None = None         # NHWC memory format
     tta: str | None = None                    # also score the final model by multi-view testing: "flip" | "10crop"
@@ -260,9 +263,9 @@ class Trainer:
         if cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES or cfg.amp not in ("fp32", "bf16"):
             raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
                                    f"amp fp32 or bf16; got {cfg.optimizer!r}, {cfg.schedule!r}, {cfg.amp!r}")
-        if not 0.0 <= cfg.erase <= 1.0 or not 0.0 <= cfg.label_smoothing < 1.0:
-            raise TrainConfigError(f"erase is a probability in [0, 1] and label_smoothing in [0, 1); "
-                                   f"got {cfg.erase}, {cfg.label_smoothing}")
+        if not 0.0 <= cfg.erase <= 1.0 or not 0.0 <= cfg.label_smoothing < 1.0 or not 0.0 <= cfg.ema < 1.0:
+            raise TrainConfigError(f"erase is a probability in [0, 1], label_smoothing and ema in [0, 1); "
+                                   f"got {cfg.erase}, {cfg.label_smoothing}, {cfg.ema}")
         check_tta(cfg.tta, cfg.pad, cfg.flip)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
         if cfg.classes is not None:
@@ -273,6 +276,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.model = self.build_model()
         self.train_model = self.model               # the seam where a DDP wrapper goes
+        self.ema = self.build_ema()
         self.aug = Augment(cfg.pad, cfg.flip, cfg.erase)
         self.steps_per_epoch = num_steps(len(self.train_x), cfg.batch_size, world_size=world_size)
         self.optimizer = self.build_optimizer()
@@ -303,6 +307,20 @@ class Trainer:
             raise TrainConfigError(f"{cfg.model} does not take these options {self.model_kwargs()}: {err}") from None
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+    def build_ema(self) -> AveragedModel | None:
+        """The weight average of ``cfg.ema`` (None when 0): after every step each weight and
+        BatchNorm buffer moves to ``ema * average + (1 - ema) * current`` (torch's
+        ``AveragedModel``; the first step copies the model), as timm's ``--model-ema``. Szegedy et
+        al. 2016 (Inception-v3), Sec. 8, evaluate such a running average of the parameters."""
+        if not self.cfg.ema:
+            return None
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The network that is evaluated and saved: the weight average with ``ema``, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
@@ -379,6 +397,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return (loss.detach() * len(y)).cpu(), (logits.detach().argmax(1) == y).sum().cpu()
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
@@ -432,7 +452,7 @@ class Trainer:
         """:func:`evaluate_model` of the current model on uint8 images ``x`` (N, C, H, W) and labels
         ``y`` (N,), with the run's input size, normalisation, memory format and numerics."""
         cfg, d = self.cfg, self.data
-        return evaluate_model(self.model, x, y, cfg.input_size, d.mean, d.std, d.num_classes,
+        return evaluate_model(self.eval_model, x, y, cfg.input_size, d.mean, d.std, d.num_classes,
                               channels_last=cfg.channels_last, amp=cfg.amp, tta=tta, pad=cfg.pad, flip=cfg.flip)
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -442,7 +462,10 @@ class Trainer:
             "model": cfg.model, "model_kwargs": self.model_kwargs(), "num_classes": d.num_classes,
             "in_chans": d.in_chans, "input_size": cfg.input_size, "classes": list(d.classes),
             "mean": list(d.mean), "std": list(d.std), "dataset": cfg.dataset,
-            "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "state_dict": self.eval_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            # with ema: the trained weights (state_dict holds their average) and the average's step count
+            **({"train_state_dict": self.model.state_dict(), "ema_updates": int(self.ema.n_averaged)}
+               if self.ema is not None else {}),
             "config": dataclasses.asdict(cfg), "epoch": self.epoch,
             "step": self.step if self.partial is not None else None,
             "partial": self.partial, "history": self.history, "elapsed_seconds": self.elapsed,
@@ -455,7 +478,10 @@ class Trainer:
 
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint written by :meth:`save`."""
-        self.model.load_state_dict(ckpt["state_dict"])
+        self.model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
+        if self.ema is not None:
+            self.ema.module.load_state_dict(ckpt["state_dict"])
+            self.ema.n_averaged.fill_(ckpt["ema_updates"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.history, self.elapsed = ckpt["epoch"], list(ckpt["history"]), ckpt["elapsed_seconds"]
         self.partial = ckpt["partial"]
@@ -484,9 +510,9 @@ class Trainer:
         copy of the model (the real model and optimizer are untouched)."""
         import copy
 
-        real = (self.model, self.train_model, self.optimizer)
+        real = (self.model, self.train_model, self.optimizer, self.ema)
         self.model = self.train_model = copy.deepcopy(self.model)
-        self.optimizer = self.build_optimizer()
+        self.optimizer, self.ema = self.build_optimizer(), self.build_ema()
         order = epoch_order(len(self.train_x), self.cfg.seed, 0)
         times = []
         for step, sl in batch_slices(len(self.train_x), self.cfg.batch_size):
@@ -498,7 +524,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.evaluate_on(self.test_x[:1000], self.test_y[:1000])
         eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
-        self.model, self.train_model, self.optimizer = real
+        self.model, self.train_model, self.optimizer, self.ema = real
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
         return max(1, int((budget_s - self.tta_reserve(eval_s)) / (step_s * self.steps_per_epoch + eval_s)))
 
