@@ -13,7 +13,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # torch's CUDA build takes about 5.6 GB in .venv: say so up front rather than after pip's "No space left"
     free_mb=$(( $(df -Pk . | awk 'NR == 2 {print $4}') / 1024 ))
-    if [ "$free_mb" -lt 7000 ] && [ ! -d .venv/lib/python3*/site-packages/torch ]; then
+    if [ "$free_mb" -lt 7000 ] && ! compgen -G '.venv/lib/python3*/site-packages/torch' >/dev/null; then
         echo "setup: $free_mb MB free on $(df -P . | awk 'NR == 2 {print $6}'); torch and torchvision need about 6 GB in .venv" >&2
     fi
     pip=(.venv/bin/python -m pip install -q --no-cache-dir)

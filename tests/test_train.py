@@ -62,6 +62,14 @@ def test_tiny_run_reduces_loss_and_writes_metrics(data_dir, tmp_path):
     assert run(data_dir, tmp_path / "a", epochs=5).reused
     with pytest.raises(CnnzooError, match="another config"):
         run(data_dir, tmp_path / "a", epochs=6)
+    # a run saved before the ema option existed trained without it: reused as such, refused with it
+    mpath = tmp_path / "a" / "metrics.json"
+    m = json.loads(mpath.read_text())
+    del m["config"]["ema"]
+    mpath.write_text(json.dumps(m))
+    assert run(data_dir, tmp_path / "a", epochs=5).reused
+    with pytest.raises(CnnzooError, match="another config"):
+        run(data_dir, tmp_path / "a", epochs=5, ema=0.9)
 
 
 def _final_state(out):
@@ -141,6 +149,8 @@ def test_ema_is_the_running_average_of_the_trained_weights_and_buffers(data_dir,
     for k, v in expected.items():
         torch.testing.assert_close(ema[k], v)
     assert any(not torch.equal(ema[k], model[k]) for k in expected)
+    counters = [k for k in model if not model[k].is_floating_point()]    # num_batches_tracked: copied
+    assert counters and all(int(ema[k]) == int(model[k]) == 3 for k in counters)
 
 
 def test_ema_run_evaluates_and_saves_the_average_and_resumes_exactly(data_dir, tmp_path, monkeypatch):
@@ -365,15 +375,19 @@ def test_a_budget_replan_stretches_or_compresses_the_rest_of_the_schedule_withou
     done = (2 * S - w) / (10 * S - w)
     assert before == pytest.approx(cosine(done))
     for to in (4, 20):                                        # a cut, and a plan grown on a faster machine
-        t.cfg.epochs, t.replans = to, [{"after_epoch": 2, "from_epochs": 10, "to_epochs": to}]
+        t.cfg.epochs, t.replans = to, [{"after_epoch": 2, "from_epochs": 10, "to_epochs": to, "rule": "stretch"}]
         assert t.set_lr(2, 0) == pytest.approx(before)         # no jump at the re-plan
         # the rest of the decay spreads over the new plan's remaining (to - 2) x S steps
         assert t.set_lr(to - 1, S - 1) == pytest.approx(cosine(done + (1 - done) * ((to - 2) * S - 1) / ((to - 2) * S)))
     # a re-plan before warm-up ends (warm-up 1.5 epochs, re-plan after 1) leaves the new plan's plain schedule
     t.cfg.warmup_epochs, t.cfg.epochs = 1.5, 4
-    t.replans = [{"after_epoch": 1, "from_epochs": 10, "to_epochs": 4}]
+    t.replans = [{"after_epoch": 1, "from_epochs": 10, "to_epochs": 4, "rule": "stretch"}]
     for epoch, step in ((1, 0), (2, 3), (3, S - 1)):
         assert t.set_lr(epoch, step) == pytest.approx(lr_at(epoch * S + step, 4 * S, lr, round(1.5 * S), "cosine"))
+    # a re-plan saved by the older rule (no "rule" key; an unfinished run resumed) keeps that rule: the
+    # plain schedule of the current plan, so the resumed run goes on as it would have
+    t.cfg.warmup_epochs, t.replans = 0.5, [{"after_epoch": 2, "from_epochs": 10, "to_epochs": 4}]
+    assert t.set_lr(3, 1) == pytest.approx(lr_at(3 * S + 1, 4 * S, lr, w, "cosine"))
 
 
 def test_device_resolution():

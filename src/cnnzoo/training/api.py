@@ -21,6 +21,8 @@ from .trainer import TrainConfig, evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
 _NOT_IDENTITY = ("data_dir", "download")
+#: Config fields added after runs were first saved, with the value a run saved before them had.
+_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0}
 
 
 @dataclass
@@ -104,8 +106,8 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
             if options.get("tta") not in (None, summary["config"].get("tta")):
                 raise CnnzooError(f"{out} holds a finished run, scored without {options['tta']} views; score its "
                                   f"checkpoint with: cnnzoo eval {out} --tta {options['tta']}")
-            now = dataclasses.asdict(cfg.resolved())   # fields newer than the run take today's value
-            if _identity({**now, **summary["config"]}) == _identity(now) or resume:
+            now = dataclasses.asdict(cfg.resolved())   # other fields newer than the run take today's value
+            if _identity({**now, **_ADDED_FIELDS, **summary["config"]}) == _identity(now) or resume:
                 return _result(out, summary, reused=True)
             raise CnnzooError(f"{out} holds a finished run with another config; choose another --out")
     if ckpt_path.exists() and not resume:
@@ -114,7 +116,7 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         if resume and ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path)
             # where the data lie and the final evaluation's views change no training step
-            saved = {**ckpt["config"], **{k: options[k] for k in ("data_dir", "tta") if k in options}}
+            saved = {**_ADDED_FIELDS, **ckpt["config"], **{k: options[k] for k in ("data_dir", "tta") if k in options}}
             trainer = make_trainer(TrainConfig(**saved), out, progress=progress)
             trainer.restore(ckpt)
         else:

@@ -4,8 +4,10 @@ A checkpoint is a dict of plain data and tensors, loadable with ``torch.load(...
 weights_only=True)``. It holds everything ``eval``/``predict`` need to rebuild the model:
 
     format, model, model_kwargs, num_classes, in_chans, input_size, classes, mean, std,
-    dataset, state_dict, optimizer, config, epoch (completed epochs), step (next step of an
-    interrupted epoch, or None), partial (running sums of that epoch), history, elapsed_seconds
+    dataset, state_dict (the evaluated weights: with ``ema``, the average), optimizer, config,
+    epoch (completed epochs), step (next step of an interrupted epoch, or None), partial (running
+    sums of that epoch), history, elapsed_seconds, replans (a budget run's changes of plan);
+    with ``ema`` also train_state_dict (the trained weights) and ema_updates (steps averaged)
 """
 from __future__ import annotations
 

@@ -341,13 +341,15 @@ class Trainer:
         Without re-plans this is ``step``. Each re-plan of a budget run (``self.replans``) maps
         the rest of the run after warm-up onto the new end: the decay reached at the re-plan is
         kept and the remaining decay is stretched or compressed over the remaining steps, so the
-        learning rate never jumps."""
+        learning rate never jumps. Re-plans saved by the older rule (no ``"rule": "stretch"``)
+        kept the plain schedule of the current plan, as before."""
         spe, total = self.steps_per_epoch, self.total_steps
         warmup = round(self.cfg.warmup_epochs * spe)
-        if not self.replans or step <= warmup:
+        replans = [r for r in self.replans if r.get("rule") == "stretch"]
+        if not replans or step <= warmup:
             return step
         s0, t0 = warmup, 0.0                      # a step and the fraction of the decay done there
-        for r in self.replans:
+        for r in replans:
             at, end = r["after_epoch"] * spe, r["from_epochs"] * spe
             if at > s0:                           # a re-plan inside warm-up changes no decay yet
                 t0, s0 = t0 + (1.0 - t0) * (at - s0) / (end - s0), at
@@ -399,6 +401,9 @@ class Trainer:
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
+            for avg, now in zip(self.ema.module.buffers(), self.model.buffers()):
+                if not now.is_floating_point():       # counters (num_batches_tracked) are copied, not averaged
+                    avg.copy_(now)
         return (loss.detach() * len(y)).cpu(), (logits.detach().argmax(1) == y).sum().cpu()
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
@@ -481,7 +486,7 @@ class Trainer:
         self.model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
         if self.ema is not None:
             self.ema.module.load_state_dict(ckpt["state_dict"])
-            self.ema.n_averaged.fill_(ckpt["ema_updates"])
+            self.ema.n_averaged.fill_(ckpt.get("ema_updates", 0))   # 0: the next step copies the weights
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.history, self.elapsed = ckpt["epoch"], list(ckpt["history"]), ckpt["elapsed_seconds"]
         self.partial = ckpt["partial"]
@@ -557,7 +562,7 @@ class Trainer:
         if fits == cfg.epochs:
             return False
         self.replans.append({"after_epoch": self.epoch, "epoch_seconds": epoch_s, "from_epochs": cfg.epochs,
-                             "to_epochs": fits})
+                             "to_epochs": fits, "rule": "stretch"})
         if self.is_main and self.progress:
             print(f"\nbudget: recent epochs took {epoch_s:.0f} s; the plan goes from {cfg.epochs} to "
                   f"{fits} epochs to end within {cfg.budget_minutes:g} min", flush=True)
