@@ -315,7 +315,16 @@ class Trainer:
         al. 2016 (Inception-v3), Sec. 8, evaluate such a running average of the parameters."""
         if not self.cfg.ema:
             return None
-        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+        ema_update = get_ema_multi_avg_fn(self.cfg.ema)
+
+        def update(averages: list, currents: list, n_averaged) -> None:   # one device/dtype group per call
+            if averages[0].is_floating_point():
+                ema_update(averages, currents, n_averaged)
+            else:                                         # counters (num_batches_tracked): copied, not averaged
+                for avg, now in zip(averages, currents):
+                    avg.copy_(now)
+
+        return AveragedModel(self.model, multi_avg_fn=update, use_buffers=True)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -335,6 +344,10 @@ class Trainer:
     def total_steps(self) -> int:
         return self.cfg.epochs * self.steps_per_epoch
 
+    @property
+    def warmup_steps(self) -> int:
+        return round(self.cfg.warmup_epochs * self.steps_per_epoch)
+
     def schedule_step(self, step: int) -> float:
         """Where global step ``step`` sits on the current plan's schedule of :attr:`total_steps`.
 
@@ -343,8 +356,7 @@ class Trainer:
         kept and the remaining decay is stretched or compressed over the remaining steps, so the
         learning rate never jumps. Re-plans saved by the older rule (no ``"rule": "stretch"``)
         kept the plain schedule of the current plan, as before."""
-        spe, total = self.steps_per_epoch, self.total_steps
-        warmup = round(self.cfg.warmup_epochs * spe)
+        spe, total, warmup = self.steps_per_epoch, self.total_steps, self.warmup_steps
         replans = [r for r in self.replans if r.get("rule") == "stretch"]
         if not replans or step <= warmup:
             return step
@@ -358,7 +370,7 @@ class Trainer:
     def set_lr(self, epoch: int, step: int) -> float:
         cfg = self.cfg
         lr = lr_at(self.schedule_step(epoch * self.steps_per_epoch + step), self.total_steps, cfg.lr,
-                   round(cfg.warmup_epochs * self.steps_per_epoch), cfg.schedule)
+                   self.warmup_steps, cfg.schedule)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         return lr
@@ -401,9 +413,6 @@ class Trainer:
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-            for avg, now in zip(self.ema.module.buffers(), self.model.buffers()):
-                if not now.is_floating_point():       # counters (num_batches_tracked) are copied, not averaged
-                    avg.copy_(now)
         return (loss.detach() * len(y)).cpu(), (logits.detach().argmax(1) == y).sum().cpu()
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
