@@ -1,6 +1,8 @@
 """Your own data (issue 15): image files read as a viewer shows them, image folders with what file
 managers leave behind, labels outside the classes, named data folders, mixed sizes, colour, and
 the aspect-ratio rule of predict. Expected pixels are built with numpy, not with cnnzoo's reader."""
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from cnnzoo.cli import main
 from cnnzoo.data import datasets as ds
 from cnnzoo.data import load_dataset, open_image, read_image
 from cnnzoo.errors import DataFileError
-from test_data import write_idx, write_mnist
+from test_data import write_cifar, write_idx, write_mnist
 
 RNG = np.random.default_rng(0)
 
@@ -91,6 +93,8 @@ def test_palette_transparency_and_animation(tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     a = rgba[..., 3:] / 255
     assert np.abs(pixels(tmp_path / "rgba.png") - (a * rgba[..., :3] + (1 - a) * 255)).max() <= 1
+    Image.fromarray(idx * 50).save(tmp_path / "key.png", transparency=50)      # grey with a transparent value
+    assert np.array_equal(pixels(tmp_path / "key.png"), np.where(idx == 1, 255, idx * 50))
     la = rgba[..., [0, 3]]
     Image.fromarray(la, "LA").save(tmp_path / "la.png")
     got = pixels(tmp_path / "la.png")
@@ -165,6 +169,14 @@ def test_label_outside_the_classes_names_file_index_and_value(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "label 10 at index 5" in err
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    write_cifar(cifar, n=4)
+    batch = pickle.loads((cifar / "data_batch_3").read_bytes())
+    batch[b"labels"][2] = -1
+    (cifar / "data_batch_3").write_bytes(pickle.dumps(batch))
+    with pytest.raises(DataFileError, match="data_batch_3: label -1 at index 2 is outside the 10 classes"):
+        load_dataset("cifar10", cifar, verify=False)
 
 
 # -- 7. a named folder is used or refused ---------------------------------------------------------

@@ -175,9 +175,9 @@ def as_viewed(im, background: tuple[int, int, int] = BACKGROUND):
     mapped from the mode's real range:
 
     * ``1`` (1-bit): 0 and 255; ``P``/``PA`` (palette): the palette's colours (grey when the
-      palette holds only greys); ``CMYK``, ``YCbCr``, ``HSV``: Pillow's conversion to RGB.
+      palette holds only greys); ``CMYK``, ``YCbCr``, ``LAB``: Pillow's conversion to RGB.
     * ``I;16*`` and ``I`` (16-bit data; Pillow reads 16-bit PNG, TIFF and PGM/PPM files with a
-      maxval above 255 into these, scaled to 0-65535): ``round(v / 65535 * 255)``, clipped to 0-65535.
+      maxval above 255 into these, scaled to 0-65535): ``round(v / 65535 * 255)``, ``v`` clipped to 0-65535.
     * ``F`` (32-bit float): ``round(v * 255)``, clipped to [0, 1] (the float image convention).
     * an alpha band (``LA``, ``RGBA``, ``PA``, premultiplied ``La``/``RGBa``) or a transparent
       colour key (``transparency``): composited over ``background`` (white by default), as
@@ -215,7 +215,7 @@ def open_image(path: Path, background: tuple[int, int, int] = BACKGROUND):
     except FileNotFoundError:
         raise DataFileError(f"missing image file {path}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise DataFileError(f"cannot read image {path}: {err}") from None
+        raise DataFileError(f"cannot read image {path}: {err}; replace or remove the file") from None
 
 
 def fit(im, size: int):

@@ -168,15 +168,14 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or data; CnnzooError when the
-            data set's classes or channels differ from the model's, or for an unusable ``tta``.
+            data set's class count differs from the model's, or for an unusable ``tta``.
     """
     model, ck = load_model(checkpoint)
     if dataset in (None, ck["dataset"]):
         data_dir = data_dir or ck["config"].get("data_dir")
     data = load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
-    if data.num_classes != ck["num_classes"] or data.in_chans != ck["in_chans"]:
-        raise CnnzooError(f"{data.name} has {data.num_classes} classes x {data.in_chans} channel(s); "
-                          f"the model expects {ck['num_classes']} x {ck['in_chans']}")
+    if data.num_classes != ck["num_classes"]:
+        raise CnnzooError(f"{data.name} has {data.num_classes} classes; the model expects {ck['num_classes']}")
     t0 = time.perf_counter()
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
                        ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0,
