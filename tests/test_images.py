@@ -12,6 +12,7 @@ from cnnzoo.cli import main
 from cnnzoo.data import datasets as ds
 from cnnzoo.data import load_dataset, open_image, read_image
 from cnnzoo.errors import DataFileError
+from cnnzoo.training import predict
 from test_data import write_cifar, write_idx, write_mnist
 
 RNG = np.random.default_rng(0)
@@ -256,10 +257,14 @@ def test_folder_of_photos_trains_evaluates_and_predicts(tmp_path, capsys):
     assert "12 test images" in out
     top1 = float(out.split("top-1 ")[1].split("%")[0])
     assert top1 >= 90.0                                # colour alone separates them (chance: 50%)
-    wide = np.zeros((30, 90, 3), np.uint8)
-    wide[12:18, 42:48] = (255, 0, 0)                                           # a red dot in the centre
+    wide = np.zeros((28, 84, 3), np.uint8)                                     # 3:1, shorter side = input size
+    wide[11:17, 39:45] = (255, 0, 0)                                           # a red dot in the centre
+    wide[:, :20] = (0, 130, 0)                                                 # green at the left end
     Image.fromarray(wide).save(tmp_path / "wide.png")
+    Image.fromarray(wide[:, 28:56]).save(tmp_path / "centre.png")             # its centre square, by hand
     assert main(["predict", str(run), str(tmp_path / "wide.png"), "--topk", "1"]) == 0
     assert "red" in capsys.readouterr().out
+    [p_wide, p_centre] = predict(run, [tmp_path / "wide.png", tmp_path / "centre.png"], topk=2)
+    assert p_wide["top"] == p_centre["top"]                                    # not stretched: the centre crop
     assert main(["visualize", str(run), str(tmp_path / "wide.png"), "--out", str(tmp_path / "vis")]) == 0
     assert (tmp_path / "vis" / "input.png").exists()
