@@ -235,7 +235,7 @@ def select_classes(data, classes: list[int]):
     lut[list(classes)] = torch.arange(len(classes))
     tr, te = lut[data.train_y] >= 0, lut[data.test_y] >= 0
     return _make(data.name, data.train_x[tr], lut[data.train_y[tr]], data.test_x[te], lut[data.test_y[te]],
-                 [data.classes[c] for c in classes], data.source)
+                 [data.classes[c] for c in classes], data.source, data.notes)
 
 
 class Trainer:
