@@ -113,11 +113,11 @@ def test_image_folder(tmp_path):
         for k, c in enumerate(("cat", "dog")):
             (tmp_path / split / c).mkdir(parents=True)
             Image.new("RGB", (40 + k, 30), (k * 200, 10, 10)).save(tmp_path / split / c / "a.png")
-    d = load_dataset("folder", tmp_path, in_chans=3, size=16)
+    d = load_dataset("folder", tmp_path, channels=3, size=16)
     assert d.classes == ["cat", "dog"] and d.train_x.shape == (2, 3, 16, 16)
     assert d.train_x[1, 0].float().mean() > 150 and d.train_y.tolist() == [0, 1]
     with pytest.raises(DataFileError, match="differ in size"):
-        load_dataset("folder", tmp_path, in_chans=1)
+        load_dataset("folder", tmp_path, channels=1)
     with pytest.raises(CnnzooError, match="unknown data set"):
         load_dataset("imagenet")
 

@@ -226,7 +226,7 @@ def test_cli_train_eval_predict_results(data_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "lenet5_modern", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
-    assert "missing data file" in capsys.readouterr().err
+    assert f"data folder {tmp_path / 'none'} (given as --data-dir) does not exist" in capsys.readouterr().err
 
 
 class _Linear(torch.nn.Module):

@@ -104,6 +104,23 @@ def plot_filters(weight: torch.Tensor, path: Path, title: str) -> None:
     _grid(list(filter_tiles(weight)), path, title)
 
 
+def plot_input(image: torch.Tensor, path: Path, title: str) -> None:
+    """Save a (C, H, W) uint8 model input (C = 1: grey, 3: RGB) as the image the model sees."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.2, 3.5))
+    hwc = image.permute(1, 2, 0).numpy()                                         # (H, W, C)
+    ax.imshow(hwc[..., 0] if hwc.shape[2] == 1 else hwc, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_feature_maps(maps: torch.Tensor, path: Path, title: str, max_maps: int = 64) -> None:
     """Save the first ``max_maps`` channels of a (C, H, W) map as a grid (each channel scaled alone)."""
     _grid(list(maps[:max_maps].float()), path, title, cmap="viridis")
@@ -111,18 +128,20 @@ def plot_feature_maps(maps: torch.Tensor, path: Path, title: str, max_maps: int 
 
 def visualize(checkpoint: str | os.PathLike, image: str | os.PathLike | None = None, layer: str | None = None,
               out: str | os.PathLike | None = None) -> dict:
-    """Write ``filters.png`` (first conv layer) and, given an image, ``feature_maps.png`` of
-    ``layer`` (default: the first conv layer).
+    """Write ``filters.png`` (first conv layer) and, given an image, ``input.png`` (the image as
+    the model sees it: read, converted and cropped as :func:`cnnzoo.training.predict` does, before
+    normalisation) and ``feature_maps.png`` of ``layer`` (default: the first conv layer).
 
     Args:
         checkpoint: a run's ``checkpoint.pt`` (or its directory).
-        image: an image file (any size and mode; converted and resized as in :func:`cnnzoo.training.predict`).
+        image: an image file (any size and mode; read, converted, resized and centre-cropped as in
+            :func:`cnnzoo.training.predict`).
         layer: qualified module name, e.g. ``features.3``.
         out: output directory (default: the checkpoint's directory).
 
     Returns:
-        dict: ``filters_png``, ``first_conv`` (name), and with an image ``feature_maps_png``,
-        ``layer``, ``map_shape`` (C, H, W).
+        dict: ``filters_png``, ``first_conv`` (name), and with an image ``input_png``,
+        ``feature_maps_png``, ``layer``, ``map_shape`` (C, H, W).
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or image; LayerNameError: unknown layer.
@@ -139,11 +158,15 @@ def visualize(checkpoint: str | os.PathLike, image: str | os.PathLike | None = N
     plot_filters(conv.weight, out / "filters.png", f"{ck['model']}: {name} filters {tuple(conv.weight.shape)}")
     if image is not None:
         layer = layer or name
-        x = to_input(read_image(Path(image), ck["in_chans"])[None], ck["input_size"], ck["mean"], ck["std"])
+        seen = read_image(Path(image), ck["in_chans"], ck["input_size"])               # (C, S, S) uint8
+        x = to_input(seen[None], ck["input_size"], ck["mean"], ck["std"])
         maps = feature_maps(model, x, layer)
+        plot_input(seen, out / "input.png", f"{ck['model']} input: {Path(image).name}, {seen.shape[0]} channel(s), "
+                   f"{ck['input_size']}x{ck['input_size']}")
         plot_feature_maps(maps, out / "feature_maps.png", f"{ck['model']}: {layer} on {Path(image).name} "
                           f"{tuple(maps.shape)}")
-        res.update(feature_maps_png=str(out / "feature_maps.png"), layer=layer, map_shape=list(maps.shape))
+        res.update(input_png=str(out / "input.png"), feature_maps_png=str(out / "feature_maps.png"), layer=layer,
+                   map_shape=list(maps.shape))
     elif layer is not None:
         raise CnnzooError("--layer needs an IMAGE to compute feature maps for")
     return res

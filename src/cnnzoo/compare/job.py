@@ -290,7 +290,9 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
     _check_out(out)
     if readme is not None and not Path(readme).is_file():
         raise CompareError(f"README file {readme} does not exist")
-    data = load_dataset(dataset, data_dir)            # DataFileError before any work
+    # DataFileError before any work; only the class and channel counts are used here, so an image
+    # folder of any sizes is read at one size (each model's training reads it at its input size)
+    data = load_dataset(dataset, data_dir, size=32)
     nc, ch = data.num_classes, data.in_chans
     _check_manifest(out, {"preset": dataclasses.asdict(preset), "dataset": dataset})
 

@@ -1,11 +1,17 @@
 """Named data sets held in memory as uint8 tensors: Fashion-MNIST (the default), MNIST,
 CIFAR-10 and image folders.
 
-Where the files are looked for, in order: the ``data_dir`` argument (``--data-dir``), the
-``CNNZOO_DATA`` environment variable, then the system location of the Debian package
-(``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST). Inside a directory, the files may
-sit directly, in a sub-folder named after the data set, or in torchvision's download layout
-(``FashionMNIST/raw``). ``download=True`` fetches missing files with torchvision's downloader.
+Where the files are looked for: in the ``data_dir`` argument (``--data-dir``) when one is given,
+else in the ``CNNZOO_DATA`` environment variable's folder when it is set, and only when neither
+names a folder in the system location of the Debian package (``/usr/share/datasets/fashion-mnist``
+for Fashion-MNIST). A folder the user names is used or refused (one line naming it and what it
+lacks), never silently replaced by another. Inside that folder, the files may sit directly, in a
+sub-folder named after the data set, or in torchvision's download layout (``FashionMNIST/raw``).
+``download=True`` fetches missing files with torchvision's downloader.
+
+Every data set's labels are checked against its classes at load time. Image folders: see
+:func:`cnnzoo.data.readers.list_image_folder` and :func:`cnnzoo.data.readers.read_images`, and
+docs/data.md.
 """
 from __future__ import annotations
 
@@ -60,6 +66,8 @@ class ImageData:
         classes: class names, index = label.
         mean, std: per-channel statistics of ``train_x`` scaled to [0, 1] (computed, never typed in).
         source: where the files were read from.
+        notes: one line per thing the user should know about how the files were read (skipped
+            entries, channel conversion, resizing); printed by ``cnnzoo train``, kept in metrics.json.
     """
 
     name: str
@@ -71,6 +79,7 @@ class ImageData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
+    notes: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -87,14 +96,16 @@ class ImageData:
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of uint8 images (N, C, H, W) scaled to [0, 1],
-    computed exactly from a 256-bin histogram per channel."""
+    computed exactly from a 256-bin histogram per channel. A constant channel (std 0, e.g. the
+    blue of red and green drawings) gets std 1, so normalising only centres it."""
     v = torch.arange(256, dtype=torch.float64) / 255.0
     means, stds = [], []
     for c in range(x.shape[1]):
         h = torch.bincount(x[:, c].reshape(-1), minlength=256).double()
         m = (h * v).sum() / h.sum()
         means.append(float(m))
-        stds.append(float(((h * (v - m) ** 2).sum() / h.sum()).sqrt()))
+        s = float(((h * (v - m) ** 2).sum() / h.sum()).sqrt())
+        stds.append(s if s > 0 else 1.0)
     return tuple(means), tuple(stds)
 
 
@@ -105,24 +116,39 @@ def _how_to_provide(name: str) -> str:
             "to a folder that holds it, or add --download to fetch it with torchvision (needs a network)")
 
 
-def _candidates(name: str, data_dir: str | os.PathLike | None, tv_folder: str) -> list[Path]:
-    roots = [Path(data_dir)] if data_dir else []
-    if os.environ.get("CNNZOO_DATA"):
-        roots.append(Path(os.environ["CNNZOO_DATA"]))
-    if name in SYSTEM_DIRS:
-        roots.append(Path(SYSTEM_DIRS[name]))
-    return [d for r in roots for d in (r, r / name, r / tv_folder / "raw", r / tv_folder)]
+def user_root(data_dir: str | os.PathLike | None) -> tuple[Path, str] | None:
+    """The folder the user named, ``(path, how it was named)``: ``data_dir`` (``--data-dir``), else
+    ``$CNNZOO_DATA``; ``None`` when neither is set.
+
+    Raises:
+        DataFileError: the named folder does not exist or is not a folder.
+    """
+    root, how = (data_dir, "--data-dir") if data_dir else (os.environ.get("CNNZOO_DATA"), "CNNZOO_DATA")
+    if not root:
+        return None
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFileError(f"data folder {root} (given as {how}) {'is not a folder' if root.exists() else 'does not exist'}; "
+                            f"pass the folder that holds the data set's files")
+    return root, how
 
 
 def _find(name: str, files: list[str], data_dir, tv_folder: str) -> Path:
-    """The first candidate directory holding ``files`` (each also accepted without ``.gz``)."""
-    cands = _candidates(name, data_dir, tv_folder)
+    """The first candidate directory holding ``files`` (each also accepted without ``.gz``): the
+    user's folder (:func:`user_root`) or else the system location, each directly, in ``name/``
+    or in torchvision's layout."""
+    named = user_root(data_dir)
+    roots = [named[0]] if named else [Path(SYSTEM_DIRS[name])] if name in SYSTEM_DIRS else []
+    cands = [d for r in roots for d in (r, r / name, r / tv_folder / "raw", r / tv_folder)]
     for d in cands:
         if all((d / f).exists() or (d / f.removesuffix(".gz")).exists() for f in files):
             return d
     first = cands[0] if cands else Path(".")
     missing = next((f for f in files if not (first / f).exists()), files[0])
-    where = ", ".join(str(c) for c in cands[::4]) or "no directory given"
+    where = ", ".join(str(c) for c in cands) or "no folder given"
+    if named:
+        raise DataFileError(f"missing data file {missing} for {name} in {named[0]} (given as {named[1]}; looked in "
+                            f"{where}); put the files there, or {_how_to_provide(name)}")
     raise DataFileError(f"missing data file {missing} for {name} (looked in {where}); {_how_to_provide(name)}")
 
 
@@ -152,6 +178,7 @@ def _idx_dataset(name: str, data_dir, verify: bool) -> ImageData:
     for x, y, split in ((tx, ty, "train"), (vx, vy, "t10k")):
         if len(x) != len(y):
             raise DataFileError(f"{d}: {split} has {len(x)} images but {len(y)} labels")
+        readers.check_labels(y, len(CLASSES[name]), d / f"{split}-labels-idx1-ubyte")
     return _make(name, tx[:, None], ty.long(), vx[:, None], vy.long(), CLASSES[name], str(d))
 
 
@@ -163,25 +190,58 @@ def _cifar10(data_dir, verify: bool) -> ImageData:
     train = [readers.read_cifar_batch(d / f"data_batch_{k}") for k in range(1, 6)]
     vx, vy = readers.read_cifar_batch(d / "test_batch")
     tx, ty = torch.cat([x for x, _ in train]), torch.cat([y for _, y in train])
-    return _make("cifar10", tx, ty, vx, vy, readers.read_cifar_meta(d / "batches.meta"), str(d))
+    classes = readers.read_cifar_meta(d / "batches.meta")
+    for k, (_, y) in enumerate(train):
+        readers.check_labels(y, len(classes), d / f"data_batch_{k + 1}")
+    readers.check_labels(vy, len(classes), d / "test_batch")
+    return _make("cifar10", tx, ty, vx, vy, classes, str(d))
 
 
-def _folder(data_dir, in_chans: int, size: int | None) -> ImageData:
+def _folder(data_dir, channels: int | None, size: int | None) -> ImageData:
     if not data_dir:
         raise DataFileError("the folder data set needs --data-dir DIR holding train/ and test/ "
                             "(or val/) sub-folders, each with one folder per class")
-    root = Path(data_dir)
+    root = user_root(data_dir)[0]
     test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), root / "test")
-    tx, ty, classes = readers.read_image_folder(root / "train", in_chans, size)
-    vx, vy, vclasses = readers.read_image_folder(test_dir, in_chans, size or tx.shape[-1])
+    train, classes, note = readers.list_image_folder(root / "train")
+    test, vclasses, vnote = readers.list_image_folder(test_dir)
     if vclasses != classes:
-        raise DataFileError(f"class folders differ between {root / 'train'} and {test_dir}")
-    return _make("folder", tx, ty, vx, vy, classes, str(root))
+        only = [f"only in {d}: {', '.join(sorted(set(a) - set(b)))}" for d, a, b in
+                ((root / "train", classes, vclasses), (test_dir, vclasses, classes)) if set(a) - set(b)]
+        raise DataFileError(f"class folders differ between {root / 'train'} and {test_dir} ({'; '.join(only)}); "
+                            "give both splits the same class folders")
+    x, how = readers.read_images([f for f, _ in train + test], channels, size)   # one channel rule for both
+    y = torch.tensor([k for _, k in train + test], dtype=torch.int64)
+    n = len(train)
+    notes = (f"folder {root}: {n} train / {len(test)} test images, {len(classes)} classes; {how}",
+             *(s for s in (note, vnote) if s))
+    return _make("folder", x[:n], y[:n], x[n:], y[n:], classes, str(root), notes)
 
 
-def _make(name, tx, ty, vx, vy, classes, source) -> ImageData:
+def convert_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """uint8 images (N, C, H, W) with ``channels`` channels (``None``: as they are): grey to RGB by
+    replication, RGB to grey by ITU-R 601-2 luma (torchvision's ``rgb_to_grayscale``, as Pillow's "L")."""
+    if channels is None or channels == x.shape[1]:
+        return x
+    if channels == 3:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    return rgb_to_grayscale(x)
+
+
+def _with_channels(d: ImageData, channels: int | None) -> ImageData:
+    if channels is None or channels == d.in_chans:
+        return d
+    note = (f"{d.name} converted from {d.in_chans} to {channels} channel(s) as asked "
+            f"({'grey replicated to RGB' if channels == 3 else 'ITU-R 601-2 luma'})")
+    return _make(d.name, convert_channels(d.train_x, channels), d.train_y, convert_channels(d.test_x, channels),
+                 d.test_y, d.classes, d.source, (*d.notes, note))
+
+
+def _make(name, tx, ty, vx, vy, classes, source, notes=()) -> ImageData:
     mean, std = channel_stats(tx)
-    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, classes, mean, std, source)
+    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, classes, mean, std, source, tuple(notes))
 
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "folder")
@@ -189,29 +249,39 @@ _CACHE: dict[tuple, ImageData] = {}
 
 
 def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
-                 download: bool = False, verify: bool = True, in_chans: int = 1,
+                 download: bool = False, verify: bool = True, channels: int | None = None,
                  size: int | None = None) -> ImageData:
     """Load a data set into memory as uint8 tensors (cached per process).
 
     Args:
         name: one of :data:`DATASETS`.
-        data_dir: directory holding the files (else ``CNNZOO_DATA``, else the system location).
+        data_dir: directory holding the files (else ``CNNZOO_DATA``; only when neither is set the
+            system location). A named folder is never replaced by another.
         download: fetch missing files with torchvision's downloader (Fashion-MNIST, MNIST, CIFAR-10).
         verify: check the MD5s of Fashion-MNIST (of the uncompressed content) and CIFAR-10
             (torchvision's published checksums of the extracted batches).
-        in_chans, size: for ``"folder"`` only: 1 (grayscale) or 3 (RGB), and the side every
-            image is resized to (``None``: all images must share one size).
+        channels: 1 (grey) or 3 (RGB), converting where the files differ (grey replicated,
+            colour by ITU-R 601-2 luma; said in ``notes``); ``None`` keeps the data set's own
+            (a folder is RGB when any image is in colour).
+        size: for ``"folder"`` only: the side every image is resized to (shorter side to
+            ``size``, then the centre square: :func:`cnnzoo.data.readers.fit`); ``None``: all
+            images must share one size. Other data sets keep their native size.
 
     Raises:
-        DataFileError: unknown name, missing file (naming it and the three ways to provide
-            it), corrupt or truncated file, checksum mismatch.
+        DataFileError: unknown name, a named folder that does not exist, missing file (naming
+            it and the ways to provide it), corrupt or truncated file, checksum mismatch, a
+            label outside the classes (naming the file, index and value), a folder data set
+            without images, with empty class folders or with different classes per split.
     """
     if name not in DATASETS:
         raise DataFileError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, in_chans, size)
+    readers.check_channels(channels)
+    if name != "folder" and channels is not None:       # the cached native data, converted
+        return _with_channels(load_dataset(name, data_dir, download, verify), channels)
+    key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, channels, size if name == "folder" else None)
     if key not in _CACHE:
         if name == "folder":
-            _CACHE[key] = _folder(data_dir, in_chans, size)
+            _CACHE[key] = _folder(data_dir, channels, size)
         else:
             if download:
                 data_dir = _download(name, data_dir)

@@ -7,7 +7,8 @@
   uint32 size per dimension) followed by the data.
 * CIFAR-10 python pickles (``data_batch_1`` ... ``test_batch``): a dict with ``b"data"``
   (N, 3072) uint8 in CHW order and ``b"labels"``; Krizhevsky, https://www.cs.toronto.edu/~kriz/cifar.html
-* Image folders: one sub-folder per class, read with Pillow.
+* Image files and folders (one sub-folder per class), read with Pillow as an image viewer shows
+  them (:func:`open_image`); docs/data.md states the rules.
 """
 from __future__ import annotations
 
@@ -130,59 +131,221 @@ def read_cifar_meta(path: Path) -> list[str]:
         raise DataFileError(f"{path} is not a CIFAR meta file ({type(err).__name__})") from None
 
 
-def read_image(path: Path, channels: int) -> torch.Tensor:
-    """One image file of any size and mode as (channels, H, W) uint8; ``channels`` is 1 or 3.
+def check_labels(labels: torch.Tensor, num_classes: int, path: Path | str) -> None:
+    """Raises :class:`DataFileError` naming ``path``, the first bad index and its value unless every
+    label of ``labels`` (N,) lies in ``[0, num_classes)``."""
+    bad = ((labels < 0) | (labels >= num_classes)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise DataFileError(f"{path}: label {int(labels[i])} at index {i} is outside the {num_classes} classes "
+                            f"0-{num_classes - 1} ({len(bad)} such label(s)); fix or remove those entries")
+
+
+# -- image files ----------------------------------------------------------------------------
+#: Suffixes read as images in folder data sets: torchvision's ``IMG_EXTENSIONS`` plus GIF, JFIF and
+#: the other netpbm kinds (case-insensitive). Any other file in a class folder is ignored, and said.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                  ".ppm", ".pgm", ".pbm", ".pnm")
+#: What transparent pixels are composited on: white, as a viewer shows an image on a page.
+BACKGROUND = (255, 255, 255)
+#: Names that operating systems, file managers and archivers leave in folders (besides hidden
+#: ``.names`` such as Jupyter's ``.ipynb_checkpoints``, ``.DS_Store`` and macOS's ``._`` files):
+#: never classes, never images.
+SYSTEM_NAMES = frozenset({"__MACOSX", "Thumbs.db", "ehthumbs.db", "desktop.ini", "$RECYCLE.BIN",
+                          "System Volume Information", "lost+found", "@eaDir", "__pycache__"})
+_GREY_MODES = ("1", "L", "LA", "La", "I", "F")            # and "I;16", "I;16B", ...
+
+
+def is_stray(path: Path) -> bool:
+    """True for hidden files and folders and for operating-system artefacts (:data:`SYSTEM_NAMES`)."""
+    return path.name.startswith(".") or path.name in SYSTEM_NAMES
+
+
+def _is_grey(im) -> bool:
+    if im.mode in _GREY_MODES or im.mode.startswith("I;16"):
+        return True
+    if im.mode in ("P", "PA"):                           # a palette of greys only
+        pal = im.getpalette("RGB") or []
+        return all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal), 3))
+    return False
+
+
+def as_viewed(im, background: tuple[int, int, int] = BACKGROUND):
+    """A Pillow image in mode ``"L"`` (grey modes) or ``"RGB"`` (all others), with its values
+    mapped from the mode's real range:
+
+    * ``1`` (1-bit): 0 and 255; ``P``/``PA`` (palette): the palette's colours (grey when the
+      palette holds only greys); ``CMYK``, ``YCbCr``, ``LAB``: Pillow's conversion to RGB.
+    * ``I;16*`` and ``I`` (16-bit data; Pillow reads 16-bit PNG, TIFF and PGM/PPM files with a
+      maxval above 255 into these, scaled to 0-65535): ``round(v / 65535 * 255)``, ``v`` clipped to 0-65535.
+    * ``F`` (32-bit float): ``round(v * 255)``, clipped to [0, 1] (the float image convention).
+    * an alpha band (``LA``, ``RGBA``, ``PA``, premultiplied ``La``/``RGBa``) or a transparent
+      colour key (``transparency``): composited over ``background`` (white by default), as
+      :func:`PIL.Image.alpha_composite` does.
 
     Raises:
-        DataFileError: the file is missing or not an image Pillow can read.
+        ValueError: Pillow cannot convert the mode to RGB.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    grey = _is_grey(im)
+    if im.mode == "F" or im.mode == "I" or im.mode.startswith("I;16"):
+        a = np.asarray(im, dtype=np.float64) / (1.0 if im.mode == "F" else 65535.0)
+        return Image.fromarray(np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8))
+    if im.mode in ("LA", "La", "RGBA", "RGBa", "PA") or "transparency" in im.info:
+        bg = Image.new("RGBA", im.size, (*background, 255))
+        im = Image.alpha_composite(bg, im.convert("RGBA"))
+    return im.convert("L" if grey else "RGB")
+
+
+def open_image(path: Path, background: tuple[int, int, int] = BACKGROUND):
+    """The first frame of an image file as an image viewer shows it: the EXIF orientation applied
+    (:func:`PIL.ImageOps.exif_transpose`) and the mode mapped by :func:`as_viewed` to ``"L"``
+    (grey) or ``"RGB"``.
+
+    Raises:
+        DataFileError: the file is missing, not an image Pillow can read, or of a mode it cannot convert.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            arr = np.asarray(im, dtype=np.uint8)
+            im.seek(0)                                   # the first frame of an animated file
+            return as_viewed(ImageOps.exif_transpose(im), background)
     except FileNotFoundError:
         raise DataFileError(f"missing image file {path}") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataFileError(f"cannot read image {path}: {err}") from None
-    t = torch.from_numpy(arr.copy())
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DataFileError(f"cannot read image {path}: {err}; replace or remove the file") from None
+
+
+def fit(im, size: int):
+    """Resize the shorter side of a Pillow image to ``size`` (bilinear, antialiased) and cut the
+    centre ``size`` x ``size`` square: torchvision's inference rule ``Resize(size)`` +
+    ``CenterCrop(size)`` on a PIL image, with its rounding (longer side ``int(size * long / short)``,
+    offsets ``round((side - size) / 2)``), written in Pillow calls so that torchvision is not
+    imported. A square image is resized whole; the aspect ratio is never changed."""
+    from PIL import Image
+
+    w, h = im.size
+    nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    if (nw, nh) != (w, h):
+        im = im.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = round((nw - size) / 2), round((nh - size) / 2)
+    return im.crop((left, top, left + size, top + size))
+
+
+def image_tensor(im) -> torch.Tensor:
+    """A Pillow ``"L"`` or ``"RGB"`` image as (C, H, W) uint8."""
+    t = torch.from_numpy(np.array(im, dtype=np.uint8))
     return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
 
-def read_image_folder(root: Path, channels: int, size: int | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """An image folder with one sub-folder per class (torchvision's ``ImageFolder`` layout).
+def check_channels(channels: int | None) -> None:
+    if channels not in (None, 1, 3):
+        raise DataFileError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
 
-    Images are resized to ``size`` x ``size`` (bilinear, antialiased) so they stack into one
-    tensor; ``size=None`` requires them all to share one size.
 
-    Returns:
-        images (N, channels, size, size) uint8, labels (N,) int64, class names (sorted folder names).
+def read_image(path: Path, channels: int | None = None, size: int | None = None,
+               background: tuple[int, int, int] = BACKGROUND) -> torch.Tensor:
+    """One image file as the model sees it: (C, H, W) uint8.
+
+    Read by :func:`open_image` (as a viewer shows it), resized by :func:`fit` when ``size`` is
+    given (shorter side to ``size``, centre crop; then H = W = ``size``), converted to
+    ``channels`` (1: Pillow's ITU-R 601-2 luma; 3: grey replicated) or, with ``None``, kept as
+    the file has them (1 for grey modes, 3 for the others).
 
     Raises:
-        DataFileError: missing folder, no class folders, no images, unreadable or mixed-size images.
+        DataFileError: as :func:`open_image`; ``channels`` not 1, 3 or None.
     """
-    import torch.nn.functional as F
+    check_channels(channels)
+    im = open_image(Path(path), background)
+    im = fit(im, size) if size else im
+    return image_tensor(im.convert({1: "L", 3: "RGB"}[channels]) if channels else im)
+
+
+def _examples(paths: list[Path], root: Path, k: int = 3) -> str:
+    names = [p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in paths[:k]]
+    return ", ".join(names) + (", ..." if len(paths) > k else "")
+
+
+def list_image_folder(root: Path) -> tuple[list[tuple[Path, int]], list[str], str | None]:
+    """The images of a folder with one sub-folder per class (torchvision's ``ImageFolder`` layout;
+    images may sit in sub-folders of a class folder).
+
+    Hidden files and folders and operating-system artefacts (:func:`is_stray`) are neither classes
+    nor images; files whose suffix is not in :data:`IMAGE_SUFFIXES`, and files directly in
+    ``root``, are not images. All of them are skipped and counted in the returned note.
+
+    Returns:
+        ([(image path, label), ...] sorted by class then path, class names (sorted folder names),
+        a one-line note of what was skipped or ``None``).
+
+    Raises:
+        DataFileError: ``root`` missing; no class folders; class folders with no images (all named).
+    """
+    import os
 
     root = Path(root)
     if not root.is_dir():
-        raise DataFileError(f"missing image folder {root}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DataFileError(f"missing image folder {root} (a folder data set holds DIR/train/CLASS/IMAGE "
+                            "and DIR/test/CLASS/IMAGE, or val/ for test/)")
+    skipped = [p for p in sorted(root.iterdir()) if is_stray(p) or not p.is_dir()]
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_stray(p))
     if not classes:
-        raise DataFileError(f"{root} has no class sub-folders (expected ROOT/CLASS/IMAGE.png)")
-    images, labels = [], []
+        raise DataFileError(f"{root} has no class folders; put each class's images in ROOT/CLASS/ "
+                            f"(found {_examples(skipped, root) or 'nothing'})")
+    files, empty = [], []
     for k, c in enumerate(classes):
-        for f in sorted((root / c).iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                img = read_image(f, channels)
-                if size is not None and tuple(img.shape[1:]) != (size, size):
-                    img = F.interpolate(img[None].float(), size=(size, size), mode="bilinear",
-                                        antialias=True, align_corners=False)[0].round().clamp(0, 255).byte()
-                images.append(img)
-                labels.append(k)
-    if not images:
-        raise DataFileError(f"{root} has no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
-    if len({tuple(i.shape) for i in images}) > 1:
-        raise DataFileError(f"images under {root} differ in size; pass an input size to resize them")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes
+        found = []
+        for d, dirs, names in os.walk(root / c, followlinks=True):
+            d = Path(d)
+            skipped += [d / n for n in sorted(dirs) if is_stray(d / n)]
+            dirs[:] = sorted(n for n in dirs if not is_stray(d / n))
+            for n in sorted(names):
+                ok = not is_stray(d / n) and (d / n).suffix.lower() in IMAGE_SUFFIXES
+                (found if ok else skipped).append(d / n)
+        files += [(f, k) for f in found]
+        if not found:
+            empty.append(str(root / c))
+    if empty:
+        raise DataFileError(f"class folder(s) with no image files: {', '.join(empty)}; add images "
+                            f"({', '.join(IMAGE_SUFFIXES)}) or remove the folder(s)")
+    note = (f"{root}: skipped {len(skipped)} hidden, system or non-image entries "
+            f"({_examples(skipped, root)})") if skipped else None
+    return files, classes, note
+
+
+def read_images(paths: list[Path], channels: int | None = None, size: int | None = None,
+                background: tuple[int, int, int] = BACKGROUND) -> tuple[torch.Tensor, str]:
+    """Image files (:func:`open_image`) stacked as (N, C, size, size) uint8, each resized by
+    :func:`fit` (shorter side to ``size``, centre crop); ``size=None`` keeps them as they are,
+    which needs one size for all.
+
+    ``channels``: 1 or 3, or ``None`` for the files' own: 3 (RGB) if any file is in colour, else 1
+    (grey). Colour images become grey by Pillow's ITU-R 601-2 luma, grey ones RGB by replication.
+
+    Returns:
+        (images, a one-line note of the channels and the resize rule).
+
+    Raises:
+        DataFileError: as :func:`open_image`; mixed sizes with ``size=None`` (naming two files).
+    """
+    check_channels(channels)
+    ims = [open_image(p, background) for p in paths]
+    if size:
+        ims = [fit(im, size) for im in ims]
+    elif len({im.size for im in ims}) > 1:
+        j = next(i for i, im in enumerate(ims) if im.size != ims[0].size)
+        raise DataFileError(f"images differ in size ({paths[0]} is {ims[0].width}x{ims[0].height}, {paths[j]} "
+                            f"{ims[j].width}x{ims[j].height}); pass a size to resize them")
+    n_colour = sum(im.mode == "RGB" for im in ims)
+    c = channels or (3 if n_colour else 1)
+    how = "as asked" if channels else "the images' own"
+    n_other = len(ims) - n_colour if c == 3 else n_colour          # images whose channels change
+    note = f"3 channels (RGB, {how})" if c == 3 else f"1 channel (grey, {how})"
+    if n_other:
+        note += (f"; {n_other} grey image(s) replicated to RGB" if c == 3 else
+                 f"; {n_other} colour image(s) converted by ITU-R 601-2 luma")
+    if size:
+        note += f"; each resized to {size}x{size} (shorter side to {size}, centre crop)"
+    return torch.stack([image_tensor(im.convert("RGB" if c == 3 else "L")) for im in ims]), note

@@ -35,7 +35,7 @@ def _visualize(args: argparse.Namespace) -> None:
     from ..visualize import visualize
 
     res = visualize(args.checkpoint, args.image, args.layer, args.out)
-    for key in ("filters_png", "feature_maps_png"):
+    for key in ("filters_png", "input_png", "feature_maps_png"):
         if key in res:
             print(res[key])
 
@@ -55,7 +55,8 @@ def add_commands(sub) -> None:
     p.set_defaults(func=_experiments)
     p = sub.add_parser("visualize", help="first-layer filters and a layer's feature maps of a checkpoint")
     p.add_argument("checkpoint", help="checkpoint.pt or its run directory")
-    p.add_argument("image", nargs="?", help="image file for the feature maps")
+    p.add_argument("image", nargs="?", help="image file for the feature maps, prepared as predict does "
+                   "(see cnnzoo predict --help); input.png shows what the model saw")
     p.add_argument("--layer", help="module name, e.g. features.3 (default: the first conv layer)")
     p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
     p.set_defaults(func=_visualize)

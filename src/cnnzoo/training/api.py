@@ -22,7 +22,7 @@ from .trainer import TrainConfig, evaluate_model
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
 _NOT_IDENTITY = ("data_dir", "download")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
-_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0}
+_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None}
 
 
 @dataclass
@@ -97,6 +97,8 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
     unknown = sorted(set(options) - fields)
     if unknown:
         raise CnnzooError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields - {'model'}))}")
+    if options.get("data_dir"):             # recorded absolute, so that eval finds it from anywhere
+        options["data_dir"] = os.path.abspath(options["data_dir"])
     cfg = TrainConfig(model=model, **options)
     out = Path(out) if out is not None else default_out_dir(cfg)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.json"
@@ -150,7 +152,9 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
 
     Args:
         checkpoint: a ``checkpoint.pt`` or the run directory holding it.
-        dataset, data_dir: the test set (default: the one the model was trained on).
+        dataset, data_dir: the test set (default: the one the model was trained on, from the
+            data folder the run recorded); read with the model's channels, and an image folder
+            resized to its input size, as in training.
         out: directory for ``confusion.png`` and ``eval.json`` (default: the checkpoint's directory).
         tta: also score multi-view testing, ``"flip"`` or ``"10crop"`` (the crops at the offsets of
             the checkpoint's training crop; see :func:`~cnnzoo.training.evaluate_model`).
@@ -164,13 +168,14 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or data; CnnzooError when the
-            data set's classes or channels differ from the model's, or for an unusable ``tta``.
+            data set's class count differs from the model's, or for an unusable ``tta``.
     """
     model, ck = load_model(checkpoint)
-    data = load_dataset(dataset or ck["dataset"], data_dir)
-    if data.num_classes != ck["num_classes"] or data.in_chans != ck["in_chans"]:
-        raise CnnzooError(f"{data.name} has {data.num_classes} classes x {data.in_chans} channel(s); "
-                          f"the model expects {ck['num_classes']} x {ck['in_chans']}")
+    if dataset in (None, ck["dataset"]):
+        data_dir = data_dir or ck["config"].get("data_dir")
+    data = load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
+    if data.num_classes != ck["num_classes"]:
+        raise CnnzooError(f"{data.name} has {data.num_classes} classes; the model expects {ck['num_classes']}")
     t0 = time.perf_counter()
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
                        ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0,
@@ -220,9 +225,12 @@ def _plot_confusion(conf: torch.Tensor, classes: list[str], path: Path, title: s
 def predict(checkpoint: str | os.PathLike, images: list[str | os.PathLike], topk: int = 5) -> list[dict]:
     """Classify image files (PNG/JPEG/..., any size and mode) with a checkpoint.
 
-    Each image is converted to the model's channel count (grayscale or RGB), resized to its
-    input size and normalised as in training. Note that Fashion-MNIST images are light
-    objects on a black background; a photo on a white background looks different to the model.
+    Each image is read as an image viewer shows it (EXIF orientation applied, first frame,
+    transparency over white: :func:`cnnzoo.data.open_image`), converted to the model's channels,
+    its shorter side resized to the model's input size and the centre square cut (torchvision's
+    ``Resize(S)`` + ``CenterCrop(S)``: the aspect ratio is kept), then normalised as in training
+    (:func:`cnnzoo.data.read_image`). Note that Fashion-MNIST images are light objects on a black
+    background; a photo on a white background looks different to the model.
 
     Returns:
         one dict per image: ``image`` (path) and ``top`` ([(class name, probability), ...],
@@ -235,7 +243,7 @@ def predict(checkpoint: str | os.PathLike, images: list[str | os.PathLike], topk
     k = min(topk, ck["num_classes"])
     results = []
     for path in images:
-        x = read_image(Path(path), ck["in_chans"])[None]                 # (1, C, H, W) uint8
+        x = read_image(Path(path), ck["in_chans"], ck["input_size"])[None]   # (1, C, S, S) uint8
         probs = model(to_input(x, ck["input_size"], ck["mean"], ck["std"])).softmax(1)[0]
         p, idx = probs.topk(k)
         results.append({"image": str(path), "top": [(ck["classes"][i], float(q)) for q, i in zip(p, idx.tolist())]})

@@ -12,7 +12,7 @@ def _train(a: argparse.Namespace) -> None:
     from .api import train
     from .distributed import dist_env
 
-    opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "download", "epochs", "budget_minutes",
+    opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "channels", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "weight_decay",
                                        "schedule", "label_smoothing", "pad", "erase", "ema", "amp", "seed", "limit_train",
                                        "sync_bn", "device", "tta")}
@@ -66,6 +66,15 @@ def _results(a: argparse.Namespace) -> None:
                                             f"from the runs' metrics.json files.\n\n{table}")
 
 
+#: How predict (and visualize) turn a user's image into the model's input; `predict --help` shows it.
+PREDICT_RULE = ("Each image is read as an image viewer shows it: EXIF orientation applied, the first frame of an "
+                "animated file, every mode mapped from its real range, transparency composited on white. It is "
+                "converted to the model's channels (grey: ITU-R 601-2 luma; RGB: grey replicated), its shorter "
+                "side resized to the model's input size S (bilinear, antialiased) and the centre SxS square cut, "
+                "as torchvision's Resize(S) + CenterCrop(S): the aspect ratio is kept, a non-square image loses "
+                "the ends of its longer side. Then it is normalised with the training set's mean and std. "
+                "Details: docs/data.md.")
+
 _TTA_HELP = ("also score multi-view testing, the mean softmax over the views: flip (each image and its mirror) "
              "or 10crop (the 10-crop test of AlexNet and ResNet: four corner crops at the training "
              "crop's offsets and the centre, and their mirrors)")
@@ -79,7 +88,13 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model on Fashion-MNIST (or MNIST, CIFAR-10, an image folder)")
     p.add_argument("model", help="registry name, e.g. lenet5_modern, cifar_resnet20")
     p.add_argument("--dataset", choices=DATASETS, help="default fashion-mnist")
-    p.add_argument("--data-dir", help="folder with the data files (else $CNNZOO_DATA, else the system location)")
+    p.add_argument("--data-dir", help="folder with the data files, used or refused, never replaced (else "
+                   "$CNNZOO_DATA, else the system location); for --dataset folder: DIR/train/CLASS/IMAGE and "
+                   "DIR/test/CLASS/IMAGE (or val/), each image resized to the input size (shorter side, centre "
+                   "crop); hidden and system folders are skipped (docs/data.md)")
+    p.add_argument("--channels", type=int, choices=(1, 3),
+                   help="input channels: 1 (grey, ITU-R 601-2 luma) or 3 (RGB, grey replicated); default: the "
+                        "data set's own (a folder is RGB when any image is in colour); any conversion is printed")
     p.add_argument("--download", action="store_true", help="fetch missing files with torchvision (needs a network)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=int, help="training length (default: the model's recipe)")
@@ -120,15 +135,16 @@ def add_commands(sub) -> None:
     p = sub.add_parser("eval", help="top-1, top-5, per-class accuracy and a confusion-matrix PNG of a checkpoint")
     p.add_argument("checkpoint", help="checkpoint.pt or its run directory")
     p.add_argument("--dataset", choices=DATASETS, help="default: the data set it was trained on")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="default: the data folder the run recorded")
     p.add_argument("--out", help="folder for confusion.png and eval.json (default: the checkpoint's)")
     p.add_argument("--tta", choices=tuple(TTA_VIEWS), help=_TTA_HELP + ", printed after the single-view figures")
     p.add_argument("--batch-size", type=int, default=1000, help="test images per forward pass (default 1000)")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)")
+    p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)",
+                       description=PREDICT_RULE)
     p.add_argument("checkpoint")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files; each read as described above")
     p.add_argument("--topk", type=int, default=5)
     p.set_defaults(func=_predict)
 

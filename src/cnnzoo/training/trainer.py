@@ -49,6 +49,7 @@ class TrainConfig:
     dataset: str = "fashion-mnist"            # one of cnnzoo.data.DATASETS
     data_dir: str | None = None               # else CNNZOO_DATA, else the system location
     download: bool = False                    # fetch missing files with torchvision
+    channels: int | None = None               # 1 (grey) | 3 (RGB) input channels; None: the data set's own
     epochs: int | None = None                 # training length in epochs ...
     budget_minutes: float | None = None       # ... or in minutes of train + eval time (epochs estimated,
                                               # re-fitted after epochs: Trainer.replan_for_budget)
@@ -234,7 +235,7 @@ def select_classes(data, classes: list[int]):
     lut[list(classes)] = torch.arange(len(classes))
     tr, te = lut[data.train_y] >= 0, lut[data.test_y] >= 0
     return _make(data.name, data.train_x[tr], lut[data.train_y[tr]], data.test_x[te], lut[data.test_y[te]],
-                 [data.classes[c] for c in classes], data.source)
+                 [data.classes[c] for c in classes], data.source, data.notes)
 
 
 class Trainer:
@@ -267,7 +268,10 @@ class Trainer:
             raise TrainConfigError(f"erase is a probability in [0, 1], label_smoothing and ema in [0, 1); "
                                    f"got {cfg.erase}, {cfg.label_smoothing}, {cfg.ema}")
         check_tta(cfg.tta, cfg.pad, cfg.flip)
-        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
+        # an image folder is resized to the input size at load time (shorter side, centre crop)
+        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size)
+        for line in self.data.notes if self.is_main and progress else ():
+            print(line, flush=True)                # what was skipped, converted, resized
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
         d = self.data
@@ -510,6 +514,7 @@ class Trainer:
             "params": sum(p.numel() for p in self.model.parameters()),
             "final": self.history[-1] if self.history else None,
             "wall_seconds": self.elapsed, "budget_replans": self.replans,
+            "data": {"in_chans": self.data.in_chans, "source": self.data.source, "notes": list(self.data.notes)},
             "config": dataclasses.asdict(cfg), **environment(),
             "history": self.history,
         }
