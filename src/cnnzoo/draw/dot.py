@@ -20,6 +20,7 @@ FILL = {"conv": "#fdd9b5", "pool": "#c6dbef", "fc": "#e2d4f0", "norm": "#d4edda"
         "add": "#ffffff", "cat": "#ffffff", "input": "#eeeeee", "output": "#eeeeee", "other": "#f4f4f4"}
 EDGE = {"main": {}, "identity": {"color": "#1f5fbf", "penwidth": "2.2", "weight": "0"},
         "projection": {"color": "#d9730d", "penwidth": "1.6", "style": "dashed"},
+        "shortcut": {"color": "#1f5fbf", "penwidth": "1.6", "style": "dashed"},
         "aux": {"color": "#888888", "style": "dashed", "weight": "0"}}
 SHOW = ("params", "macs", "rf")
 
@@ -67,8 +68,8 @@ def _node_attrs(n: Node, show: tuple[str, ...], index: dict[str, int]) -> dict[s
         a["shape"] = "ellipse"
     if n.kind in ("input", "output"):
         a["shape"] = "note" if n.kind == "input" else "box"
-    if n.role == "projection":
-        a.update(color="#d9730d", style="rounded,filled,dashed", penwidth="1.6")
+    if n.role in ("projection", "shortcut"):
+        a.update(color=EDGE[n.role]["color"], style="rounded,filled,dashed", penwidth="1.6")
     if n.role == "aux":
         a.update(color="#888888", style="rounded,filled,dashed", fillcolor="#f2f2f2")
     return a
@@ -120,7 +121,7 @@ def to_dot(g: Graph, show: tuple[str, ...] = (), title: str | None = None, rankd
             d.node(_q(n.id), **_node_attrs(n, show, index))
     for (a, b), role in g.edges.items():
         attrs = dict(EDGE[role])
-        if labels and role in ("identity", "projection"):
+        if labels and role in ("identity", "projection", "shortcut"):
             attrs["xlabel"] = role
             attrs["fontsize"], attrs["fontcolor"] = "9", attrs["color"]
         if a in split or b in split:

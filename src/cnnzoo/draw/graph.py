@@ -6,7 +6,8 @@ Steps, each a small pure function of the profile:
    that only decorate the row before them (batch norm, activations, dropout, flatten, identity)
    fold into that row's box and are listed on its second line ("BN, ReLU");
 2. :func:`mark_roles`: residual shortcuts (an ``add`` whose input skips a branch: ``identity``
-   edge; a short branch with weights beside a longer one: ``projection`` nodes) and auxiliary
+   edge; a short branch with weights beside a longer one: ``projection`` nodes, without weights
+   (option A's zero padding): ``shortcut`` nodes) and auxiliary
    exits (nodes from which the first output cannot be reached: ``aux``);
 3. :func:`at_depth`: ``"layer"`` keeps every box; ``"block"`` draws each block (a module that
    owns an ``add``/``cat``: a residual block, an Inception module) as a cluster and collapses
@@ -33,6 +34,8 @@ FOLD = {"batchnorm1d": "BN", "batchnorm2d": "BN", "batchnorm3d": "BN", "batch_no
         "tanh": "tanh", "scaledtanh": "tanh", "sigmoid": "sigmoid", "gelu": "GELU", "silu": "SiLU",
         "hardswish": "h-swish", "elu": "ELU", "dropout": "dropout", "dropout2d": "dropout",
         "identity": "", "flatten": "flatten", "view": "", "reshape": "", "contiguous": ""}
+#: Ids of the input and (first) output boxes; parentheses keep them apart from module names.
+INPUT, OUTPUT = "(input)", "(output)"
 JOINS = {"add": "+", "cat": "concat", "concat": "concat", "stack": "stack"}
 
 
@@ -41,7 +44,7 @@ class Node:
     """One box of the diagram.
 
     Attributes:
-        id: unique key (the main row's name, ``#2`` for a module's second call; ``input``, ``output``).
+        id: unique key (the main row's name, ``#2`` for a module's second call; ``(input)``, ``(output)``).
         rows: profile row indices it stands for (the first is the main row; -1: the input).
         kind: ``conv``, ``fc``, ``pool``, ``norm``, ``add``, ``cat``, ``input``, ``output``, ``group``, ``other``.
         label: the lecture's words ("conv 3x3, 64").
@@ -50,7 +53,8 @@ class Node:
         params, macs: summed over ``rows`` (and over the ``count`` members of a collapsed run).
         rf: receptive field of the output (analyzer), or None.
         count: members of a collapsed run ("x N").
-        role: ``main``, ``projection`` (a shortcut with weights) or ``aux`` (a side exit).
+        role: ``main``, ``projection`` (a shortcut with weights), ``shortcut`` (one without, option A)
+            or ``aux`` (a side exit).
         cluster: the block drawn around it (block depth), or None.
     """
 
@@ -71,7 +75,7 @@ class Node:
 @dataclass
 class Graph:
     """Nodes in execution order and edges ``(src id, dst id) -> role`` (``main``, ``identity``,
-    ``projection``, ``aux``); ``clusters``: block name -> its label ("layer1.0 x 3")."""
+    ``projection``, ``shortcut``, ``aux``); ``clusters``: block name -> its label ("layer1.0 x 3")."""
 
     nodes: list[Node]
     edges: dict[tuple[str, str], str]
@@ -166,8 +170,7 @@ def layer_graph(prof: Profile) -> Graph:
     for a, b in prof.edges:
         preds.setdefault(b, []).append(a)
     owner: dict[int, int] = {-1: -1}   # row -> the row whose box it is drawn in
-    nodes: dict[int, Node] = {-1: Node("input", [-1], "input", "input", shape=prof.input_shape,
-                                       rf=None)}
+    nodes: dict[int, Node] = {-1: Node(INPUT, [-1], "input", "input", shape=prof.input_shape)}
     for i, row in enumerate(rows):
         p = preds.get(i, [])
         word = FOLD.get(_type(row))
@@ -191,7 +194,7 @@ def layer_graph(prof: Profile) -> Graph:
             edges[(u, v)] = "main"
     outs = []
     for k, (r, shape) in enumerate(zip(prof.output_rows, prof.output_shapes)):
-        o = Node("output" if k == 0 else f"output {k + 1}", [], "output", "output" if k == 0 else "aux output",
+        o = Node(OUTPUT if k == 0 else f"{OUTPUT[:-1]} {k + 1})", [], "output", "output" if k == 0 else "aux output",
                  shape=shape)
         outs.append(o)
         edges[(nodes[owner.get(r, -1)].id, o.id)] = "main"
@@ -226,12 +229,13 @@ def mark_roles(g: Graph) -> Graph:
         if not path:
             g.edges[(fork, n.id)] = "identity"
             continue
+        role = "projection" if any(by_id[x].params for x in path) else "shortcut"  # option B/C vs A
         for x in path:
-            by_id[x].role = "projection"
+            by_id[x].role = role
         for a, b in zip([fork, *reversed(path)], [*reversed(path), n.id]):
-            g.edges[(a, b)] = "projection"
+            g.edges[(a, b)] = role
     # auxiliary exits: nodes that do not lead to the first output
-    main, todo = {"output"}, ["output"]
+    main, todo = {OUTPUT}, [OUTPUT]
     while todo:
         for p in preds.get(todo.pop(), []):
             if p not in main:
