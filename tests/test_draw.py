@@ -219,3 +219,22 @@ def test_page_receptive_field_viewer_shows_the_analyzers_figures(tmp_path):
         assert first == "b2.2"   # 4*6*3*3 + 6 = 222 params, the most (b3.2: 2*3*5*5 + 3 = 153)
     finally:
         browser.quit()
+
+
+def test_lecture_figures_are_committed_with_the_analyzers_totals():
+    from pathlib import Path
+
+    from cnnzoo.draw.lecture import FIGURES, figures_for
+    from cnnzoo.lecture import short
+    from cnnzoo.models.googlenet import Inception
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    lecture_md = (docs / "lecture.md").read_text()
+    for fig in FIGURES:
+        assert (docs / "figures" / f"{fig.file}.svg").is_file(), "run `cnnzoo draw --lecture`"
+        assert f"(figures/{fig.file}.svg)" in lecture_md and fig in figures_for(fig.section)
+    # the naive module of the lecture's example (L20: 1x1 128, 3x3 192, 5x5 96, 3x3 pool on 28x28x256):
+    # MACs = 28*28 * 256 * (128*1 + 192*9 + 96*25) = 854,196,224 (hand derivation; the lecture: 854M)
+    macs = 28 * 28 * 256 * (128 * 1 + 192 * 9 + 96 * 25)
+    assert profile(meta(lambda: Inception(256, 128, None, 192, None, 96, None, naive=True)), (256, 28, 28)).totals.macs \
+        == macs
+    assert f"{short(macs)} MACs" in (docs / "figures" / "inception_naive.svg").read_text()

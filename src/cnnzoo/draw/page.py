@@ -100,8 +100,9 @@ body{font:14px/1.4 Helvetica,Arial,sans-serif;margin:0;color:#222}
 header{padding:12px 20px;background:#f4f1ea;border-bottom:1px solid #ddd}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:18px 0 6px}
 main{display:flex;gap:16px;padding:0 20px;align-items:flex-start}
-#diagram{flex:1 1 50%;overflow:auto;max-height:92vh;border:1px solid #ddd;margin-top:12px}
-#side{flex:1 1 50%;min-width:420px}
+#diagram{flex:1 1 45%;overflow:auto;max-height:92vh;border:1px solid #ddd;margin-top:12px}
+#side{flex:1 1 55%;min-width:420px}
+#zoom{position:sticky;top:0;left:0;z-index:1;padding:4px} #diagram.fit svg{width:100%;height:auto}
 #diagram g.node{cursor:pointer} #diagram g.node.sel path,#diagram g.node.sel polygon,#diagram g.node.sel ellipse{stroke:#c00;stroke-width:3}
 table{border-collapse:collapse;font-size:12px;width:100%}
 th,td{border-bottom:1px solid #e4e4e4;padding:2px 6px;text-align:left;white-space:nowrap}
@@ -116,7 +117,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 <body>
 <header><h1>$title</h1><div id="meta" class="muted"></div></header>
 <main>
-<section id="diagram">$svg</section>
+<section id="diagram"><div id="zoom"><button id="fit">fit width</button></div>$svg</section>
 <section id="side">
 <h2>Totals</h2><table id="totals"></table>
 <h2>Receptive field</h2>
@@ -226,5 +227,12 @@ $$("#diagram").addEventListener("click", e => {
   const k = +g.id.split("-")[1]; if (D.boxes[k] >= 0) select(D.boxes[k]);
 });
 paint();
+$$("#fit").addEventListener("click", () => { const d = $$("#diagram"); d.classList.toggle("fit");
+  $$("#fit").textContent = d.classList.contains("fit") ? "actual size" : "fit width"; });
+{ // start with the input box in view and the last layer with a spatial receptive field chosen
+  const d = $$("#diagram"), box = $$("#diagram g.node"), r = box && box.getBoundingClientRect(), o = d.getBoundingClientRect();
+  if (r) d.scrollLeft = Math.max(0, r.left - o.left - d.clientWidth / 2 + r.width / 2);
+  const last = D.rows.filter(r => r.rf && !r.rf.is_global).pop(); if (last) select(last.i);
+}
 </script></body></html>
 """)
