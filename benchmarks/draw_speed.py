@@ -28,7 +28,8 @@ def main(name: str = "resnet152") -> None:
     svg = diagram.pipe("svg")
     t3 = time.perf_counter()
     print(f"{name} layer depth: trace {t1 - t0:.2f} s, graph {t2 - t1:.2f} s, dot layout + SVG {t3 - t2:.2f} s, "
-          f"total {t3 - t0:.2f} s; {len(prof.layers)} rows, {len(diagram.graph.nodes)} boxes, SVG {len(svg) / 1e6:.2f} MB")
+          f"total {t3 - t0:.2f} s; {len(prof.layers)} rows, {len(diagram.graph.nodes)} boxes, "
+          f"SVG {len(svg) / 1e6:.2f} MB")
     with tempfile.TemporaryDirectory() as out:
         t4 = time.perf_counter()
         path = write_page(model, out, name=None)

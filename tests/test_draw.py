@@ -235,6 +235,6 @@ def test_lecture_figures_are_committed_with_the_analyzers_totals():
     # the naive module of the lecture's example (L20: 1x1 128, 3x3 192, 5x5 96, 3x3 pool on 28x28x256):
     # MACs = 28*28 * 256 * (128*1 + 192*9 + 96*25) = 854,196,224 (hand derivation; the lecture: 854M)
     macs = 28 * 28 * 256 * (128 * 1 + 192 * 9 + 96 * 25)
-    assert profile(meta(lambda: Inception(256, 128, None, 192, None, 96, None, naive=True)), (256, 28, 28)).totals.macs \
-        == macs
+    naive = meta(lambda: Inception(256, 128, None, 192, None, 96, None, naive=True))
+    assert profile(naive, (256, 28, 28)).totals.macs == macs
     assert f"{short(macs)} MACs" in (docs / "figures" / "inception_naive.svg").read_text()

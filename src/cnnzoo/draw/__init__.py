@@ -152,7 +152,8 @@ def draw(model: nn.Module, input_size=None, depth: str = "layer", *, show: tuple
 
 def page(model: nn.Module, out: str | Path, input_size=None, *, name: str | None = None,
          depth: str = "layer") -> Path:
-    """Write the model page (one self-contained HTML file) into directory ``out``; see :mod:`.page`."""
+    """Write the model page (one self-contained HTML file) into directory ``out`` and return its path;
+    ``name``: the registry name, for the paper, notes and the lecture's claims. See :mod:`.page`."""
     from .page import write_page
     return write_page(model, out, input_size, name=name, depth=depth)
 

@@ -44,8 +44,10 @@ def _cmd_draw(args: argparse.Namespace) -> None:
 def _cmd_page(args: argparse.Namespace) -> None:
     from .page import write_page
     model = resolve(args.model)
-    name = args.model if not args.model.endswith(".py") and ".py:" not in args.model else None
-    print(write_page(model, Path(args.out), args.input, name=name, depth=args.depth))
+    path, sep, factory = args.model.rpartition(":")
+    from_file = bool(sep) and path.endswith(".py")
+    print(write_page(model, Path(args.out), args.input, name=None if from_file else args.model, depth=args.depth,
+                     stem=f"{Path(path).stem}_{factory}" if from_file else None))
 
 
 def add_commands(sub) -> None:

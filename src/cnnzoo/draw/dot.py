@@ -10,6 +10,7 @@ dashed boxes); auxiliary classifiers are grey dashed side exits. AlexNet's group
 from __future__ import annotations
 
 import html
+from collections import Counter
 
 import graphviz
 
@@ -80,14 +81,15 @@ def _towers(g: Graph) -> tuple[int, list[str]]:
     (from the first conv to the last box before the first FC layer); (1, []) when the model has
     none. Only small group counts are drawn as columns (a depthwise conv has as many groups as
     channels)."""
-    groups = {int(n.label.rsplit("groups ", 1)[1]) for n in g.nodes if n.kind == "conv" and "groups " in n.label}
+    groups = {n.groups for n in g.nodes if n.kind == "conv" and n.groups > 1}
     if len(groups) != 1 or not 2 <= next(iter(groups)) <= 4:
         return 1, []
     ids = [n.id for n in g.nodes]
     first = next(i for i, n in enumerate(g.nodes) if n.kind == "conv")
     last = next((i for i, n in enumerate(g.nodes) if n.kind == "fc"), len(ids))
     span = ids[first:last]
-    chain = all(len(g.preds(x)) == 1 for x in span[1:])
+    heads = Counter(b for a, b in g.edges)
+    chain = all(heads[x] == 1 for x in span[1:])
     return (next(iter(groups)), span) if chain else (1, [])
 
 
@@ -155,7 +157,7 @@ def _tower_edges(d, g: Graph, a: str, b: str, towers: int, split: set[str], attr
     srcs = [f"{a}@{t + 1}" for t in range(towers)] if a in split else [a]
     dsts = [f"{b}@{t + 1}" for t in range(towers)] if b in split else [b]
     node_b = g.node(b)
-    dense = node_b.kind in ("conv", "fc") and "groups" not in node_b.label
+    dense = node_b.kind in ("conv", "fc") and node_b.groups == 1
     for i, s in enumerate(srcs):
         for j, t in enumerate(dsts):
             if dense or len(srcs) == 1 or len(dsts) == 1 or i == j:

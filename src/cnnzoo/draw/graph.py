@@ -56,6 +56,7 @@ class Node:
         role: ``main``, ``projection`` (a shortcut with weights), ``shortcut`` (one without, option A)
             or ``aux`` (a side exit).
         cluster: the block drawn around it (block depth), or None.
+        groups: a conv's group count (AlexNet's towers: 2), else 1.
     """
 
     id: str
@@ -70,6 +71,7 @@ class Node:
     count: int = 1
     role: str = "main"
     cluster: str | None = None
+    groups: int = 1
 
 
 @dataclass
@@ -81,14 +83,18 @@ class Graph:
     edges: dict[tuple[str, str], str]
     clusters: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._by_id = {n.id: n for n in self.nodes}
+
     def node(self, id_: str) -> Node:
-        return next(n for n in self.nodes if n.id == id_)
+        return self._by_id[id_]
 
-    def preds(self, id_: str) -> list[str]:
-        return [a for a, b in self.edges if b == id_]
-
-    def succs(self, id_: str) -> list[str]:
-        return [b for a, b in self.edges if a == id_]
+    def adjacency(self) -> tuple[Counter, dict[str, list[str]]]:
+        """(consumers per node, node -> its inputs in edge order)."""
+        preds: dict[str, list[str]] = {}
+        for a, b in self.edges:
+            preds.setdefault(b, []).append(a)
+        return Counter(a for a, _ in self.edges), preds
 
 
 # ----------------------------------------------------------------------------------------- labels
@@ -186,7 +192,7 @@ def layer_graph(prof: Profile) -> Graph:
             continue
         owner[i] = i
         nodes[i] = Node(_row_id(row), [i], kind_of(row), label_of(row), "", row.output_shape, row.params,
-                        row.macs, row.rf)
+                        row.macs, row.rf, groups=row.groups or 1)
     edges: dict[tuple[str, str], str] = {}
     for a, b in prof.edges:
         u, v = nodes[owner[a]].id, nodes[owner[b]].id
@@ -201,7 +207,7 @@ def layer_graph(prof: Profile) -> Graph:
     return Graph([nodes[k] for k in sorted(nodes)] + outs, edges)
 
 
-def _walk_back(g: Graph, start: str, succ_count: Counter, preds: dict) -> tuple[str, list[str]]:
+def _walk_back(start: str, succ_count: Counter, preds: dict) -> tuple[str, list[str]]:
     """From ``start`` back along single-input, single-consumer nodes: (the fork reached, the path)."""
     path, x = [], start
     while succ_count[x] == 1 and len(preds.get(x, [])) == 1:
@@ -212,16 +218,13 @@ def _walk_back(g: Graph, start: str, succ_count: Counter, preds: dict) -> tuple[
 
 def mark_roles(g: Graph) -> Graph:
     """Mark residual shortcuts (``identity`` edges, ``projection`` nodes) and auxiliary exits."""
-    succ_count = Counter(a for a, _ in g.edges)
-    preds: dict[str, list[str]] = {}
-    for a, b in g.edges:
-        preds.setdefault(b, []).append(a)
+    succ_count, preds = g.adjacency()
     by_id = {n.id: n for n in g.nodes}
     for n in g.nodes:
         ins = preds.get(n.id, [])
         if n.kind != "add" or len(ins) != 2:
             continue
-        walks = [_walk_back(g, x, succ_count, preds) for x in ins]
+        walks = [_walk_back(x, succ_count, preds) for x in ins]
         if walks[0][0] != walks[1][0] or len(walks[0][1]) == len(walks[1][1]):
             continue
         k = 0 if len(walks[0][1]) < len(walks[1][1]) else 1
@@ -330,10 +333,7 @@ def _collapse_blocks(g: Graph, prof: Profile) -> Graph:
 
 def _collapse_layers(g: Graph) -> Graph:
     """Runs of identical conv/FC boxes in a chain (outside blocks) -> one box "x N" (VGG's stacks)."""
-    succ_count = Counter(a for a, _ in g.edges)
-    pred: dict[str, list[str]] = {}
-    for a, b in g.edges:
-        pred.setdefault(b, []).append(a)
+    succ_count, pred = g.adjacency()
     alias: dict[str, str] = {}
     keep = []
     for n in g.nodes:
@@ -379,15 +379,10 @@ def _summary(g: Graph, ids: list[str], prof: Profile) -> str:
     """A group box's second line: its blocks ("3 x BasicBlock [conv 3x3, 64; conv 3x3, 64]") or
     the branches of its join ("conv 1x1, 64 | conv 1x1, 96 > conv 3x3, 128 | ...")."""
     inner = [b for b in blocks_of(g, prof) if any(_inside(_module(g.node(x), prof), b) for x in ids)]
-    if len(inner) == 1 and any(g.node(x).kind in ("add", "cat") for x in ids) and \
-            all(_inside(_module(g.node(x), prof), inner[0]) for x in ids) and \
-            g.node(next(x for x in ids if g.node(x).kind in ("add", "cat"))).kind == "cat":
-        join = next(x for x in ids if g.node(x).kind == "cat")
-        succ_count = Counter(a for a, _ in g.edges)
-        preds: dict[str, list[str]] = {}
-        for a, b in g.edges:
-            preds.setdefault(b, []).append(a)
-        paths = [list(reversed(_walk_back(g, x, succ_count, preds)[1])) for x in preds.get(join, [])]
+    cats = [x for x in ids if g.node(x).kind == "cat"]
+    if len(inner) == 1 and cats and all(_inside(_module(g.node(x), prof), inner[0]) for x in ids):
+        succ_count, preds = g.adjacency()  # an Inception module: its branches, each as a path
+        paths = [list(reversed(_walk_back(x, succ_count, preds)[1])) for x in preds.get(cats[-1], [])]
         return " | ".join(" > ".join(g.node(x).label for x in p) for p in paths)
     if inner:
         types = Counter(prof.module_types.get(b, "?") for b in inner)

@@ -94,7 +94,8 @@ def render(fig: Figure):
         model = fig.build()
     prof = trace(model, fig.input_size)
     t = prof.totals
-    title = f"{fig.caption}: {short(t.params)} params, {short(t.macs)} MACs ({' + '.join(prof.count)}), output {hwc(prof.output_shapes[0])}"
+    title = (f"{fig.caption}: {short(t.params)} params, {short(t.macs)} MACs ({' + '.join(prof.count)}), "
+             f"output {hwc(prof.output_shapes[0])}")
     return draw(model, fig.input_size, fig.depth, show=fig.show, title=title, prof=prof)
 
 

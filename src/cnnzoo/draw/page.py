@@ -25,18 +25,12 @@ _SECTIONS = {"lenet": "LeNet-5", "alexnet": "AlexNet", "zfnet": "ZFNet", "vgg": 
              "resnet": "ResNet"}
 
 
-def _rf(rf) -> dict | None:
-    if rf is None:
-        return None
-    d = rf.to_dict()
-    return d
-
-
 def rows_json(prof: Profile) -> list[dict]:
     """The table's rows: the analyzer's figures per layer, as the page's script reads them."""
     return [{"i": i, "name": r.name + (f" (call {r.call})" if r.call > 1 else ""), "type": r.type,
              "kernel": _kernel(r), "input": list(r.input_shape or ()), "output": list(r.output_shape or ()),
-             "params": r.params, "macs": r.macs, "rf": _rf(r.rf)} for i, r in enumerate(prof.layers)]
+             "params": r.params, "macs": r.macs, "rf": r.rf.to_dict() if r.rf else None}
+            for i, r in enumerate(prof.layers)]
 
 
 def _registry(name: str | None) -> dict | None:
@@ -51,7 +45,8 @@ def _registry(name: str | None) -> dict | None:
     results = evaluate(claims)
     return {"name": name, "paper": info.paper, "year": info.year, "ilsvrc": info.ilsvrc, "notes": info.notes,
             "torchvision": info.torchvision,
-            "claims": [{"id": r.claim.id, "text": r.claim.text, "lecture": r.claim.stated.text if r.claim.stated else "",
+            "claims": [{"id": r.claim.id, "text": r.claim.text,
+                        "lecture": r.claim.stated.text if r.claim.stated else "",
                         "cnnzoo": r.computed.shown if r.computed else "", "verdict": r.verdict, "reason": r.reason}
                        for r in results]}
 
@@ -76,8 +71,9 @@ def render_page(prof: Profile, svg: str, box_rows: list[int], title: str, regist
 
 
 def write_page(model: nn.Module, out: str | Path, input_size=None, *, name: str | None = None,
-               depth: str = "layer") -> Path:
-    """Write ``out/NAME.html`` (``NAME``: the registry name or the model's class) and return its path.
+               depth: str = "layer", stem: str | None = None) -> Path:
+    """Write ``out/STEM.html`` and return its path. ``name``: the registry name (adds the paper,
+    notes and the lecture's claims); ``stem`` defaults to ``name`` or the model's class.
 
     Raises:
         DrawError: ``out`` cannot be created or written. Errors of :func:`cnnzoo.profile` when the
@@ -88,7 +84,7 @@ def write_page(model: nn.Module, out: str | Path, input_size=None, *, name: str 
     boxes = [n.rows[0] if n.rows else -2 for n in diagram.graph.nodes]
     title = f"{name or type(model).__name__} at {'x'.join(map(str, prof.input_shape[1:]))}"
     text = render_page(prof, diagram.svg(), boxes, title, _registry(name))
-    path = Path(out) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name or type(model).__name__)}.html"
+    path = Path(out) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', stem or name or type(model).__name__)}.html"
     write_bytes(path, text.encode())
     return path
 
