@@ -146,7 +146,8 @@ def draw(model: nn.Module, input_size=None, depth: str = "layer", *, show: tuple
     if title is None:
         t = prof.totals
         title = (f"{type(model).__name__}, input {'x'.join(map(str, prof.input_shape[1:]))}: "
-                 f"{t.params:,} params, {t.macs:,} MACs ({' + '.join(prof.count)})")
+                 f"{t.params:,} params, {t.macs:,} MACs ({' + '.join(prof.count)})"
+                 + (", auxiliary heads included" if prof.train else ""))
     return Diagram(prof, g, to_dot(g, tuple(show), title, rankdir))
 
 

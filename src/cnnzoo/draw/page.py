@@ -64,6 +64,8 @@ def render_page(prof: Profile, svg: str, box_rows: list[int], title: str, regist
               ("activations (forward)", f"{t.activation_bytes / 1e6:,.2f} MB ({t.activation_bytes / 2**20:,.2f} MiB)"),
               ("weights", f"{t.param_bytes / 1e6:,.2f} MB"), ("depth (weight layers)", str(prof.depth)),
               ("receptive field", str(prof.receptive_field) if prof.receptive_field else "-")]
+    if prof.train:
+        totals.append(("mode", "training: the auxiliary heads run and are counted"))
     data = {"title": title, "input": list(prof.input_shape), "rows": rows_json(prof), "boxes": box_rows,
             "totals": totals, "registry": registry, "conventions": prof.conventions()}
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
