@@ -112,6 +112,15 @@ def test_block_depth_collapses_identical_blocks():
     assert ("1/add", "4.conv1") in edges and ("1/add", "4.downsample.0") in edges   # the run's exit feeds block 4
 
 
+def test_stage_depth_draws_one_box_per_stage():
+    # CIFAR ResNet-20 (He et al. Sec. 4.2): 6n + 2 = 20 -> n = 3 basic blocks per stage, 16/32/64 filters, maps 32/16/8
+    nodes, edges, _ = parse(draw(meta(lambda: create_model("cifar_resnet20")), (3, 32, 32), "stage").svg())
+    for stage, (c, side) in {"layer1": (16, 32), "layer2": (32, 16), "layer3": (64, 8)}.items():
+        assert nodes[stage][:3] == [stage, f"3 x BasicBlock [conv 3x3, {c}{', /2' if c > 16 else ''}; conv 3x3, {c}]",
+                                    f"{side}x{side}x{c}"]
+    assert ("layer1", "layer2") in edges and ("layer2", "layer3") in edges
+
+
 def test_googlenet_aux_classifiers_are_side_exits_and_alexnet_has_two_towers():
     nodes, edges, _ = parse(draw(meta(lambda: create_model("googlenet_paper")), (3, 224, 224), "stage").svg())
     assert {"aux1", "aux2", "(output 2)", "(output 3)"} <= set(nodes)

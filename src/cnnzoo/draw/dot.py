@@ -104,6 +104,8 @@ def to_dot(g: Graph, show: tuple[str, ...] = (), title: str | None = None, rankd
                          edge_attr={"arrowsize": "0.6", "color": "#555555"})
     if title:
         d.attr(label=f"<<B>{_text(title)}</B>>")
+    if len(g.edges) > 2 * len(g.nodes):  # densely connected (DenseNet's concatenations): bound dot's
+        d.attr(nslimit="2", nslimit1="2", mclimit="0.5")  # network-simplex passes, or layout takes minutes
     index = {n.id: i for i, n in enumerate(g.nodes)}
     towers, span = _towers(g)
     split = set(span)
