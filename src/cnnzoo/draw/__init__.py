@@ -53,7 +53,7 @@ class Diagram:
         if fmt not in FORMATS:
             raise DrawError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
         try:
-            return self.dot.pipe(format=fmt, **({"renderer": "cairo"} if fmt == "png" else {}))
+            return self.dot.pipe(format=fmt)
         except graphviz.ExecutableNotFound:
             raise DrawError("Graphviz's `dot` is not installed: `apt-get install graphviz` "
                             "(scripts/setup.sh does it as root)") from None

@@ -194,7 +194,7 @@ function select(i) {
     if (g.id === `box-$${k}` || g.id.startsWith(`box-$${k}-`)) g.classList.add("sel"); }); });
   $$("#rf-layer").textContent = r.name;
   const g = $$("#rfgrid"); g.innerHTML = "";
-  const H = D.input[D.input.length - 2], W = D.input[D.input.length - 1];
+  const sp = D.input.slice(2), H = sp.length > 1 ? sp[sp.length - 2] : 1, W = sp[sp.length - 1];
   let rf = r.rf;
   if (!rf) { ["size", "stride", "padding"].forEach(k => $$("#rf-" + k).textContent = "-");
     $$("#rf-unit").textContent = "no receptive field rule for this layer"; return; }
@@ -205,7 +205,7 @@ function select(i) {
   $$("#rf-padding").textContent = glob ? "global" : hw(rf.padding);
   const out = r.output.slice(2), oh = out.length > 1 ? out[0] : 1, ow = out.length > 1 ? out[1] : 1;
   const ui = glob ? 0 : Math.floor((oh - 1) / 2), uj = glob ? 0 : Math.floor((ow - 1) / 2);
-  const [rh, rw] = glob ? [H, W] : [rf.size[0], rf.size[rf.size.length - 1]];
+  const [rh, rw] = glob ? [H, W] : [sp.length > 1 ? rf.size[0] : 1, rf.size[rf.size.length - 1]];
   const [sh, sw] = rf.stride.length > 1 ? rf.stride : [rf.stride[0], rf.stride[0]];
   const [ph, pw] = rf.padding.length > 1 ? rf.padding : [rf.padding[0], rf.padding[0]];
   const y0 = glob ? 0 : ui * sh - ph, x0 = glob ? 0 : uj * sw - pw;
