@@ -212,6 +212,8 @@ def test_page_receptive_field_viewer_shows_the_analyzers_figures(tmp_path):
             assert fig("stride") == "x".join(str(int(v)) for v in rf.stride)
             assert fig("padding") == "x".join(str(int(v)) for v in rf.padding)
         assert (fig("size"), fig("padding")) == ("3x3", "1x1")   # b4.0: max pool 3x3 pad 1 on the input
+        chosen = browser.find_elements(By.CSS_SELECTOR, "#diagram g.node.sel title")
+        assert [t.get_attribute("textContent") for t in chosen] == ["b4.0"]   # the row's box is highlighted
         # a click on the diagram's box selects the same layer
         box = [n for n in browser.find_elements(By.CSS_SELECTOR, "#diagram g.node")
                if n.find_element(By.TAG_NAME, "title").get_attribute("textContent") == "b3.2"][0]

@@ -56,8 +56,9 @@ def _svg_body(svg: str) -> str:
     return svg[svg.index("<svg"):]
 
 
-def render_page(prof: Profile, svg: str, box_rows: list[int], title: str, registry: dict | None) -> str:
-    """The page's HTML text from a profile, the diagram's SVG and each box's main row index."""
+def render_page(prof: Profile, svg: str, box_rows: list[list[int]], title: str, registry: dict | None) -> str:
+    """The page's HTML text from a profile, the diagram's SVG and the rows each box stands for
+    (box K is ``<g id="box-K">``; its first row is the one a click on it chooses)."""
     t = prof.totals
     totals = [("parameters", f"{t.params:,}"), ("executed parameters", f"{t.params_executed:,}"),
               ("MACs (" + " + ".join(prof.count) + ")", f"{t.macs:,}"), ("FLOPs (2 x MACs)", f"{t.flops:,}"),
@@ -83,7 +84,7 @@ def write_page(model: nn.Module, out: str | Path, input_size=None, *, name: str 
     """
     prof = trace(model, input_size)
     diagram = draw(model, input_size, depth, prof=prof, show=("params", "macs"))
-    boxes = [n.rows[0] if n.rows else -2 for n in diagram.graph.nodes]
+    boxes = [n.rows for n in diagram.graph.nodes]
     title = f"{name or type(model).__name__} at {'x'.join(map(str, prof.input_shape[1:]))}"
     text = render_page(prof, diagram.svg(), boxes, title, _registry(name))
     path = Path(out) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', stem or name or type(model).__name__)}.html"
@@ -184,14 +185,19 @@ function rect(g, x, y, w, h, attrs) {
   Object.entries({x, y, width: w, height: h, ...attrs}).forEach(([k, v]) => r.setAttribute(k, v));
   g.appendChild(r);
 }
-function select(i) {
+function select(i, scroll) {
   current = i;
   const r = D.rows[i];
   body.querySelectorAll("tr.sel").forEach(t => t.classList.remove("sel"));
   const tr = $$(`tr[data-i="$${i}"]`, body); if (tr) tr.classList.add("sel");
   document.querySelectorAll("#diagram g.node.sel").forEach(g => g.classList.remove("sel"));
-  D.boxes.forEach((b, k) => { if (b === i) document.querySelectorAll(`#diagram g[id^="box-$${k}"]`).forEach(g => {
-    if (g.id === `box-$${k}` || g.id.startsWith(`box-$${k}-`)) g.classList.add("sel"); }); });
+  D.boxes.forEach((rows, k) => { if (rows.includes(i)) document.querySelectorAll(`#diagram g[id^="box-$${k}"]`)
+    .forEach(g => { if (g.id === `box-$${k}` || g.id.startsWith(`box-$${k}-`)) g.classList.add("sel"); }); });
+  const box = $$("#diagram g.node.sel");
+  if (box && scroll) { // bring the chosen box to the middle of the diagram's pane
+    const d = $$("#diagram"), b = box.getBoundingClientRect(), o = d.getBoundingClientRect();
+    d.scrollTop += b.top - o.top - d.clientHeight / 2; d.scrollLeft += b.left - o.left - d.clientWidth / 2 + b.width / 2;
+  }
   $$("#rf-layer").textContent = r.name;
   const g = $$("#rfgrid"); g.innerHTML = "";
   const sp = D.input.slice(2), H = sp.length > 1 ? sp[sp.length - 2] : 1, W = sp[sp.length - 1];
@@ -203,7 +209,7 @@ function select(i) {
   $$("#rf-size").textContent = glob ? "global" : hw(rf.size);
   $$("#rf-stride").textContent = glob ? "global" : hw(rf.stride);
   $$("#rf-padding").textContent = glob ? "global" : hw(rf.padding);
-  const out = r.output.slice(2), oh = out.length > 1 ? out[0] : 1, ow = out.length > 1 ? out[1] : 1;
+  const out = r.output.slice(2), oh = out.length > 1 ? out[0] : 1, ow = out.length ? out[out.length - 1] : 1;
   const ui = glob ? 0 : Math.floor((oh - 1) / 2), uj = glob ? 0 : Math.floor((ow - 1) / 2);
   const [rh, rw] = glob ? [H, W] : [sp.length > 1 ? rf.size[0] : 1, rf.size[rf.size.length - 1]];
   const [sh, sw] = rf.stride.length > 1 ? rf.stride : [rf.stride[0], rf.stride[0]];
@@ -219,10 +225,10 @@ function select(i) {
   $$("#rf-unit").textContent = glob ? "after global pooling or flatten every unit sees the whole input; figures: the last spatial map's field" :
     `unit ($${ui}, $${uj}) of the $${oh}x$${ow} map sees input rows $${y0}..$${y0 + rh - 1}, columns $${x0}..$${x0 + rw - 1} of $${H}x$${W}`;
 }
-body.addEventListener("click", e => { const tr = e.target.closest("tr"); if (tr) select(+tr.dataset.i); });
+body.addEventListener("click", e => { const tr = e.target.closest("tr"); if (tr) select(+tr.dataset.i, true); });
 $$("#diagram").addEventListener("click", e => {
   const g = e.target.closest("g.node"); if (!g) return;
-  const k = +g.id.split("-")[1]; if (D.boxes[k] >= 0) select(D.boxes[k]);
+  const rows = D.boxes[+g.id.split("-")[1]]; if (rows.length && rows[0] >= 0) select(rows[0], false);
 });
 paint();
 $$("#fit").addEventListener("click", () => { const d = $$("#diagram"); d.classList.toggle("fit");
