@@ -98,7 +98,7 @@ def to_dot(g: Graph, show: tuple[str, ...] = (), title: str | None = None, rankd
     ``g.nodes``), node titles are the layer names."""
     d = graphviz.Digraph("cnnzoo", graph_attr={"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.28",
                                                "fontname": "Helvetica", "fontsize": "12", "labelloc": "t",
-                                               "newrank": "true"},
+                                               "newrank": "true", "ordering": "out"},
                          node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
                                     "fontsize": "11", "margin": "0.12,0.04", "penwidth": "0.8"},
                          edge_attr={"arrowsize": "0.6", "color": "#555555"})
