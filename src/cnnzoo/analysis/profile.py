@@ -313,11 +313,11 @@ class _Tracer(TorchFunctionMode):
         # id(tensor) -> (tensor, rf, depth); keeping the tensor alive keeps ids unique.
         self.info: dict[int, tuple[torch.Tensor, ReceptiveField | None, int]] = {
             id(x): (x, ReceptiveField.identity(self.spatial) if self.spatial > 0 else None, 0)}
-        # Two global module hooks (torch's profiling hooks) instead of two per module: modules
-        # outside the model are ignored, their ops go to the caller's row.
         # Data flow for diagrams: id(tensor) -> the row that wrote it last (None: the model input).
         self.producer: dict[int, LayerRow | None] = {id(x): None}
         self.edges: dict[tuple[int, int], tuple[LayerRow | None, LayerRow]] = {}
+        # Two global module hooks (torch's profiling hooks) instead of two per module: modules
+        # outside the model are ignored, their ops go to the caller's row.
         self.handles = [register_module_forward_pre_hook(self._enter),
                         register_module_forward_hook(self._exit)]
 
