@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv in the checkout and install cnnzoo with its test extra.
 # A no-op when .venv is already current (pyproject.toml unchanged since the last install).
-# Also installs the Fashion-MNIST Debian package where that is possible (root + apt-get).
+# Also installs the Fashion-MNIST Debian package, and Graphviz's `dot` (cnnzoo draw) and headless
+# Chromium with its driver (the model page's browser test), where that is possible (root + apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -27,4 +28,12 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -
     (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; }) \
       || echo "setup: could not install dataset-fashion-mnist; pass --data-dir or set CNNZOO_DATA" >&2
+fi
+if ! { command -v dot && command -v chromium && command -v chromedriver; } >/dev/null && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz chromium chromium-driver >/dev/null 2>&1; }) \
+      || echo "setup: could not install graphviz, chromium, chromium-driver; cnnzoo draw needs graphviz's dot" >&2
+elif ! command -v dot >/dev/null; then
+    echo "setup: graphviz's dot is missing; cnnzoo draw needs it: apt-get install graphviz (as root)" >&2
 fi

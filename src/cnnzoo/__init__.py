@@ -12,10 +12,11 @@ from .training import evaluate, train
 from .analysis import Profile, profile
 from .compare import compare
 from .models._torchvision import load_torchvision_weights
+from .draw import draw
 
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
-    "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare",
+    "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "draw",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]

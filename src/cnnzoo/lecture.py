@@ -704,7 +704,17 @@ def render_markdown(results: list[Result]) -> str:
             lines.append("| " + " | ".join(_cell(c) for c in (r.claim.id, r.claim.text, lec, cz, f"**{r.verdict}**",
                                                                r.reason)) + " |")
         lines.append("")
+        lines += _figures(section)
     return "\n".join(lines)
+
+
+def _figures(section: str) -> list[str]:
+    """The section's figures (``cnnzoo draw --lecture`` writes them to docs/figures/), each with the
+    claims it illustrates."""
+    from .draw.lecture import figures_for  # here: cnnzoo.draw imports this module
+    return [line for f in figures_for(section) for line in
+            (f"![{f.caption}](figures/{f.file}.svg)", "", f"*{f.caption}; illustrates {', '.join(f.claims)}. "
+             f"Drawn from the module by `cnnzoo draw --lecture`.*", "")]
 
 
 def render(fmt: str = "text") -> str:

@@ -137,6 +137,9 @@ class Profile:
         device: ``"meta"`` or the real device it ran on.
         train: whether the model ran in training mode.
         module_types: qualified name -> class name of every module (for grouping by depth).
+        edges: the data flow between rows, ``(producer, consumer)`` row indices into ``layers``
+            (``-1``: the model's input), each pair once, in the order the consumer read it.
+        output_rows: the row that produced each tensor of ``output_shapes`` (``-1``: the input).
     """
 
     model: str
@@ -153,6 +156,8 @@ class Profile:
     train: bool
     optimizer_states: int = 1
     module_types: dict[str, str] = field(default_factory=dict, repr=False)
+    edges: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    output_rows: list[int] = field(default_factory=list, repr=False)
 
     def layer(self, name: str, call: int = 1) -> LayerRow:
         """The row of module (or op) ``name``; ``call`` picks a later call of a reused module.
@@ -308,6 +313,9 @@ class _Tracer(TorchFunctionMode):
         # id(tensor) -> (tensor, rf, depth); keeping the tensor alive keeps ids unique.
         self.info: dict[int, tuple[torch.Tensor, ReceptiveField | None, int]] = {
             id(x): (x, ReceptiveField.identity(self.spatial) if self.spatial > 0 else None, 0)}
+        # Data flow for diagrams: id(tensor) -> the row that wrote it last (None: the model input).
+        self.producer: dict[int, LayerRow | None] = {id(x): None}
+        self.edges: dict[tuple[int, int], tuple[LayerRow | None, LayerRow]] = {}
         # Two global module hooks (torch's profiling hooks) instead of two per module: modules
         # outside the model are ignored, their ops go to the caller's row.
         self.handles = [register_module_forward_pre_hook(self._enter),
@@ -339,6 +347,7 @@ class _Tracer(TorchFunctionMode):
             if first is not None:
                 row.output_shape = tuple(first.shape)
                 row.rf = self.info.get(id(first), (None, None))[1]
+            self._link(row, _tensors(args), _tensors(out))  # a leaf without torch ops (nn.Identity) too
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -425,6 +434,18 @@ class _Tracer(TorchFunctionMode):
             self.info[id(t)] = (t, rf, depth)
         if parent[2] is None:
             row.output_shape, row.rf = tuple(outs[0].shape), rf
+        self._link(row, inputs, outs)
+
+    def _link(self, row: LayerRow, inputs: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
+        """Record which rows' tensors ``row`` read and mark ``outs`` as written by it (edges only;
+        no figure depends on them)."""
+        for t in inputs:
+            if id(t) in self.producer and self.producer[id(t)] is not row:
+                src = self.producer[id(t)]
+                self.edges.setdefault((id(src), id(row)), (src, row))
+        for t in outs:
+            if id(t) in self.info:  # kept alive by ``info``, so the id stays unique
+                self.producer[id(t)] = row
 
     def _rf(self, op: ops.OpInfo, known, inputs, out: torch.Tensor) -> ReceptiveField | None:
         pre = ReceptiveField.merge([r for _, r, _ in known])
@@ -544,7 +565,16 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
     return Profile(type(model).__name__, shape, [tuple(t.shape) for t in outs], tracer.rows,
                    _totals(index, tracer, x, shape[0], optimizer_states), tracer.uncounted,
                    out_rf.spatial() if out_rf else None, out_rf, depth, count, str(device.type), train,
-                   optimizer_states, {n or "(model)": type(m).__name__ for n, m in index.modules})
+                   optimizer_states, {n or "(model)": type(m).__name__ for n, m in index.modules},
+                   *_graph(tracer, outs))
+
+
+def _graph(tracer: _Tracer, outs: list[torch.Tensor]) -> tuple[list[tuple[int, int]], list[int]]:
+    """The tracer's data flow as row indices: (edges, output rows); -1 stands for the input."""
+    pos = {id(r): i for i, r in enumerate(tracer.rows)}
+    at = lambda r: -1 if r is None else pos[id(r)]  # noqa: E731
+    return ([(at(a), at(b)) for a, b in tracer.edges.values()],
+            [at(tracer.producer.get(id(t))) for t in outs])
 
 
 def _totals(index: _ModelIndex, tracer: _Tracer, x: torch.Tensor, n: int, optimizer_states: int) -> Totals:

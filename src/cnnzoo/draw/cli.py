@@ -1,0 +1,79 @@
+"""``cnnzoo draw`` and ``cnnzoo page``: the lecture's diagrams and the model page from the command line."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from torch import nn
+
+from . import DEPTHS, FORMATS, SHOW, DrawError, draw
+
+
+def resolve(spec: str) -> nn.Module:
+    """A registry name (built on the meta device) or ``path/to/file.py:factory``: the one place
+    the draw verbs turn their MODEL argument into a module (as ``cnnzoo summary`` does)."""
+    from ..analysis.cli import load_model
+    return load_model(spec)
+
+
+def _show(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(SHOW) if text == "all" else tuple(s for s in text.split(",") if s)
+
+
+def _cmd_draw(args: argparse.Namespace) -> None:
+    if args.lecture:
+        from .lecture import write_figures
+        for path in write_figures(Path(args.out or "docs/figures"), args.format or "svg"):
+            print(path)
+        return
+    if not args.model:
+        raise DrawError("give a MODEL (registry name or path/to/file.py:factory) or --lecture")
+    model = resolve(args.model)
+    out = Path(args.out) if args.out else None
+    fmt = args.format or (out.suffix.lstrip(".").lower() if out and out.suffix else "svg")
+    if fmt not in FORMATS:
+        raise DrawError(f"--out {out}: format {fmt!r} is not one of {', '.join(FORMATS)}; pass --format")
+    diagram = draw(model, args.input, args.depth, show=_show(args.show), aux=not args.no_aux)
+    if out is None:
+        out = Path(f"{args.model.rpartition(':')[2] or 'model'}.{fmt}")
+    print(diagram.save(out, fmt))
+
+
+def _cmd_page(args: argparse.Namespace) -> None:
+    from .page import write_page
+    model = resolve(args.model)
+    path, sep, factory = args.model.rpartition(":")
+    from_file = bool(sep) and path.endswith(".py")
+    print(write_page(model, Path(args.out), args.input, name=None if from_file else args.model, depth=args.depth,
+                     stem=f"{Path(path).stem}_{factory}" if from_file else None))
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("draw", help="the model as the lecture draws it (boxes, shapes, branches, shortcuts)",
+                       description="Draw a model from the analyzer's trace with Graphviz: one box per layer "
+                                   "(or block/stage) with its output shape; --lecture writes the lecture's "
+                                   "figures into docs/figures/.")
+    p.add_argument("model", nargs="?", help="registry name (e.g. resnet34) or path/to/file.py:factory")
+    p.add_argument("--input", help="input size CxHxW (default: the model's default_input_size)")
+    p.add_argument("--depth", choices=DEPTHS, default="layer",
+                   help="layer: every layer; block: blocks collapsed 'x N'; stage: one box per stage")
+    p.add_argument("--format", choices=FORMATS, help="svg, png or pdf (default: from --out, else svg)")
+    p.add_argument("--out", help="output file (default MODEL.FORMAT); with --lecture the directory "
+                                 "(default docs/figures)")
+    p.add_argument("--show", help=f"extra figures per box: comma-separated from {','.join(SHOW)}, or 'all'")
+    p.add_argument("--no-aux", action="store_true", help="leave out auxiliary classifiers (GoogLeNet)")
+    p.add_argument("--lecture", action="store_true", help="write the lecture's figures (LeNet-5 ... ResNet-50)")
+    p.set_defaults(func=_cmd_draw)
+
+    p = sub.add_parser("page", help="one self-contained HTML page: diagram, layer table, receptive fields",
+                       description="Write MODEL.html into --out: the diagram, the per-layer table (sortable, "
+                                   "filterable), the totals and a receptive-field viewer; no network needed.")
+    p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
+    p.add_argument("--out", required=True, help="directory to write the page into")
+    p.add_argument("--input", help="input size CxHxW (default: the model's default_input_size)")
+    p.add_argument("--depth", choices=DEPTHS, default="layer", help="depth of the diagram (default layer)")
+    p.set_defaults(func=_cmd_page)
+
+
