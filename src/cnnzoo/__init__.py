@@ -2,7 +2,7 @@
 
 Public API::
 
-    create_model(name, num_classes=1000, in_chans=3, **kwargs) -> nn.Module
+    create_model(name, num_classes=None, in_chans=None, **kwargs) -> nn.Module  (None: the paper's)
     list_models(pattern=None) -> list[str]
     model_info(name) -> ModelInfo
 """
