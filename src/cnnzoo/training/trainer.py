@@ -291,6 +291,18 @@ class Trainer:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def backend(self) -> str | None:
+        """The process group's backend ("gloo", "nccl"); None for one process."""
+        return None
+
+    def parallelism(self) -> dict:
+        """How the run is spread over processes, as metrics.json and the checkpoint record it:
+        ``world_size`` (processes), ``global_batch_size`` (images per step over all processes)
+        and ``backend``."""
+        return {"world_size": self.world_size, "global_batch_size": self.cfg.batch_size * self.world_size,
+                "backend": self.backend}
+
     # -- building -------------------------------------------------------------------------
     def model_kwargs(self) -> dict:
         kw = dict(self.cfg.model_kwargs)
@@ -483,7 +495,7 @@ class Trainer:
             "config": dataclasses.asdict(cfg), "epoch": self.epoch,
             "step": self.step if self.partial is not None else None,
             "partial": self.partial, "history": self.history, "elapsed_seconds": self.elapsed,
-            "replans": self.replans,
+            "replans": self.replans, **self.parallelism(),
         }
 
     def save(self) -> None:
@@ -509,7 +521,7 @@ class Trainer:
             "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
             "params": sum(p.numel() for p in self.model.parameters()),
             "final": self.history[-1] if self.history else None,
-            "wall_seconds": self.elapsed, "budget_replans": self.replans,
+            "wall_seconds": self.elapsed, "budget_replans": self.replans, **self.parallelism(),
             "config": dataclasses.asdict(cfg), **environment(),
             "history": self.history,
         }
