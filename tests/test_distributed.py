@@ -127,7 +127,10 @@ def test_distributed_run_is_recorded_as_such(runs):
     assert (single["world_size"], single["global_batch_size"], single["backend"]) == (1, 64, None)
     from cnnzoo.training import results_table
 
-    header, *rows = [r.split(",") for r in results_table(runs["tmp"], "csv").splitlines()]
+    import csv
+    import io
+
+    header, *rows = csv.reader(io.StringIO(results_table(runs["tmp"], "csv")))
     got = {r[0]: (r[header.index("batch")], r[header.index("procs x threads")]) for r in rows}
     assert got["run"] == ("64 = 2 x 32", f"2 x {summary['hardware']['torch_threads']} (gloo)")
     assert got["single"] == ("64", f"1 x {single['hardware']['torch_threads']}")

@@ -1,6 +1,8 @@
 """The results table of training runs, read from their metrics.json files (never typed in)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -63,8 +65,10 @@ def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown") -> str:
     if fmt == "json":
         return json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2)
     rows = [_row(p.parent.relative_to(runs_dir).as_posix(), r) for p, r in zip(files, runs)]
-    if fmt == "csv":
-        return "\n".join(",".join(map(str, r)) for r in [COLUMNS, *rows])
+    if fmt == "csv":                     # quoted where a cell holds a comma (61,706 parameters)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([COLUMNS, *rows])
+        return buf.getvalue().rstrip("\n")
     if fmt != "markdown":
         raise CnnzooError(f"unknown format {fmt!r}; choose markdown, csv or json")
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
