@@ -121,17 +121,21 @@ def model_kind(arg: str) -> str:
     return "registry"  # pragma: no cover - _lookup always raises here
 
 
+def _top_level_names(file: Path) -> list[str]:
+    """The functions and classes a Python file defines at top level (read, not run)."""
+    try:
+        tree = ast.parse(file.read_text(), str(file))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return []
+    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+
+
 def _factory_hint(file: Path) -> str:
     if not file.is_file():
         return f"{file}: no such file (a model file is given as FILE.py:FACTORY)"
-    try:
-        tree = ast.parse(file.read_text(), str(file))
-        names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    except (SyntaxError, UnicodeDecodeError, OSError):
-        names = []
+    names = _top_level_names(file)
     there = f"; top-level functions and classes there: {', '.join(names)}" if names else ""
-    example = names[0] if names else "build"
-    return f"{file}: name the function or class that builds the model, as {file}:{example}{there}"
+    return f"{file}: name the function or class that builds the model, as {file}:{names[0] if names else 'build'}{there}"
 
 
 def canonical_spec(arg: str) -> str:
@@ -200,7 +204,9 @@ def _build_from_file(spec: str, options: dict) -> tuple[nn.Module, dict]:
     file = Path(path)
     fn = getattr(_import_file(file), factory, None)
     if fn is None:
-        raise ModelLoadError(f"{file}: has no {factory!r}; {_factory_hint(file).split('; ', 1)[-1]}")
+        names = _top_level_names(file)
+        raise ModelLoadError(f"{file}: has no {factory!r}"
+                             + (f"; top-level functions and classes there: {', '.join(names)}" if names else ""))
     if isinstance(fn, nn.Module):
         model, passed = fn, {}
     else:
