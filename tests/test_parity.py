@@ -144,3 +144,29 @@ def test_torchvision_googlenet_file_gives_torchvisions_pretrained_model(tmp_path
         # and the choice matters: without the input transform the logits differ
         plain = cnnzoo.load_torchvision_weights("googlenet", path, transform_input=False)
         assert (plain(x) - tv(x)).abs().max() > 1e-3
+
+
+def test_other_causes_are_named():
+    from cnnzoo.models._weights import WeightsMismatchError, load_state_dict
+
+    grey = cnnzoo.create_model("resnet18", in_chans=1, num_classes=10).state_dict()
+    with pytest.raises(WeightsMismatchError, match="another input channel count: the file's first conv takes 1 "
+                                                   r"channel\(s\), the model 3; build it with in_chans=1"):
+        load_state_dict(cnnzoo.create_model("resnet18", num_classes=10), grey, "grey.pth")
+    lightning = {f"model.{k}": v for k, v in grey.items()}      # a training framework's own prefix: named, not guessed away
+    with pytest.raises(WeightsMismatchError, match="every key in the file starts with 'model.'; remove it"):
+        load_state_dict(cnnzoo.create_model("resnet18", in_chans=1, num_classes=10), lightning, "pl.ckpt")
+
+
+def test_a_models_own_module_prefix_is_kept():
+    # a model whose real submodule is called "module": its keys are not a DataParallel wrapper's
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = torch.nn.Linear(2, 2)
+
+    from cnnzoo.models._weights import strip_wrapper_prefixes
+
+    state = Wrapper().state_dict()
+    assert strip_wrapper_prefixes(state, state.keys()) == (state, [])
+    assert list(strip_wrapper_prefixes(state)[0]) == ["weight", "bias"]      # without the model: stripped
