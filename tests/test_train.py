@@ -529,6 +529,8 @@ def test_train_eval_predict_a_model_file_that_imports_a_sibling(data_dir, tmp_pa
     out = capsys.readouterr().out
     run_dir = tmp_path / "runs" / "net-build-mnist-seed0"                 # the default folder names file and factory
     assert "net-build on mnist" in out and run_dir.is_dir()
+    # the configuration it used: the data set's classes and channels, the default recipe's 32x32 input
+    assert "mine/net.py:build (model file): 10 classes, 1 input channel, width 1, input 1x32x32" in out
     ck = load_checkpoint(run_dir)
     assert ck["model"] == f"{d / 'net.py'}:build" and ck["num_classes"] == 10 and ck["in_chans"] == 1
     monkeypatch.chdir(d)                                                  # evaluated from elsewhere

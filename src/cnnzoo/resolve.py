@@ -229,7 +229,7 @@ def _build_from_file(spec: str, options: dict) -> tuple[nn.Module, dict]:
 
 def resolve_model(arg: str, *, num_classes: int | None = None, in_chans: int | None = None,
                   width: float | None = None, model_kwargs: dict | None = None,
-                  meta: bool = False) -> ResolvedModel:
+                  input_size: int | None = None, meta: bool = False) -> ResolvedModel:
     """Build the model a command was given; see the module docstring for the three forms.
 
     Args:
@@ -238,6 +238,9 @@ def resolve_model(arg: str, *, num_classes: int | None = None, in_chans: int | N
             registry name, the factory's own defaults for a file, the run's for a run.
         width: channel multiplier (builder kwarg ``width``); ``None``: the builder's (1.0).
         model_kwargs: further builder keyword arguments (``norm``, ``aux_logits``, ...).
+        input_size: the square side the command feeds the model (``train``: its ``--input-size``);
+            ``None``: the default input (see :class:`ResolvedModel`). Sets ``input_size`` and the
+            description; not with a run.
         meta: build on the meta device (no memory, no arithmetic: for shapes and counts); a run's
             weights are then not loaded. Model files are built on the CPU either way.
 
@@ -252,14 +255,17 @@ def resolve_model(arg: str, *, num_classes: int | None = None, in_chans: int | N
         WeightsMismatchError: a checkpoint whose weights do not fit its recorded model.
     """
     kind = model_kind(arg)
-    opts = {"num_classes": num_classes, "in_chans": in_chans, "width": width, **(model_kwargs or {})}
+    opts = {"num_classes": num_classes, "in_chans": in_chans, "width": width, "input_size": input_size,
+            **(model_kwargs or {})}
     opts = {k: v for k, v in opts.items() if v is not None}
+    side = opts.pop("input_size", None)
+    hw = lambda default: (side, side) if side is not None else tuple(default)  # noqa: E731
     if kind == "run":
-        return _resolve_run(str(arg), opts, meta)
+        return _resolve_run(str(arg), {**opts, **({"input_size": side} if side is not None else {})}, meta)
     if kind == "registry":
-        from .registry import create_model, model_info
+        from .registry import _lookup, create_model
 
-        info = model_info(arg)
+        info = _lookup(arg)                    # the paper's classes and input (no min-size probe)
         nc = info.num_classes if num_classes is None else num_classes
         ch = info.default_input_size[0] if in_chans is None else in_chans
         kwargs = {k: v for k, v in opts.items() if k not in ("num_classes", "in_chans")}
@@ -267,7 +273,7 @@ def resolve_model(arg: str, *, num_classes: int | None = None, in_chans: int | N
             kwargs.pop("width")
         with torch.device("meta") if meta else contextlib.nullcontext():
             model = create_model(arg, num_classes=nc, in_chans=ch, **kwargs)
-        size = (ch, *info.default_input_size[1:])
+        size = (ch, *hw(info.default_input_size[1:]))
         return ResolvedModel(model, _describe(f"{arg} (registry)", nc, ch, kwargs, size), kind, str(arg), nc, ch,
                              size, kwargs)
     spec = canonical_spec(arg)
@@ -275,7 +281,8 @@ def resolve_model(arg: str, *, num_classes: int | None = None, in_chans: int | N
         opts.pop("width")
     model, passed = _build_from_file(spec, opts)
     nc, ch = _built(model, "num_classes"), _built(model, "in_chans")
-    size = tuple(getattr(model, "default_input_size", None) or (ch or 3, 224, 224))
+    c0, *default_hw = getattr(model, "default_input_size", None) or (3, 224, 224)
+    size = (ch or c0, *hw(default_hw))
     kwargs = {k: v for k, v in passed.items() if k not in ("num_classes", "in_chans")}
     return ResolvedModel(model, _describe(f"{arg} (model file)", nc, ch, kwargs, size), kind, spec, nc, ch,
                          size, kwargs)

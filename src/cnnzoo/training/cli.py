@@ -23,6 +23,8 @@ def _train(a: argparse.Namespace) -> None:
     if dist_env().rank != 0:                  # under torchrun only rank 0 reports
         return
     s = r.summary
+    if s.get("model_description"):             # runs saved before it was recorded lack it
+        print(f"model: {s['model_description']}")
     print(f"{model_label(s['model'])} on {s['dataset']} (input {s['input_size']}x{s['input_size']}, width {s['width']:g}, "
           f"seed {s['seed']}): test top-1 {r.final['test_acc']:.2%}, top-5 {r.final['test_top5']:.2%} "
           f"after {len(r.history)} epochs, {r.wall_seconds:.0f} s{' (reused finished run)' if r.reused else ''}; "

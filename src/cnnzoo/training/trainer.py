@@ -317,7 +317,8 @@ class Trainer:
         cfg, d = self.cfg, self.data
         torch.manual_seed(cfg.seed)
         try:
-            r = resolve_model(cfg.model, num_classes=d.num_classes, in_chans=d.in_chans, model_kwargs=self.model_kwargs())
+            r = resolve_model(cfg.model, num_classes=d.num_classes, in_chans=d.in_chans, model_kwargs=self.model_kwargs(),
+                              input_size=cfg.input_size)
         except TypeError as err:
             raise TrainConfigError(f"{cfg.model} does not take these options {self.model_kwargs()}: {err}") from None
         self.description = r.description
