@@ -89,3 +89,107 @@ def test_bad_inputs_are_one_line_errors(capsys, user_file):
     assert code == 2 and "too small" in err
     code, _, err = run(capsys, "resnet5O")
     assert code == 2 and "unknown model" in err
+
+
+# ------------------------------------------------- the model argument: registry, file, run
+
+def _params(out: str) -> int:
+    line = next(ln for ln in out.splitlines() if ln.startswith("params"))
+    return int(line.split()[1].replace(",", ""))
+
+
+def test_registry_name_is_profiled_with_the_papers_configuration(capsys):
+    # LeNet-5 (modern), 1x28x28 -> 10 classes; parameters by hand (weights + biases):
+    # c1 1*6*25+6 = 156, c3 6*16*25+16 = 2,416, c5 16*120*25+120 = 48,120, f6 120*84+84 = 10,164,
+    # output 84*10+10 = 850: 61,706 (what `cnnzoo list` gives)
+    code, out, _ = run(capsys, "lenet5_modern")
+    assert code == 0 and _params(out) == 61_706
+    assert out.splitlines()[0] == ("model: lenet5_modern (registry): 10 classes, 1 input channel, width 1, "
+                                   "input 1x28x28")
+    # 3 channels and 1000 classes: c1 gains 2*6*25 = 300, the output 84*990+990 = 84,150 -> 146,156
+    code, out, _ = run(capsys, "lenet5_modern", "--in-chans", "3", "--num-classes", "1000")
+    assert code == 0 and _params(out) == 146_156
+    # width 2: c1 12 maps: 1*12*25+12 = 312, c3 12*32*25+32 = 9,632, c5 32*240*25+240 = 192,240,
+    # f6 240*168+168 = 40,488, output 168*10+10 = 1,690 -> 244,362
+    code, out, _ = run(capsys, "lenet5_modern", "--width", "2")
+    assert code == 0 and _params(out) == 244_362 and "width 2," in out
+
+
+def _fake_run(folder):
+    """A finished run of lenet5_modern with BatchNorm (norm=True), as cnnzoo train saves it."""
+    import torch
+
+    import cnnzoo
+    from cnnzoo.training.checkpoint import save_checkpoint
+
+    model = cnnzoo.create_model("lenet5_modern", num_classes=10, in_chans=1, norm=True)
+    save_checkpoint({"model": "lenet5_modern", "model_kwargs": {"norm": True}, "num_classes": 10, "in_chans": 1,
+                     "input_size": 28, "classes": [str(i) for i in range(10)], "mean": [0.3], "std": [0.3],
+                     "dataset": "fashion-mnist", "state_dict": model.state_dict(), "config": {"epochs": 5},
+                     "epoch": 5, "step": None}, folder / "checkpoint.pt")
+    return model
+
+
+def test_run_folder_and_checkpoint_are_profiled_as_trained(capsys, tmp_path):
+    _fake_run(tmp_path / "run")
+    # norm=True: c1, c3, c5 lose their biases (6+16+120 = 142) and gain BatchNorm's weight and bias
+    # (2*(6+16+120) = 284): 61,706 - 142 + 284 = 61,848
+    for arg in (tmp_path / "run", tmp_path / "run" / "checkpoint.pt"):
+        code, out, _ = run(capsys, str(arg))
+        assert code == 0 and _params(out) == 61_848
+        assert "(run of lenet5_modern on fashion-mnist, 5 of 5 epochs): 10 classes, 1 input channel, width 1, " \
+               "norm=True, input 1x28x28" in out.splitlines()[0]
+    code, _, err = run(capsys, str(tmp_path / "run"), "--num-classes", "5")
+    assert code == 2 and "is a trained run: its model is fixed; drop --num-classes" in err and err.count("\n") == 1
+
+
+SIBLING = '''
+from torch import nn
+from blocks import block          # a module beside this file, as `python net.py` would import it
+
+
+def build(num_classes=10, in_chans=1):
+    return nn.Sequential(block(in_chans, 8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+'''
+BLOCKS = '''
+from torch import nn
+
+
+def block(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU())
+'''
+
+
+@pytest.fixture
+def sibling_file(tmp_path):
+    d = tmp_path / "mynet"
+    d.mkdir()
+    (d / "blocks.py").write_text(BLOCKS)
+    (d / "net.py").write_text(SIBLING)
+    return d / "net.py"
+
+
+def test_model_file_importing_a_sibling_module(capsys, sibling_file, monkeypatch):
+    monkeypatch.chdir(sibling_file.parent.parent)          # not the file's folder, no PYTHONPATH
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".")])
+    code, out, err = run(capsys, "mynet/net.py:build", "--num-classes", "3", "--input", "1x8x8")
+    # conv 1*8*9+8 = 80, fc 8*3+3 = 27
+    assert code == 0, err
+    assert _params(out) == 107 and "mynet/net.py:build (model file): 3 classes, 1 input channel" in out
+
+
+def test_model_file_without_factory_names_the_form(capsys, sibling_file):
+    code, _, err = run(capsys, str(sibling_file))
+    assert code == 2 and err.count("\n") == 1
+    assert f"{sibling_file}: name the function or class that builds the model, as {sibling_file}:build" in err
+    code, _, err = run(capsys, str(sibling_file.parent / "blocks.py"))
+    assert "top-level functions and classes there: block" in err
+
+
+def test_factory_without_an_option_that_is_needed(capsys, user_file):
+    # tiny() takes no arguments and builds 2 classes: asking for 2 is fine, for 5 a one-line error
+    code, out, _ = run(capsys, f"{user_file}:tiny", "--num-classes", "2", "--input", "1x10x10")
+    assert code == 0
+    code, _, err = run(capsys, f"{user_file}:tiny", "--num-classes", "5")
+    assert code == 2 and "takes no num_classes argument and builds 2; 5 is needed here: add a num_classes " \
+                         "parameter to tiny" in err

@@ -197,3 +197,23 @@ def test_verdicts_follow_the_numbers():
 def test_spearman_against_hand_ranks():
     # x ranks 0,1,2,3; y ranks 0,2,1,3 -> d^2 = 0+1+1+0 = 2; rho = 1 - 6*2/(4*15) = 0.8
     assert report.spearman([1, 2, 3, 4], [10, 30, 20, 40]) == pytest.approx(0.8)
+
+
+# -- the model argument: model files, runs ---------------------------------------------------
+def test_models_may_be_model_files_and_not_runs(tmp_path):
+    job = importlib.import_module("cnnzoo.compare.job")
+    (tmp_path / "net.py").write_text(
+        "from torch import nn\n\n"
+        "def build(num_classes, in_chans):\n"
+        "    return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
+        "                         nn.Linear(4, num_classes))\n")
+    spec = f"{tmp_path}/net.py:build"
+    assert job._check_models(["lenet5", spec]) == {"lenet5": "lenet5", "net-build": spec}
+    rec = job.analyze(spec, 10, 1)
+    # ImageNet scale: conv 3*4*9+4 = 112, fc 4*1000+1000 = 5,000; trained scale (1 channel, 10 classes):
+    # conv 1*4*9+4 = 40, fc 4*10+10 = 50
+    assert rec["model"] == "net-build" and rec["family"] == "user"
+    assert (rec["imagenet"]["params"], rec["trained"]["params"]) == (5_112, 90)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(CompareError, match="is a trained run; compare trains each model itself"):
+        job._check_models([str(tmp_path / "run")])

@@ -101,6 +101,48 @@ def test_in_chans_1_and_features_and_reset_classifier(name):
         model(_input(name, in_chans=3))
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_defaults_build_the_papers_model(name):
+    # create_model(name) with no options: the class count and input channels that `cnnzoo list`
+    # and model_info give, so the paper's input (LeNet-5: one 32x32 grey image) runs through it.
+    info = cnnzoo.model_info(name)
+    with torch.device("meta"):
+        model = cnnzoo.create_model(name).eval()
+        out = model(torch.empty(1, *info.default_input_size))
+    assert (model.num_classes, model.in_chans) == (info.num_classes, info.default_input_size[0])
+    assert out.shape == (1, info.num_classes)
+
+
+def test_lenet5_default_is_the_1998_network():
+    # LeCun et al. 1998, Sec. II.B: 32x32 grey input, 10 outputs; the builder called directly
+    # gives the same network as create_model.
+    from cnnzoo.models.lenet import lenet5
+
+    for model in (cnnzoo.create_model("lenet5"), lenet5()):
+        assert (model.in_chans, model.num_classes) == (1, 10)
+        assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_timm_interface(name):
+    # timm's contract: num_classes, num_features, get_classifier(), reset_classifier(0) -> the
+    # (N, num_features) pre-logits, forward_head(features, pre_logits=True) -> the same vector.
+    model = _small(name).eval()
+    x = _input(name)
+    head = model.get_classifier()
+    assert model.num_classes == NUM_CLASSES and head.out_features == NUM_CLASSES
+    assert isinstance(model.num_features, int) and head.in_features == model.num_features
+    with torch.no_grad():
+        pre = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert pre.shape == (2, model.num_features)
+        torch.testing.assert_close(head(pre), model(x))      # the classifier on the pre-logits gives the logits
+        model.reset_classifier(0)
+        assert isinstance(model.get_classifier(), torch.nn.Identity) and model.num_classes == 0
+        torch.testing.assert_close(model(x), pre)
+        model.reset_classifier(5)                              # and back from 0
+        assert model(x).shape == (2, 5) and model.get_classifier().in_features == model.num_features
+
+
 def test_unknown_model_lists_close_matches():
     with pytest.raises(UnknownModelError, match="did you mean.*resnet50"):
         cnnzoo.create_model("resnet05")

@@ -116,6 +116,26 @@ def test_resumed_ddp_run_matches_one_process_run(runs):
         torch.testing.assert_close(sd[k].float(), v.float(), rtol=0, atol=1e-5, msg=k)
 
 
+def test_distributed_run_is_recorded_as_such(runs):
+    # 2 processes x 32 images per process = a global batch of 64, gloo on CPU (the fixture's torchrun)
+    summary = json.loads((runs["tmp"] / "run" / "metrics.json").read_text())
+    assert (summary["world_size"], summary["global_batch_size"], summary["backend"]) == (2, 64, "gloo")
+    assert summary["config"]["batch_size"] == 32
+    ck = load_checkpoint(runs["tmp"] / "run")
+    assert (ck["world_size"], ck["global_batch_size"], ck["backend"]) == (2, 64, "gloo")
+    single = json.loads((runs["tmp"] / "single" / "metrics.json").read_text())
+    assert (single["world_size"], single["global_batch_size"], single["backend"]) == (1, 64, None)
+    from cnnzoo.training import results_table
+
+    import csv
+    import io
+
+    header, *rows = csv.reader(io.StringIO(results_table(runs["tmp"], "csv")))
+    got = {r[0]: (r[header.index("batch")], r[header.index("procs x threads")]) for r in rows}
+    assert got["run"] == ("64 = 2 x 32", f"2 x {summary['hardware']['torch_threads']} (gloo)")
+    assert got["single"] == ("64", f"1 x {single['hardware']['torch_threads']}")
+
+
 def test_ranks_train_on_disjoint_shards_covering_the_epoch(runs):
     seen = {}
     for mode in ("fail", "resume"):

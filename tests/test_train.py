@@ -60,7 +60,7 @@ def test_tiny_run_reduces_loss_and_writes_metrics(data_dir, tmp_path):
     assert not list((tmp_path / "a").glob(".*tmp*"))  # atomic writes leave no temp files
     # a finished run with the same config is reused, another config is refused
     assert run(data_dir, tmp_path / "a", epochs=5).reused
-    with pytest.raises(CnnzooError, match="another config"):
+    with pytest.raises(CnnzooError, match=r"finished run with other options: --epochs 6 \(the run has 5\)"):
         run(data_dir, tmp_path / "a", epochs=6)
     # a run saved before the ema option existed trained without it: reused as such, refused with it
     mpath = tmp_path / "a" / "metrics.json"
@@ -68,7 +68,7 @@ def test_tiny_run_reduces_loss_and_writes_metrics(data_dir, tmp_path):
     del m["config"]["ema"]
     mpath.write_text(json.dumps(m))
     assert run(data_dir, tmp_path / "a", epochs=5).reused
-    with pytest.raises(CnnzooError, match="another config"):
+    with pytest.raises(CnnzooError, match=r"finished run with other options: --ema 0.9 \(the run has 0.0\)"):
         run(data_dir, tmp_path / "a", epochs=5, ema=0.9)
 
 
@@ -106,12 +106,12 @@ def test_resume_after_kill_equals_uninterrupted(data_dir, tmp_path, monkeypatch)
     with pytest.raises(CnnzooError, match="--resume"):
         run(data_dir, tmp_path / "killed", flip=True)
     # --tta on resume is taken (it changes no training step): same run, the final epoch gains its TTA figure
-    r = run(data_dir, tmp_path / "killed", resume=True, tta="flip")
+    r = run(data_dir, tmp_path / "killed", resume=True, tta="flip", flip=True)
     _assert_same_run(tmp_path / "ref", tmp_path / "killed")
     assert "test_acc_tta" in r.final and "test_acc_tta" not in r.history[0]
     # a finished run is not re-scored by train(): the error names the command that does it
     with pytest.raises(CnnzooError, match="cnnzoo eval .* --tta 10crop"):
-        run(data_dir, tmp_path / "killed", resume=True, tta="10crop")
+        run(data_dir, tmp_path / "killed", resume=True, tta="10crop", flip=True)
 
 
 def test_ctrl_c_saves_mid_epoch_and_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
@@ -413,3 +413,130 @@ def test_out_of_range_probabilities_are_config_errors(tmp_path):
         with pytest.raises(TrainConfigError, match=r"erase is a probability in \[0, 1\], label_smoothing "
                                                    r"and ema in \[0, 1\); " + got):
             Trainer(TrainConfig("lenet5_modern", **bad), tmp_path / "x", progress=False)
+
+
+# ------------------------------------------------------------ resuming with changed options
+
+def _interrupt_at(monkeypatch, epoch: int, step: int):
+    """Make the next run stop (as after Ctrl-C) once it has done ``step`` steps of epoch ``epoch`` (0-based)."""
+    real_step = Trainer.train_step
+
+    def ctrl_c_step(self, x, y):
+        out = real_step(self, x, y)
+        if (self.epoch, self.step) == (epoch, step - 1):
+            self._stop_requested = True
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c_step)
+    return real_step
+
+
+def test_resume_applies_a_new_lr_and_epochs_and_says_so(data_dir, tmp_path, monkeypatch, capsys):
+    # The issue's case: --epochs 4 --lr 0.01, Ctrl-C in epoch 2, then --resume --lr 0.5 --epochs 2.
+    opts = dict(schedule="cosine", warmup_epochs=0.0)
+    real_step = _interrupt_at(monkeypatch, 1, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run(data_dir, tmp_path / "r", epochs=4, lr=0.01, **opts)
+    lrs = []
+
+    def recording_step(self, x, y):
+        lrs.append(self.optimizer.param_groups[0]["lr"])
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "train_step", recording_step)
+    capsys.readouterr()
+    r = run(data_dir, tmp_path / "r", resume=True, epochs=2, lr=0.5, **opts)
+    out = capsys.readouterr().out
+    assert "at epoch 2, step 2 with --epochs 2 (was 4; the rest of the schedule compressed to end there); " \
+           "--lr 0.5 (was 0.01; the schedule continues with this peak)" in out
+    assert len(r.history) == 2 and r.summary["config"]["epochs"] == 2 and r.summary["config"]["lr"] == 0.5
+    assert [(c["option"], c["from"], c["to"]) for c in r.summary["resume_changes"]] == [("epochs", 4, 2), ("lr", 0.01, 0.5)]
+    # By hand: 160 images / batch 32 = 5 steps per epoch; the run stopped after global step 7 of
+    # 20 (epoch 1.4), 35% of the cosine decay done. The rest (65%) now spans steps 7..10 of the new
+    # plan of 10 steps, at the new peak 0.5: lr(s) = 0.5 * (1 + cos(pi * (0.35 + 0.65 (s - 7) / 3))) / 2.
+    want = [0.5 * 0.5 * (1 + math.cos(math.pi * (0.35 + 0.65 * (s - 7) / 3))) for s in (7, 8, 9)]
+    assert lrs == pytest.approx(want, rel=1e-12)
+    # without the changes the lr at step 7 would have been 0.01 * (1 + cos(0.35 pi)) / 2 = 0.00727
+    assert lrs[0] == pytest.approx(0.5 * 0.5 * (1 + math.cos(0.35 * math.pi)))
+
+
+def test_resume_refuses_other_changes_in_one_line_before_any_work(data_dir, tmp_path, monkeypatch):
+    _interrupt_at(monkeypatch, 1, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run(data_dir, tmp_path / "r", epochs=3)
+    before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
+    monkeypatch.setattr(Trainer, "train_step", lambda *a: pytest.fail("no step may run"))
+    with pytest.raises(CnnzooError) as exc:
+        run(data_dir, tmp_path / "r", resume=True, batch_size=64, seed=4, lr=0.2)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith("cannot resume with --batch-size 64 (the run has 32), --seed 4 (the run has 3):")
+    assert "--lr" not in msg.split(":")[0]              # lr alone would be applied
+    with pytest.raises(CnnzooError, match=r"--epochs 1 \(the run has 3\).*must exceed the 1 epoch"):
+        run(data_dir, tmp_path / "r", resume=True, epochs=1)
+    with pytest.raises(CnnzooError, match=r"model resnet18 \(the run has lenet5_modern\)"):
+        train("resnet18", out=tmp_path / "r", resume=True, progress=False, data_dir=data_dir, **TINY)
+    assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before
+
+
+def test_a_run_as_the_model_argument(data_dir, tmp_path, monkeypatch, capsys):
+    _interrupt_at(monkeypatch, 0, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run(data_dir, tmp_path / "r")
+    with pytest.raises(CnnzooError, match="is a trained run: to continue it add --resume; to train its model anew "
+                                          "give the model \\(lenet5_modern\\)"):
+        train(str(tmp_path / "r"), progress=False, data_dir=data_dir)
+    monkeypatch.undo()
+    r = train(str(tmp_path / "r"), resume=True, progress=False, data_dir=data_dir)      # the run's own options
+    assert r.out_dir == tmp_path / "r" and len(r.history) == TINY["epochs"]
+    with pytest.raises(CheckpointError, match="resnet18 is a model, not a trained run"):
+        evaluate("resnet18")
+
+
+def test_eval_of_a_checkpoint_saved_from_a_wrapped_model(data_dir, tmp_path, caplog):
+    run(data_dir, tmp_path / "c", epochs=1)
+    ck = load_checkpoint(tmp_path / "c")
+    ck["state_dict"] = {f"module.{k}": v for k, v in ck["state_dict"].items()}     # as DataParallel saves it
+    from cnnzoo.training.checkpoint import save_checkpoint
+
+    save_checkpoint({k: v for k, v in ck.items() if k != "format"}, tmp_path / "dp" / "checkpoint.pt")
+    with caplog.at_level("WARNING", logger="cnnzoo"):
+        res = evaluate(tmp_path / "dp", data_dir=data_dir)
+    assert res["top1"] == evaluate(tmp_path / "c", data_dir=data_dir)["top1"]
+    assert [r.getMessage().split(": ", 2)[-1] for r in caplog.records] == [
+        "removed the 'module.' prefix that nn.DataParallel / DistributedDataParallel adds to every key"]
+
+
+MODEL_FILE = '''
+from torch import nn
+from parts import stem            # a module beside this file
+
+
+def build(num_classes, in_chans):
+    return nn.Sequential(stem(in_chans), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+'''
+
+
+def test_train_eval_predict_a_model_file_that_imports_a_sibling(data_dir, tmp_path, monkeypatch, capsys):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "parts.py").write_text("from torch import nn\n\ndef stem(c):\n"
+                                "    return nn.Sequential(nn.Conv2d(c, 8, 3, padding=1), nn.ReLU())\n")
+    (d / "net.py").write_text(MODEL_FILE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".")])
+    assert main(["train", "mine/net.py:build", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
+                 "--batch-size", "32", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    run_dir = tmp_path / "runs" / "net-build-mnist-seed0"                 # the default folder names file and factory
+    assert "net-build on mnist" in out and run_dir.is_dir()
+    # the configuration it used: the data set's classes and channels, the default recipe's 32x32 input
+    assert "mine/net.py:build (model file): 10 classes, 1 input channel, width 1, input 1x32x32" in out
+    ck = load_checkpoint(run_dir)
+    assert ck["model"] == f"{d / 'net.py'}:build" and ck["num_classes"] == 10 and ck["in_chans"] == 1
+    monkeypatch.chdir(d)                                                  # evaluated from elsewhere
+    assert main(["eval", str(run_dir), "--data-dir", data_dir]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"model: {run_dir} (run of net-build on mnist, 1 of 1 epochs): 10 classes, 1 input channel")
+    json_meta = json.loads((run_dir / "metrics.json").read_text())
+    # conv 1*8*9+8 = 80, fc 8*10+10 = 90 (hand count)
+    assert json_meta["params"] == 170 and "(model file): 10 classes, 1 input channel" in json_meta["model_description"]

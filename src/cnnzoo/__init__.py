@@ -2,9 +2,11 @@
 
 Public API::
 
-    create_model(name, num_classes=1000, in_chans=3, **kwargs) -> nn.Module
+    create_model(name, num_classes=None, in_chans=None, **kwargs) -> nn.Module  (None: the paper's)
     list_models(pattern=None) -> list[str]
     model_info(name) -> ModelInfo
+    resolve_model(arg, num_classes=None, in_chans=None, width=None) -> ResolvedModel
+        (arg: registry name, FILE.py:FACTORY, or a run folder / checkpoint; docs/zoo-contract.md)
 """
 from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallError, UnknownModelError
 from .registry import ModelInfo, create_model, list_models, model_info
@@ -13,10 +15,13 @@ from .analysis import Profile, profile
 from .compare import compare
 from .models._torchvision import load_torchvision_weights
 from .draw import draw
+from .models._weights import WeightsMismatchError
+from .resolve import ModelLoadError, ResolvedModel, resolve_model
 
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
     "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "draw",
+    "resolve_model", "ResolvedModel", "ModelLoadError", "WeightsMismatchError",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]

@@ -100,20 +100,28 @@ def list_models(pattern: str | None = None, family: str | None = None) -> list[s
     return fnmatch.filter(names, pattern) if pattern else names
 
 
-def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> nn.Module:
+def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None, **kwargs) -> nn.Module:
     """Build a registered model with freshly initialised weights.
+
+    The defaults build the paper's network: ``create_model("lenet5")`` is LeNet-5 for 10 classes
+    of 1x32x32 grey images, ``create_model("resnet50")`` ResNet-50 for 1000 classes of 3x224x224
+    images (the ``num_classes`` and ``default_input_size`` of :func:`model_info`, which
+    ``cnnzoo list`` shows).
 
     Args:
         name: a registry name (see :func:`list_models`).
         num_classes: size of the logits; the model maps (N, in_chans, H, W) to (N, num_classes).
-        in_chans: number of input channels.
+            ``None``: the paper's class count (``model_info(name).num_classes``).
+        in_chans: number of input channels. ``None``: the channels of the paper's input
+            (``model_info(name).default_input_size[0]``).
         **kwargs: passed to the family builder (e.g. ``width``, ``aux_logits``, ``norm``).
 
     Raises:
         UnknownModelError: the name is not registered; the message lists close matches.
     """
     info = _lookup(name)
-    return info.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return info.builder(num_classes=info.num_classes if num_classes is None else num_classes,
+                        in_chans=info.default_input_size[0] if in_chans is None else in_chans, **kwargs)
 
 
 @functools.lru_cache(maxsize=None)

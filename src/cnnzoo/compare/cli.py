@@ -26,8 +26,9 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("compare", help="the lecture's comparison (L31, L32) on this machine: analysis, "
                                        "latency, accuracy, report.md with plots")
-    p.add_argument("--models", nargs="+", metavar="NAME",
-                   help=f"registry names (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--models", nargs="+", metavar="MODEL",
+                   help=f"registry names or FILE.py:FACTORY (a factory taking num_classes and in_chans) "
+                        f"(default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--preset", choices=tuple(PRESETS), default="quick",
                    help="quick: short-budget training, about 15 min on 2 cores; full: the recipes' epochs")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")

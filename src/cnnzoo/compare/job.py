@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CnnzooError
-from ..registry import create_model, list_models, model_info
+from ..registry import model_info
+from ..resolve import canonical_spec, model_kind, model_label, resolve_model
 from ..training.checkpoint import write_json
 from .latency import fastest_path, measure_latency, peak_memory
 
@@ -84,13 +85,29 @@ class CompareError(CnnzooError):
 
 
 # -- checks before any work ------------------------------------------------------------------
-def _check_models(models) -> list[str]:
-    models = list(dict.fromkeys(models or DEFAULT_MODELS))
-    known = set(list_models())
-    for name in models:
-        if name not in known:
-            model_info(name)                      # raises UnknownModelError with close matches
-    return models
+def _check_models(models) -> dict[str, str]:
+    """{label: spec} of the ``--models`` arguments (registry names, ``FILE.py:FACTORY``).
+
+    Raises:
+        UnknownModelError, ModelLoadError: an unknown name or a model file that does not load.
+        CompareError: a run folder or checkpoint (compare trains each model itself).
+    """
+    specs = {}
+    for arg in dict.fromkeys(models or DEFAULT_MODELS):
+        if model_kind(arg) == "run":
+            raise CompareError(f"{arg} is a trained run; compare trains each model itself: give a registry name "
+                               "or FILE.py:FACTORY")
+        specs[model_label(canonical_spec(arg))] = canonical_spec(arg)
+    return specs
+
+
+def _check_builds(specs: dict[str, str], num_classes: int, in_chans: int) -> None:
+    """Build each model file at both scales the job uses, so that a factory that cannot fails
+    before any work (registry models always build)."""
+    for spec in specs.values():
+        if model_kind(spec) == "file":
+            for nc, ch in ((num_classes, in_chans), (IMAGENET_CLASSES, IMAGENET[0])):
+                resolve_model(spec, num_classes=nc, in_chans=ch)
 
 
 def _check_out(out: Path) -> None:
@@ -134,8 +151,18 @@ def trained_scale(name: str) -> dict:
     return {"input_size": r["input_size"], "width": r["width"]}
 
 
-def _build(name: str, num_classes: int, in_chans: int, width: float) -> torch.nn.Module:
-    return create_model(name, num_classes=num_classes, in_chans=in_chans, **({"width": width} if width != 1.0 else {}))
+def _build(spec: str, num_classes: int, in_chans: int, width: float = 1.0, meta: bool = False) -> torch.nn.Module:
+    return resolve_model(spec, num_classes=num_classes, in_chans=in_chans, width=width if width != 1.0 else None,
+                         meta=meta).model
+
+
+def _about(spec: str) -> dict:
+    """The registry's facts of a model (family, year, paper, ILSVRC result, notes); for a model
+    file: family "user", no year, the file as its paper."""
+    if model_kind(spec) == "file":
+        return {"family": "user", "year": "-", "paper": spec, "ilsvrc": None, "notes": "a user's model file"}
+    info = model_info(spec)
+    return {"family": info.family, "year": info.year, "paper": info.paper, "ilsvrc": info.ilsvrc, "notes": info.notes}
 
 
 def _profile_record(model: torch.nn.Module, input_size: tuple) -> dict:
@@ -150,15 +177,13 @@ def _profile_record(model: torch.nn.Module, input_size: tuple) -> dict:
 
 
 def analyze(name: str, num_classes: int, in_chans: int) -> dict:
-    """Profile one model at ImageNet scale and at its trained scale (meta device, no arithmetic)."""
-    info = model_info(name)
+    """Profile one model (registry name or model file) at ImageNet scale and at its trained scale
+    (registry models on the meta device, no arithmetic)."""
     scale = trained_scale(name)
     s = scale["input_size"]
-    with torch.device("meta"):
-        big = create_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0])
-        small = _build(name, num_classes, in_chans, scale["width"])
-    return {"model": name, "family": info.family, "year": info.year, "paper": info.paper, "ilsvrc": info.ilsvrc,
-            "notes": info.notes, "imagenet": _profile_record(big, IMAGENET),
+    big = _build(name, IMAGENET_CLASSES, IMAGENET[0], meta=True)
+    small = _build(name, num_classes, in_chans, scale["width"], meta=True)
+    return {"model": model_label(name), **_about(name), "imagenet": _profile_record(big, IMAGENET),
             "trained": {**scale, "num_classes": num_classes, **_profile_record(small, (in_chans, s, s))}}
 
 
@@ -179,7 +204,7 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
     rec["imagenet_fp32"] = None
     if preset.imagenet_latency:
         del model
-        big = create_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0]).eval()
+        big = _build(name, IMAGENET_CLASSES, IMAGENET[0]).eval()
         rec["imagenet_fp32"] = measure_latency(big, (1, *IMAGENET), warmup=1, repeats=3, min_seconds=0.0).to_dict()
         rec["imagenet_memory"] = dataclasses.asdict(peak_memory(big, (1, *IMAGENET)))
     rec["load_average"].append(os.getloadavg()[0])
@@ -257,7 +282,9 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
     """Analyse, time and train the lecture's networks on this machine; write the comparison.
 
     Args:
-        models: registry names (default :data:`DEFAULT_MODELS`: LeNet-5, AlexNet, ZFNet, VGG-16,
+        models: registry names or ``FILE.py:FACTORY`` (whose factory takes ``num_classes`` and
+            ``in_chans``, as it is built for the data set and for ImageNet; the report names it
+            FILE-FACTORY) (default :data:`DEFAULT_MODELS`: LeNet-5, AlexNet, ZFNet, VGG-16,
             GoogLeNet, ResNet-18, ResNet-50, ResNet-152).
         preset: ``"quick"`` (short-budget training, about 15 minutes on 2 cores for the default
             models), ``"full"`` (the recipes' epochs), or a :class:`Preset`.
@@ -285,7 +312,8 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
         if preset not in PRESETS:
             raise CompareError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
         preset = PRESETS[preset]
-    models = _check_models(models)
+    specs = _check_models(models)
+    models = list(specs)
     out = Path(out) if out is not None else Path("runs") / f"compare-{preset.name}"
     _check_out(out)
     if readme is not None and not Path(readme).is_file():
@@ -294,22 +322,23 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
     # folder of any sizes is read at one size (each model's training reads it at its input size)
     data = load_dataset(dataset, data_dir, size=32)
     nc, ch = data.num_classes, data.in_chans
+    _check_builds(specs, nc, ch)
     _check_manifest(out, {"preset": dataclasses.asdict(preset), "dataset": dataset})
 
     records = {}
     bar = tqdm(total=3 * len(models), unit="stage", desc="compare", disable=not progress, dynamic_ncols=True)
     try:
-        for name in models:
+        for name, spec in specs.items():               # name: the label of folders and tables
             d = out / "models" / name
             bar.set_postfix_str(f"{name}: analysis")
-            an = _cached(d / "analysis.json", lambda: analyze(name, nc, ch))
+            an = _cached(d / "analysis.json", lambda: analyze(spec, nc, ch))
             bar.update(1)
             bar.set_postfix_str(f"{name}: latency")
-            lat = _cached(d / "latency.json", lambda: latency(name, nc, ch, preset))
+            lat = _cached(d / "latency.json", lambda: latency(spec, nc, ch, preset))
             bar.update(1)
             bar.set_postfix_str(f"{name}: training")
-            acc = accuracy(name, d / "train", preset,
-                           lambda: training_options(name, preset, dataset, data_dir, len(data.train_x)), progress)
+            acc = accuracy(spec, d / "train", preset,
+                           lambda: training_options(spec, preset, dataset, data_dir, len(data.train_x)), progress)
             bar.update(1)
             records[name] = {"analysis": an, "latency": lat, "accuracy": acc}
     finally:

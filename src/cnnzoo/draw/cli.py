@@ -4,16 +4,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from torch import nn
 
+from ..resolve import ResolvedModel, resolve_model
 from . import DEPTHS, FORMATS, SHOW, DrawError, draw
 
 
-def resolve(spec: str) -> nn.Module:
-    """A registry name (built on the meta device) or ``path/to/file.py:factory``: the one place
-    the draw verbs turn their MODEL argument into a module (as ``cnnzoo summary`` does)."""
-    from ..analysis.cli import load_model
-    return load_model(spec)
+def resolve(spec: str) -> ResolvedModel:
+    """The draw verbs' MODEL argument through the shared resolver (:func:`cnnzoo.resolve_model`): a
+    registry name (the paper's classes and channels, meta device), ``path/to/file.py:factory`` or a
+    run folder / checkpoint (its recorded configuration)."""
+    r = resolve_model(spec, meta=True)
+    print(f"model: {r.description}")
+    return r
 
 
 def _show(text: str | None) -> tuple[str, ...]:
@@ -30,7 +32,7 @@ def _cmd_draw(args: argparse.Namespace) -> None:
         return
     if not args.model:
         raise DrawError("give a MODEL (registry name or path/to/file.py:factory) or --lecture")
-    model = resolve(args.model)
+    model = resolve(args.model).model
     out = Path(args.out) if args.out else None
     fmt = args.format or (out.suffix.lstrip(".").lower() if out and out.suffix else "svg")
     if fmt not in FORMATS:
@@ -43,11 +45,12 @@ def _cmd_draw(args: argparse.Namespace) -> None:
 
 def _cmd_page(args: argparse.Namespace) -> None:
     from .page import write_page
-    model = resolve(args.model)
-    path, sep, factory = args.model.rpartition(":")
-    from_file = bool(sep) and path.endswith(".py")
-    print(write_page(model, Path(args.out), args.input, name=None if from_file else args.model, depth=args.depth,
-                     stem=f"{Path(path).stem}_{factory}" if from_file else None))
+    r = resolve(args.model)
+    path, _, factory = args.model.rpartition(":")
+    run_dir = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    stem = {"file": f"{Path(path).stem}_{factory}", "run": run_dir.resolve().name}.get(r.kind)
+    print(write_page(r.model, Path(args.out), args.input, name=args.model if r.kind == "registry" else None,
+                     depth=args.depth, stem=stem))
 
 
 def add_commands(sub) -> None:

@@ -2,8 +2,14 @@
 
 * ``forward(x)``: (N, in_chans, H, W) -> logits (N, num_classes), whatever the mode.
 * ``forward_features(x)``: the feature maps before global pooling and classifier, (N, C, h, w).
-* ``forward_head(features)``: pooling + classifier, features -> logits.
-* ``get_classifier()`` / ``reset_classifier(num_classes)``: the final linear layer.
+* ``forward_head(features, pre_logits=False)``: pooling (and any hidden FC layers) + classifier,
+  features -> logits (N, num_classes); with ``pre_logits=True`` the (N, num_features) vector the
+  classifier reads.
+* ``num_classes``, ``in_chans``, ``num_features``: the logits' size, the input channels, the
+  width of that pre-logits vector (ResNet-50: 2048; VGG-16 and AlexNet: FC7's 4096; LeNet-5:
+  F6's 84; GoogLeNet: 1024).
+* ``get_classifier()`` / ``reset_classifier(num_classes)``: the final layer; ``reset_classifier(0)``
+  puts ``nn.Identity`` there, so ``forward`` returns the (N, num_features) pre-logits.
 
 Input checks live here once: a wrong rank or channel count raises
 :class:`~cnnzoo.errors.InputShapeError` naming the expected and given counts, and an input too
@@ -38,20 +44,32 @@ def _tracing() -> bool:
 class ZooModel(nn.Module):
     """Base class of cnnzoo's networks.
 
-    Subclasses set ``self.num_classes``, ``self.in_chans``, implement ``forward_features`` and
-    ``forward_head``, and name their final ``nn.Linear`` in ``classifier_attr`` (a dotted path
-    such as ``"fc"`` or ``"classifier.6"``) or override the classifier methods.
+    Subclasses set ``self.num_classes``, ``self.in_chans``, ``self.num_features``, implement
+    ``forward_features`` and ``forward_pre_logits``, and name their final layer in
+    ``classifier_attr`` (a dotted path such as ``"fc"`` or ``"classifier.6"``) or override the
+    classifier methods. This is timm's model interface (``timm.models.ResNet`` and friends).
     """
 
     classifier_attr: str = "fc"
     #: (C, H, W) the architecture was designed for; used to report the minimum input size.
     default_input_size: tuple[int, int, int] = (3, 224, 224)
+    num_classes: int
+    in_chans: int
+    #: size of the vector the classifier reads (timm's name): ``forward_head(x, pre_logits=True)``
+    num_features: int
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Features (N, C, h, w) -> the (N, num_features) vector the classifier reads."""
         raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Features (N, C, h, w) -> logits (N, num_classes), or with ``pre_logits=True`` the
+        (N, num_features) vector before the final layer (timm's signature)."""
+        x = self.forward_pre_logits(x)
+        return x if pre_logits else self.get_classifier()(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_chans, H, W) -> logits (N, num_classes).
@@ -89,9 +107,9 @@ class ZooModel(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final linear layer by a freshly initialised one with ``num_classes``
-        outputs (``0`` gives ``nn.Identity``, so ``forward`` returns pooled features)."""
-        old = self.get_classifier()
-        new = nn.Linear(old.in_features, num_classes) if num_classes > 0 else nn.Identity()
+        outputs (``0`` gives ``nn.Identity``, so ``forward`` returns the (N, num_features)
+        pre-logits, as timm's ``reset_classifier(0)``)."""
+        new = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         parent_name, _, attr = self.classifier_attr.rpartition(".")
         parent = self.get_submodule(parent_name) if parent_name else self
         setattr(parent, attr, new)

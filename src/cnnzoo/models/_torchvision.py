@@ -4,6 +4,9 @@ Nothing is downloaded: cnnzoo's torchvision-compatible models (``alexnet``, ``vg
 ``googlenet``, ``resnet50``, …) have exactly torchvision's ``state_dict`` keys and shapes, so
 a file saved by ``torch.save(tv_model.state_dict(), path)`` or fetched by torchvision's own
 weight downloader (``~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth``) loads strictly.
+A file saved from ``nn.DataParallel``/``DistributedDataParallel`` (keys ``module.*``) or from
+``torch.compile`` (keys ``_orig_mod.*``) loads too, with a one-line notice
+(:func:`~cnnzoo.models._weights.strip_wrapper_prefixes`).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from torch import nn
 
 from ..errors import CnnzooError, DataFileError
 from ..registry import create_model, model_info
+from ._weights import load_state_dict, strip_wrapper_prefixes
 
 
 def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, strict: bool = True,
@@ -21,16 +25,26 @@ def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, st
     """Load torchvision weights from ``path`` into ``model`` (a module, or a registry name to build).
 
     The file is read with ``torch.load(..., weights_only=True)``; a checkpoint dict with a
-    ``"state_dict"`` or ``"model"`` entry is unwrapped. ``num_classes`` is taken from the file's
-    final layer when a name is given.
+    ``"state_dict"`` or ``"model"`` entry is unwrapped, and the key prefixes of PyTorch's wrappers
+    (``module.``, ``_orig_mod.``) are removed with a notice.
+
+    When a registry name is given, the model is built as torchvision builds it for its weights:
+    ``num_classes`` from the file's final layer; for ``googlenet`` the auxiliary heads when the
+    file has them (torchvision's own file does) and ``transform_input=True``, because
+    ``torchvision.models.googlenet(weights=...)`` sets it with every weight file it loads (its
+    ImageNet weights were trained on inputs in [-1, 1]; the flag re-normalises an input
+    normalised with ImageNet's mean/std to that range), so the logits equal torchvision's. Pass
+    ``transform_input=False`` for a GoogLeNet trained from scratch with torchvision's class
+    default. ``**kwargs`` override any of these.
 
     Returns:
         The model with the weights loaded, in eval mode.
 
     Raises:
         DataFileError: the file is missing or is not a readable PyTorch weight file.
-        CnnzooError: the registry name has no torchvision counterpart, or the keys/shapes do not
-            match (the message lists the first mismatches).
+        CnnzooError: the registry name has no torchvision counterpart.
+        WeightsMismatchError: the keys or shapes do not fit; a few lines with the counts, the first
+            names and the likely cause (class count, width, architecture).
     """
     if not os.path.isfile(path):
         raise DataFileError(f"weight file not found: {path}")
@@ -43,6 +57,8 @@ def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, st
             state = state[key]
     if not isinstance(state, dict):
         raise DataFileError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    raw = state
+    state, _ = strip_wrapper_prefixes(state)        # to read the head; load_state_dict tells the user
     if isinstance(model, str):
         info = model_info(model)
         if info.torchvision is None:
@@ -50,12 +66,9 @@ def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, st
                               "alexnet, vgg*, googlenet, resnet18/34/50/101/152")
         last = [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2][-1:]
         kwargs.setdefault("num_classes", last[0].shape[0] if last else 1000)
-        if info.family == "googlenet":
+        kwargs.setdefault("in_chans", 3)
+        if info.torchvision == "googlenet":
             kwargs.setdefault("aux_logits", any(k.startswith("aux1.") for k in state))
+            kwargs.setdefault("transform_input", True)
         model = create_model(model, **kwargs)
-    try:
-        model.load_state_dict(state, strict=strict)
-    except RuntimeError as err:
-        first = str(err).splitlines()[1:4]
-        raise CnnzooError(f"{path} does not match {type(model).__name__}: {' '.join(s.strip() for s in first)}") from err
-    return model.eval()
+    return load_state_dict(model, raw, str(path), strict=strict).eval()

@@ -158,7 +158,7 @@ class AlexNet(ZooModel):
             c = out
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(cfg.pool_size)
-        hidden = scale_channels(cfg.hidden, width)
+        hidden = self.num_features = scale_channels(cfg.hidden, width)
         fc6, fc7 = nn.Linear(c * cfg.pool_size ** 2, hidden), nn.Linear(hidden, hidden)
         drop, relu = (lambda: nn.Dropout(dropout)), (lambda: nn.ReLU(inplace=True))
         if cfg.dropout_after:   # FC6 -> ReLU -> drop -> FC7 -> ReLU -> drop -> FC8 (paper Sec. 4.2)
@@ -184,9 +184,12 @@ class AlexNet(ZooModel):
         """(N, in_chans, H, W) -> pool5 maps (N, 256 * width, h, w); 6x6 at the default size."""
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """pool5 maps (N, C, h, w) -> logits (N, num_classes)."""
-        return self.classifier(torch.flatten(self.avgpool(x), 1))
+    def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """pool5 maps (N, C, h, w) -> FC6, FC7 -> (N, num_features), what FC8 reads."""
+        x = torch.flatten(self.avgpool(x), 1)
+        for layer in list(self.classifier)[:-1]:
+            x = layer(x)
+        return x
 
 
 class AlexNetTwoTower(nn.Module):

@@ -239,6 +239,7 @@ class GoogLeNet(ZooModel):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=variant.dropout if dropout is None else dropout)
         self.fc = nn.Linear(c_in, num_classes)
+        self.num_features = c_in
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -277,9 +278,9 @@ class GoogLeNet(ZooModel):
         """(N, in_chans, H, W) -> output of inception 5b, (N, 1024*width, H/32, W/32) (7x7 at 224)."""
         return self._run_body(x, with_aux=False)[0]
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """Features (N, C, h, w) -> global average pool -> dropout -> linear -> logits (N, num_classes)."""
-        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+    def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (N, C, h, w) -> global average pool -> dropout -> (N, num_features), what the FC reads."""
+        return self.dropout(torch.flatten(self.avgpool(x), 1))
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Main and auxiliary logits: ``(logits, [aux1, aux2])``, each (N, num_classes).

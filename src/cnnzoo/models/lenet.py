@@ -227,6 +227,7 @@ class LeNet5(ZooModel):
         self.c5 = conv_unit(nn.Conv2d(c3, c5, 5, bias=not norm), c5)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.f6 = nn.Sequential(nn.Linear(c5, f6), act())
+        self.num_features = f6
         self.output = self._make_output(f6, num_classes)
         if paper:
             self.reset_parameters_paper()
@@ -257,13 +258,14 @@ class LeNet5(ZooModel):
         """(N, in_chans, H, W) -> C5's output (N, 120 * width, H', W'), 1x1 at the minimum size."""
         return self.c5(self.s4(self.c3(self.s2(self.c1(x)))))
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """C5 maps (N, C, h, w) -> logits (N, num_classes)."""
-        return self.output(self.f6(torch.flatten(self.pool(x), 1)))
+    def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """C5 maps (N, C, h, w) -> F6's output (N, num_features), what the output layer reads."""
+        return self.f6(torch.flatten(self.pool(x), 1))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """New output layer of the same kind (RBF or linear) with ``num_classes`` units."""
-        self.output = self._make_output(self.output.in_features, num_classes) if num_classes > 0 else nn.Identity()
+        """New output layer of the same kind (RBF or linear) with ``num_classes`` units (``0``:
+        ``nn.Identity``, so ``forward`` returns F6's (N, num_features))."""
+        self.output = self._make_output(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.num_classes = num_classes
 
 
@@ -273,7 +275,7 @@ class LeNet5(ZooModel):
                       "distance to fixed random +1/-1 codes instead of the paper's 7x12 character bitmaps) or "
                       "head='linear'; the RBF logits want a ~10x smaller learning rate. Needs 32x32 inputs: pad 28x28 MNIST by 2, as the paper did. "
                       "Adaptive average pool before F6 for larger inputs.")
-def lenet5(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, head: str = "rbf", **kwargs) -> LeNet5:
+def lenet5(num_classes: int = 10, in_chans: int = 1, width: float = 1.0, head: str = "rbf", **kwargs) -> LeNet5:
     """LeNet-5 as in the 1998 paper (Sec. II.B, Fig. 2); 60,000 trainable parameters with
     ``in_chans=1`` and the RBF head (any ``num_classes``: its codes are fixed). Input (N, in_chans, H, W), H, W >= 32; see :class:`LeNet5`."""
     return LeNet5(num_classes, in_chans, width=width, paper=True, head=head, **kwargs)
@@ -283,7 +285,7 @@ def lenet5(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, head:
                 notes="Modern LeNet-5 (as in d2l.ai and most tutorials): ReLU, 2x2 max pooling, dense C3, "
                       "padding 2 on C1 so 28x28 MNIST fits, linear output; norm=True adds BatchNorm after "
                       "C1, C3 and C5. Not in the paper.")
-def lenet5_modern(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, norm: bool = False,
+def lenet5_modern(num_classes: int = 10, in_chans: int = 1, width: float = 1.0, norm: bool = False,
                   **kwargs) -> LeNet5:
     """LeNet-5's topology with modern parts; input (N, in_chans, H, W), H, W >= 28; see :class:`LeNet5`."""
     return LeNet5(num_classes, in_chans, width=width, paper=False, head="linear", norm=norm, **kwargs)

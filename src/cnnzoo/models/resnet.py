@@ -272,9 +272,9 @@ class ResNet(ZooModel):
             x = getattr(self, name)(x)
         return x
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, num_features, h, w) -> global average pool -> FC -> (N, num_classes)."""
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+    def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, num_features, h, w) -> global average pool -> (N, num_features), what the FC reads."""
+        return torch.flatten(self.avgpool(x), 1)
 
 
 # ---- registered variants: configuration as data --------------------------------------------------
@@ -305,13 +305,14 @@ def cifar_layers(depth: int) -> tuple[int, int, int]:
 
 def _register(name: str, summary: str, notes: str, defaults: dict, fixed: dict, *,
               default_input_size=(3, 224, 224), torchvision: str | None = None, ilsvrc: str | None = None):
-    """Define, register and export the builder ``name(num_classes=1000, in_chans=3, **kwargs)``.
+    """Define, register and export the builder ``name(num_classes=1000 or 10 for CIFAR, in_chans=3, **kwargs)``.
 
     ``defaults`` are ResNet kwargs the user may override; ``fixed`` define the variant.
     """
     allowed = sorted({"width", "zero_init_residual", *defaults})
+    paper_classes = 10 if default_input_size[1] == 32 else 1000     # CIFAR-10 or ImageNet
 
-    def builder(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    def builder(num_classes: int = paper_classes, in_chans: int = 3, **kwargs) -> ResNet:
         for key in sorted(kwargs):
             if key in fixed:
                 raise ModelConfigError(f"{name} fixes {key}={fixed[key]!r}; pick another model instead")
@@ -325,7 +326,7 @@ def _register(name: str, summary: str, notes: str, defaults: dict, fixed: dict, 
     globals()[name] = register_model(family="resnet", paper=_PAPER, year=2015, ilsvrc=ilsvrc,
                                      default_input_size=default_input_size, notes=notes,
                                      torchvision=torchvision, name=name,
-                                     num_classes=10 if default_input_size[1] == 32 else 1000)(builder)
+                                     num_classes=paper_classes)(builder)
     __all__.append(name)
 
 

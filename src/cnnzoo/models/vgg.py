@@ -90,7 +90,7 @@ class VGG(ZooModel):
         self.default_input_size = (in_chans, 224, 224)
         self.features = make_features(cfg, in_chans, batch_norm, width)
         c_last = [m for m in self.features if isinstance(m, nn.Conv2d)][-1].out_channels
-        hidden = scale_channels(4096, width)
+        hidden = self.num_features = scale_channels(4096, width)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(c_last * 7 * 7, hidden),  # FC6
@@ -119,9 +119,13 @@ class VGG(ZooModel):
         """(N, in_chans, H, W) -> last conv block's pooled map (N, 512*width, H/32, W/32)."""
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """Features (N, C, h, w) -> 7x7 adaptive average pool -> FC6, FC7, FC8 -> logits (N, num_classes)."""
-        return self.classifier(torch.flatten(self.avgpool(x), 1))
+    def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (N, C, h, w) -> 7x7 adaptive average pool -> FC6, FC7 -> (N, num_features),
+        what FC8 reads."""
+        x = torch.flatten(self.avgpool(x), 1)
+        for layer in list(self.classifier)[:-1]:
+            x = layer(x)
+        return x
 
     def forward_fc7(self, x: torch.Tensor) -> torch.Tensor:
         """The FC7 features after its ReLU, (N, in_chans, H, W) -> (N, 4096*width).

@@ -14,15 +14,21 @@ import torch
 
 from ..data import load_dataset, read_image, to_input
 from ..errors import CnnzooError
-from ..registry import create_model
+from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model
 from .checkpoint import CheckpointError, load_checkpoint
-from .distributed import make_trainer, rank_errors
+from .distributed import dist_env, make_trainer, rank_errors
 from .trainer import TrainConfig, evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
-_NOT_IDENTITY = ("data_dir", "download")
+_NOT_IDENTITY = ("data_dir", "download", "device")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
 _ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None}
+#: Options that ``--resume`` applies when they differ from the saved run (everything else that
+#: differs is refused): where the data lie and which device computes change no training step;
+#: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;
+#: lr is the schedule's new peak from the resume point on; epochs (a run planned in epochs) and
+#: budget_minutes (a run planned by a budget) re-plan the rest of the schedule.
+RESUME_APPLIES = ("data_dir", "download", "device", "tta", "amp", "channels_last", "lr", "epochs", "budget_minutes")
 
 
 @dataclass
@@ -62,8 +68,61 @@ def _identity(cfg: dict) -> dict:
 
 
 def default_out_dir(cfg: TrainConfig) -> Path:
-    """``runs/MODEL-DATASET-seedS`` under the current directory."""
-    return Path("runs") / f"{cfg.model}-{cfg.dataset}-seed{cfg.seed}"
+    """``runs/MODEL-DATASET-seedS`` under the current directory (MODEL: the registry name, or
+    ``FILE-FACTORY`` for a model file)."""
+    return Path("runs") / f"{model_label(cfg.model)}-{cfg.dataset}-seed{cfg.seed}"
+
+
+def _flag(key: str) -> str:
+    return key if key in ("model", "processes") else "--" + key.replace("_", "-")
+
+
+def _differences(saved: dict, options: dict) -> list[tuple[str, object, object]]:
+    """(option, saved value, given value) for every given option that differs from the saved run."""
+    return [(k, saved.get(k), v) for k, v in options.items() if saved.get(k) != v]
+
+
+def _words(diffs) -> str:
+    return ", ".join(f"{_flag(k)} {v} (the run has {old})" for k, old, v in diffs)
+
+
+def resume_plan(ckpt: dict, options: dict, world_size: int = 1) -> dict:
+    """The options a ``--resume`` applies, after checking the rest against the saved run.
+
+    Args:
+        ckpt: the unfinished run's checkpoint; options: the options given now (``model``
+            included); world_size: processes of this job.
+
+    Returns:
+        {option: new value} for the options of :data:`RESUME_APPLIES` that differ.
+
+    Raises:
+        CnnzooError: before any work, in one line listing every refused option with both values:
+            one outside :data:`RESUME_APPLIES`, ``epochs`` on a budget run or ``budget_minutes`` on
+            an epochs run, ``epochs`` not above the epochs already completed, or another number of
+            processes than the run's (its global batch and steps per epoch would change).
+    """
+    saved = {**_ADDED_FIELDS, **ckpt["config"]}
+    diffs = _differences(saved, options)
+    budget_run = saved.get("budget_minutes") is not None
+    refused = [d for d in diffs if d[0] not in RESUME_APPLIES or (d[0] == "epochs" and budget_run)
+               or (d[0] == "budget_minutes" and not budget_run)
+               or (d[0] == "epochs" and d[2] is not None and d[2] <= ckpt["epoch"])]
+    saved_world = ckpt.get("world_size", 1)
+    if saved_world != world_size:
+        refused.append(("processes", saved_world, world_size))
+    if refused:
+        why = []
+        if any(k == "epochs" and not budget_run for k, _, _ in refused):
+            why.append(f"--epochs must exceed the {ckpt['epoch']} epoch(s) already completed")
+        if any(k in ("epochs", "budget_minutes") for k, _, _ in refused) and not why:
+            why.append("a run keeps its kind of plan (epochs or --budget-minutes)")
+        if saved_world != world_size:
+            why.append(f"resume it with torchrun --nproc_per_node={saved_world}")
+        raise CnnzooError(f"cannot resume with {_words(refused)}: --resume may change only "
+                          f"{', '.join(_flag(k) for k in RESUME_APPLIES)}" + (f" ({'; '.join(why)})" if why else "")
+                          + "; drop the others or choose another --out")
+    return {k: v for k, _, v in diffs}
 
 
 def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = False,
@@ -71,10 +130,17 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
     """Train a registered model on an in-memory data set (Fashion-MNIST by default).
 
     Args:
-        model: registry name, e.g. ``"lenet5_modern"``.
+        model: registry name (``"lenet5_modern"``) or ``FILE.py:FACTORY`` (built with the data
+            set's ``num_classes`` and ``in_chans``; see :func:`cnnzoo.resolve.resolve_model`); with
+            ``resume``, also the run folder or checkpoint to continue.
         out: run directory (default ``runs/MODEL-DATASET-seedS``).
-        resume: continue the unfinished run in ``out`` from its last checkpoint (its saved
-            config wins over ``options``, except ``data_dir`` and ``tta``).
+        resume: continue the unfinished run in ``out`` from its last checkpoint. Options that
+            differ from the saved run are applied if they are in :data:`RESUME_APPLIES` (``lr``:
+            the schedule continues with the new peak; ``epochs``: the rest of the schedule is
+            stretched or compressed to end at the new last epoch, as a budget re-plan, so the
+            learning rate does not jump), each said in one line and recorded in metrics.json
+            ``resume_changes``; any other difference is refused before any work
+            (:func:`resume_plan`).
         progress: show a progress bar (loss, accuracy, images/s, ETA).
         **options: any :class:`~cnnzoo.training.trainer.TrainConfig` field (``epochs``,
             ``budget_minutes``, ``input_size``, ``width``, ``batch_size``, ``lr``, ``seed``, ...);
@@ -89,8 +155,10 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
 
     Raises:
         CnnzooError: unknown model or option, missing/corrupt data, an unfinished run in
-            ``out`` without ``resume``, a finished run there with another config (or asked for
-            ``tta`` views it was not scored with: ``evaluate`` scores them), a diverged loss.
+            ``out`` without ``resume``, a run given as ``model`` without ``resume``, options a
+            resume cannot change (listed), a finished run there with another config (the
+            differing options listed; or asked for ``tta`` views it was not scored with:
+            ``evaluate`` scores them), a diverged loss.
         KeyboardInterrupt: after Ctrl-C, once the checkpoint is saved.
     """
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -99,7 +167,19 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         raise CnnzooError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields - {'model'}))}")
     if options.get("data_dir"):             # recorded absolute, so that eval finds it from anywhere
         options["data_dir"] = os.path.abspath(options["data_dir"])
+    given_model = model_kind(model) != "run"       # a run to resume names its own model
+    if not given_model:
+        run_dir = Path(model) if Path(model).is_dir() else Path(model).parent
+        if not resume:
+            saved_model = load_checkpoint(run_dir)["model"]
+            raise CnnzooError(f"{model} is a trained run: to continue it add --resume; to train its model anew "
+                              f"give the model ({model_label(saved_model)}) and another --out")
+        if out is not None and Path(out).resolve() != run_dir.resolve():
+            raise CnnzooError(f"--out {out} is not the run {model} to resume; drop --out")
+        out, model = run_dir, load_checkpoint(run_dir)["model"]
+    model = canonical_spec(model)
     cfg = TrainConfig(model=model, **options)
+    given = {"model": model, **options} if given_model else dict(options)
     out = Path(out) if out is not None else default_out_dir(cfg)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.json"
     if metrics_path.exists() and ckpt_path.exists():
@@ -108,42 +188,60 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
             if options.get("tta") not in (None, summary["config"].get("tta")):
                 raise CnnzooError(f"{out} holds a finished run, scored without {options['tta']} views; score its "
                                   f"checkpoint with: cnnzoo eval {out} --tta {options['tta']}")
-            now = dataclasses.asdict(cfg.resolved())   # other fields newer than the run take today's value
-            if _identity({**now, **_ADDED_FIELDS, **summary["config"]}) == _identity(now) or resume:
+            if resume:                       # the options given now against the run's
+                diffs = _differences(_identity({**_ADDED_FIELDS, **summary["config"]}), _identity(given))
+            else:                            # the whole config; fields newer than the run take today's value
+                now = dataclasses.asdict(cfg.resolved())
+                diffs = _differences(_identity({**now, **_ADDED_FIELDS, **summary["config"]}), _identity(now))
+            if not diffs:
                 return _result(out, summary, reused=True)
-            raise CnnzooError(f"{out} holds a finished run with another config; choose another --out")
+            raise CnnzooError(f"{out} holds a finished run with other options: {_words(diffs)}; choose another --out")
     if ckpt_path.exists() and not resume:
         raise CnnzooError(f"{out} holds an unfinished run; add --resume to continue it or choose another --out")
     with rank_errors():                     # under torchrun: one line naming a failed rank
         if resume and ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path)
-            # where the data lie and the final evaluation's views change no training step
-            saved = {**_ADDED_FIELDS, **ckpt["config"], **{k: options[k] for k in ("data_dir", "tta") if k in options}}
+            changes = resume_plan(ckpt, given, dist_env().world_size)
+            saved = {**_ADDED_FIELDS, **ckpt["config"], **changes}
             trainer = make_trainer(TrainConfig(**saved), out, progress=progress)
-            trainer.restore(ckpt)
+            trainer.restore(ckpt, changes)
         else:
             trainer = make_trainer(cfg, out, progress=progress)
         return _result(out, trainer.fit())
 
 
+def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:
+    """The trained model of a run folder or ``checkpoint.pt`` (eval mode, fp32, CPU), with its
+    description (:func:`cnnzoo.resolve.resolve_model` of the run).
+
+    Raises:
+        CheckpointError: missing or corrupt checkpoint, or a model name or file given instead.
+        WeightsMismatchError: weights that do not fit the recorded model (a few lines: counts,
+            names, likely cause).
+    """
+    arg = str(checkpoint)
+    if not Path(arg).exists():
+        try:
+            kind = model_kind(arg)
+        except CnnzooError:
+            kind = None
+        if kind is not None:
+            raise CheckpointError(f"{arg} is a model, not a trained run: give a run folder or its checkpoint.pt "
+                                  f"(train one with: cnnzoo train {arg})")
+        raise CheckpointError(f"missing checkpoint {arg}")
+    if Path(arg).suffix == ".py":
+        raise CheckpointError(f"{arg} is a model file, not a trained run: give a run folder or its checkpoint.pt")
+    return resolve_model(arg)
+
+
 def load_model(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model of a checkpoint (eval mode, fp32, CPU).
+    """Rebuild the model of a checkpoint (eval mode, fp32, CPU); see :func:`load_run`.
 
     Returns:
         (model, checkpoint dict without tensors of the optimizer).
-
-    Raises:
-        CheckpointError: missing or corrupt checkpoint, or weights that do not fit the model.
     """
-    ckpt = load_checkpoint(Path(checkpoint))
-    model = create_model(ckpt["model"], num_classes=ckpt["num_classes"], in_chans=ckpt["in_chans"],
-                         **ckpt["model_kwargs"])
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{checkpoint}: weights do not fit {ckpt['model']}: {str(err).splitlines()[0]}") from None
-    ckpt.pop("optimizer", None)
-    return model.eval(), ckpt
+    r = load_run(checkpoint)
+    return r.model, r.checkpoint
 
 
 def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir: str | None = None,
@@ -160,7 +258,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
             the checkpoint's training crop; see :func:`~cnnzoo.training.evaluate_model`).
 
     Returns:
-        dict: ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
+        dict: ``model`` (as recorded), ``description`` (the model's configuration in one line),
+        ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
         accuracy}), ``confusion`` (K x K list, row = true class), all of the single view; ``n``,
         ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views); with
         ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5`` and ``loss`` of the mean
@@ -170,7 +269,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         CheckpointError, DataFileError: missing/corrupt checkpoint or data; CnnzooError when the
             data set's class count differs from the model's, or for an unusable ``tta``.
     """
-    model, ck = load_model(checkpoint)
+    run = load_run(checkpoint)
+    model, ck = run.model, run.checkpoint
     if dataset in (None, ck["dataset"]):
         data_dir = data_dir or ck["config"].get("data_dir")
     data = load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
@@ -187,8 +287,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     out = Path(out) if out is not None else (cp if cp.is_dir() else cp.parent)
     out.mkdir(parents=True, exist_ok=True)
     png = out / "confusion.png"
-    _plot_confusion(conf, ck["classes"], png, f"{ck['model']} on {data.name}: top-1 {m['top1']:.2%}")
-    res = {"model": ck["model"], "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
+    _plot_confusion(conf, ck["classes"], png, f"{model_label(ck['model'])} on {data.name}: top-1 {m['top1']:.2%}")
+    res = {"model": ck["model"], "description": run.description, "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
            "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
            "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds}
     if tta:

@@ -6,7 +6,9 @@ weights_only=True)``. It holds everything ``eval``/``predict`` need to rebuild t
     format, model, model_kwargs, num_classes, in_chans, input_size, classes, mean, std,
     dataset, state_dict (the evaluated weights: with ``ema``, the average), optimizer, config,
     epoch (completed epochs), step (next step of an interrupted epoch, or None), partial (running
-    sums of that epoch), history, elapsed_seconds, replans (a budget run's changes of plan);
+    sums of that epoch), history, elapsed_seconds, replans (a budget run's changes of plan),
+    world_size, global_batch_size, backend (processes of a torchrun job, images per step over
+    all of them, the process group's backend or None);
     with ``ema`` also train_state_dict (the trained weights) and ema_updates (steps averaged)
 """
 from __future__ import annotations

@@ -9,6 +9,7 @@ from ..data import DATASETS, TTA_VIEWS
 
 
 def _train(a: argparse.Namespace) -> None:
+    from ..resolve import model_label
     from .api import train
     from .distributed import dist_env
 
@@ -22,7 +23,9 @@ def _train(a: argparse.Namespace) -> None:
     if dist_env().rank != 0:                  # under torchrun only rank 0 reports
         return
     s = r.summary
-    print(f"{s['model']} on {s['dataset']} (input {s['input_size']}x{s['input_size']}, width {s['width']:g}, "
+    if s.get("model_description"):             # runs saved before it was recorded lack it
+        print(f"model: {s['model_description']}")
+    print(f"{model_label(s['model'])} on {s['dataset']} (input {s['input_size']}x{s['input_size']}, width {s['width']:g}, "
           f"seed {s['seed']}): test top-1 {r.final['test_acc']:.2%}, top-5 {r.final['test_top5']:.2%} "
           f"after {len(r.history)} epochs, {r.wall_seconds:.0f} s{' (reused finished run)' if r.reused else ''}; "
           f"run in {r.out_dir}")
@@ -32,10 +35,12 @@ def _train(a: argparse.Namespace) -> None:
 
 
 def _eval(a: argparse.Namespace) -> None:
+    from ..resolve import model_label
     from .api import evaluate
 
     r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, a.batch_size, tta=a.tta)
-    print(f"{r['model']} on {r['dataset']} ({r['n']} test images, {r['seconds']:.1f} s): top-1 {r['top1']:.2%}, "
+    print(f"model: {r['description']}")
+    print(f"{model_label(r['model'])} on {r['dataset']} ({r['n']} test images, {r['seconds']:.1f} s): top-1 {r['top1']:.2%}, "
           f"top-5 {r['top5']:.2%}")
     print("per class:")
     for name, acc in r["per_class"].items():
@@ -46,8 +51,9 @@ def _eval(a: argparse.Namespace) -> None:
 
 
 def _predict(a: argparse.Namespace) -> None:
-    from .api import predict
+    from .api import load_run, predict
 
+    print(f"model: {load_run(a.checkpoint).description}")
     for r in predict(a.checkpoint, a.images, a.topk):
         print(r["image"])
         for name, p in r["top"]:
@@ -86,7 +92,8 @@ def _tta_words(kind: str) -> str:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model on Fashion-MNIST (or MNIST, CIFAR-10, an image folder)")
-    p.add_argument("model", help="registry name, e.g. lenet5_modern, cifar_resnet20")
+    p.add_argument("model", help="registry name (lenet5_modern, cifar_resnet20), FILE.py:FACTORY (built for the data "
+                                  "set's classes and channels), or with --resume the run folder to continue")
     p.add_argument("--dataset", choices=DATASETS, help="default fashion-mnist")
     p.add_argument("--data-dir", help="folder with the data files, used or refused, never replaced (else "
                    "$CNNZOO_DATA, else the system location); for --dataset folder: DIR/train/CLASS/IMAGE and "
@@ -119,13 +126,16 @@ def add_commands(sub) -> None:
                         "e.g. 0.999 (timm's --model-ema; recipe default 0 = off)")
     p.add_argument("--amp", choices=("fp32", "bf16"), help="bf16 autocast (CPUs with AMX / AVX-512-BF16)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="every random draw derives from it (default 0)")
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: BatchNorm statistics over the global batch of all processes")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: this process's GPU if there is one, else cpu)")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-seedS)")
-    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished run in --out; --lr (new peak), --epochs (the schedule's rest "
+                        "re-planned), --budget-minutes, --data-dir, --device, --amp, --channels-last and --tta may "
+                        "differ from the run, any other difference is refused")
     p.add_argument("--tta", choices=tuple(TTA_VIEWS),
                    help=_TTA_HELP + "; the final epoch's test_acc_tta, next to the single-view test_acc "
                    "(also with --resume of an unfinished run; score a finished one with cnnzoo eval --tta)")
@@ -133,7 +143,7 @@ def add_commands(sub) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="top-1, top-5, per-class accuracy and a confusion-matrix PNG of a checkpoint")
-    p.add_argument("checkpoint", help="checkpoint.pt or its run directory")
+    p.add_argument("checkpoint", help="a run folder of cnnzoo train or its checkpoint.pt")
     p.add_argument("--dataset", choices=DATASETS, help="default: the data set it was trained on")
     p.add_argument("--data-dir", help="default: the data folder the run recorded")
     p.add_argument("--out", help="folder for confusion.png and eval.json (default: the checkpoint's)")
@@ -143,7 +153,7 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)",
                        description=PREDICT_RULE)
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a run folder of cnnzoo train or its checkpoint.pt")
     p.add_argument("images", nargs="+", help="image files; each read as described above")
     p.add_argument("--topk", type=int, default=5)
     p.set_defaults(func=_predict)

@@ -255,6 +255,10 @@ class DistributedTrainer(Trainer):
             torch.manual_seed(seed)
         return super().batch(order, sl, gen)
 
+    @property
+    def backend(self) -> str | None:
+        return dist.get_backend() if dist.is_initialized() else None
+
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.device, copy=True)          # NCCL reduces CUDA tensors only
         dist.all_reduce(t)

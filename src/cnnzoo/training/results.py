@@ -1,6 +1,8 @@
 """The results table of training runs, read from their metrics.json files (never typed in)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -8,7 +10,17 @@ from pathlib import Path
 from ..errors import CnnzooError
 
 COLUMNS = ("run", "model", "dataset", "input", "width", "params", "epochs", "test top-1 %", "test top-5 %",
-           "top-1 TTA %", "EMA", "augment", "wall s", "train img/s", "numerics", "threads", "seed", "status")
+           "top-1 TTA %", "EMA", "augment", "batch", "wall s", "train img/s", "numerics", "procs x threads", "seed",
+           "status")
+
+
+def _parallel(m: dict) -> tuple[str, str]:
+    """The global batch (``256 = 2 x 128`` on two processes) and ``processes x threads`` (with
+    the backend on several processes) of a run; runs saved before these were recorded ran on one."""
+    world, threads = m.get("world_size", 1), m.get("hardware", {}).get("torch_threads", "-")
+    per = m["config"].get("batch_size")
+    batch = f"{m.get('global_batch_size', per)}" + (f" = {world} x {per}" if world > 1 else "")
+    return batch, f"{world} x {threads}" + (f" ({m['backend']})" if world > 1 and m.get("backend") else "")
 
 
 def _augment(c: dict) -> str:
@@ -27,13 +39,14 @@ def _tta(final: dict, c: dict) -> str:
 def _row(run: str, m: dict) -> tuple:
     f = m.get("final") or {}
     pct = (lambda v: f"{100 * v:.2f}" if v is not None else "-")
+    batch, procs = _parallel(m)
     return (run, m["model"], m["dataset"], f"{m['input_size']}x{m['input_size']}", f"{m['width']:g}",
             f"{m['params']:,}", f"{len(m['history'])}/{m['epochs']}", pct(f.get("test_acc")),
             pct(f.get("test_top5")), _tta(f, m["config"]),
-            f"{m['config']['ema']:g}" if m["config"].get("ema") else "-", _augment(m["config"]), f"{m['wall_seconds']:.0f}",
-            f"{f['images_per_s']:.0f}" if f else "-",
+            f"{m['config']['ema']:g}" if m["config"].get("ema") else "-", _augment(m["config"]), batch,
+            f"{m['wall_seconds']:.0f}", f"{f['images_per_s']:.0f}" if f else "-",
             m["config"]["amp"] + (" channels_last" if m["config"].get("channels_last") else ""),
-            str(m.get("hardware", {}).get("torch_threads", "-")), str(m["seed"]), m["status"])
+            procs, str(m["seed"]), m["status"])
 
 
 def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown") -> str:
@@ -52,8 +65,10 @@ def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown") -> str:
     if fmt == "json":
         return json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2)
     rows = [_row(p.parent.relative_to(runs_dir).as_posix(), r) for p, r in zip(files, runs)]
-    if fmt == "csv":
-        return "\n".join(",".join(map(str, r)) for r in [COLUMNS, *rows])
+    if fmt == "csv":                     # quoted where a cell holds a comma (61,706 parameters)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([COLUMNS, *rows])
+        return buf.getvalue().rstrip("\n")
     if fmt != "markdown":
         raise CnnzooError(f"unknown format {fmt!r}; choose markdown, csv or json")
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]

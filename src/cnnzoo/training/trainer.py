@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
                     to_input, tta_views)
 from ..errors import CnnzooError
-from ..registry import create_model
+from ..resolve import resolve_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
 from .recipes import recipe_for
 
@@ -45,7 +45,7 @@ class TrainConfigError(CnnzooError, ValueError):
 class TrainConfig:
     """What a run is. ``None`` fields are filled from the model's recipe (:mod:`.recipes`)."""
 
-    model: str                                # registry name, e.g. "lenet5_modern"
+    model: str                                # registry name ("lenet5_modern") or "/abs/path/FILE.py:FACTORY"
     dataset: str = "fashion-mnist"            # one of cnnzoo.data.DATASETS
     data_dir: str | None = None               # else CNNZOO_DATA, else the system location
     download: bool = False                    # fetch missing files with torchvision
@@ -289,11 +289,24 @@ class Trainer:
         self.epoch, self.step, self.partial = 0, 0, None
         self.elapsed = 0.0
         self.replans: list[dict] = []             # budget runs: each change of the plan (replan_for_budget)
+        self.resume_changes: list[dict] = []      # options changed by --resume (restore)
         self._stop_requested = False              # set by the first Ctrl-C
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def backend(self) -> str | None:
+        """The process group's backend ("gloo", "nccl"); None for one process."""
+        return None
+
+    def parallelism(self) -> dict:
+        """How the run is spread over processes, as metrics.json and the checkpoint record it:
+        ``world_size`` (processes), ``global_batch_size`` (images per step over all processes)
+        and ``backend``."""
+        return {"world_size": self.world_size, "global_batch_size": self.cfg.batch_size * self.world_size,
+                "backend": self.backend}
 
     # -- building -------------------------------------------------------------------------
     def model_kwargs(self) -> dict:
@@ -303,13 +316,17 @@ class Trainer:
         return kw
 
     def build_model(self) -> nn.Module:
+        """The model of ``cfg.model`` (registry name or model file, :func:`~cnnzoo.resolve.resolve_model`)
+        for the data set's classes and channels; its one-line description goes to ``self.description``."""
         cfg, d = self.cfg, self.data
         torch.manual_seed(cfg.seed)
         try:
-            model = create_model(cfg.model, num_classes=d.num_classes, in_chans=d.in_chans, **self.model_kwargs())
+            r = resolve_model(cfg.model, num_classes=d.num_classes, in_chans=d.in_chans, model_kwargs=self.model_kwargs(),
+                              input_size=cfg.input_size)
         except TypeError as err:
             raise TrainConfigError(f"{cfg.model} does not take these options {self.model_kwargs()}: {err}") from None
-        model = model.to(self.device)
+        self.description = r.description
+        model = r.model.to(self.device)
         return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
     def build_ema(self) -> AveragedModel | None:
@@ -358,8 +375,9 @@ class Trainer:
         Without re-plans this is ``step``. Each re-plan of a budget run (``self.replans``) maps
         the rest of the run after warm-up onto the new end: the decay reached at the re-plan is
         kept and the remaining decay is stretched or compressed over the remaining steps, so the
-        learning rate never jumps. Re-plans saved by the older rule (no ``"rule": "stretch"``)
-        kept the plain schedule of the current plan, as before."""
+        learning rate never jumps. A step before a re-plan (the start of the epoch in which a
+        resume changed ``epochs``) sits where that re-plan's earlier plan put it. Re-plans saved by
+        the older rule (no ``"rule": "stretch"``) kept the plain schedule of the current plan, as before."""
         spe, total, warmup = self.steps_per_epoch, self.total_steps, self.warmup_steps
         replans = [r for r in self.replans if r.get("rule") == "stretch"]
         if not replans or step <= warmup:
@@ -368,6 +386,8 @@ class Trainer:
         for r in replans:
             at, end = r["after_epoch"] * spe, r["from_epochs"] * spe
             if at > s0:                           # a re-plan inside warm-up changes no decay yet
+                if step <= at:                    # before this re-plan (a resume's, mid-epoch): the plan then
+                    return warmup + (t0 + (1.0 - t0) * (step - s0) / (end - s0)) * (total - warmup)
                 t0, s0 = t0 + (1.0 - t0) * (at - s0) / (end - s0), at
         return warmup + (t0 + (1.0 - t0) * (step - s0) / (total - s0)) * (total - warmup)
 
@@ -487,15 +507,22 @@ class Trainer:
             "config": dataclasses.asdict(cfg), "epoch": self.epoch,
             "step": self.step if self.partial is not None else None,
             "partial": self.partial, "history": self.history, "elapsed_seconds": self.elapsed,
-            "replans": self.replans,
+            "replans": self.replans, "resume_changes": self.resume_changes, **self.parallelism(),
         }
 
     def save(self) -> None:
         if self.is_main:
             save_checkpoint(self.state(), self.out / "checkpoint.pt")
 
-    def restore(self, ckpt: dict) -> None:
-        """Continue from a checkpoint written by :meth:`save`."""
+    def restore(self, ckpt: dict, changes: dict | None = None) -> None:
+        """Continue from a checkpoint written by :meth:`save`.
+
+        ``changes``: options this config (already holding them) changed against the checkpoint's,
+        as :func:`~cnnzoo.training.api.resume_plan` allows; each is recorded in
+        ``resume_changes`` and, on the main process, said in one line. A changed ``epochs`` is a
+        re-plan from the resume point (:meth:`schedule_step`), so the schedule's rest is
+        stretched or compressed to the new end; a changed ``lr`` is the new peak of the same
+        schedule shape from here on."""
         self.model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
         if self.ema is not None:
             self.ema.module.load_state_dict(ckpt["state_dict"])
@@ -505,6 +532,25 @@ class Trainer:
         self.partial = ckpt["partial"]
         self.step = ckpt["step"] or 0
         self.replans = list(ckpt.get("replans", []))
+        self.resume_changes = list(ckpt.get("resume_changes", []))
+        if changes:
+            self.apply_resume_changes(ckpt["config"], changes)
+
+    def apply_resume_changes(self, saved: dict, changes: dict) -> None:
+        """Record (and for ``epochs``, re-plan) the options that a resume changed; see :meth:`restore`."""
+        at = self.epoch + self.step / self.steps_per_epoch        # where the run resumes, in epochs
+        if "epochs" in changes:
+            self.replans.append({"after_epoch": at, "epoch_seconds": None, "from_epochs": saved["epochs"],
+                                 "to_epochs": self.cfg.epochs, "rule": "stretch", "reason": "resume"})
+        effect = {"lr": "the schedule continues with this peak", "budget_minutes": "later epochs are re-planned to it",
+                  "epochs": "the rest of the schedule "
+                            f"{'stretched' if self.cfg.epochs > saved['epochs'] else 'compressed'} to end there"}
+        words = []
+        for k, v in changes.items():
+            self.resume_changes.append({"at_epoch": at, "option": k, "from": saved.get(k), "to": v})
+            words.append(f"--{k.replace('_', '-')} {v} (was {saved.get(k)}{'; ' + effect[k] if k in effect else ''})")
+        if self.is_main:
+            print(f"resuming {self.out} at epoch {self.epoch + 1}, step {self.step} with {'; '.join(words)}", flush=True)
 
     def write_metrics(self, status: str) -> dict:
         cfg = self.cfg
@@ -513,8 +559,9 @@ class Trainer:
             "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
             "params": sum(p.numel() for p in self.model.parameters()),
             "final": self.history[-1] if self.history else None,
-            "wall_seconds": self.elapsed, "budget_replans": self.replans,
+            "wall_seconds": self.elapsed, "budget_replans": self.replans, "resume_changes": self.resume_changes,
             "data": {"in_chans": self.data.in_chans, "source": self.data.source, "notes": list(self.data.notes)},
+            "model_description": self.description, **self.parallelism(),
             "config": dataclasses.asdict(cfg), **environment(),
             "history": self.history,
         }
