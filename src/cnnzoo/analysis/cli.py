@@ -62,7 +62,7 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("summary", help="per-layer table: shapes, params, MACs, memory, receptive field",
+    p = sub.add_parser("summary", help="per-layer shapes, params, MACs, memory, receptive field",
                        description="Profile a model layer by layer (meta device: no memory, no arithmetic).")
     p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
     p.add_argument("--input", help="input size CxHxW or NxCxHxW (default: the model's default_input_size)")

@@ -278,6 +278,7 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
     """
     from tqdm import tqdm
 
+    from .._readme import check_section
     from ..data import load_dataset
     from .report import write_outputs
 
@@ -288,8 +289,8 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
     models = _check_models(models)
     out = Path(out) if out is not None else Path("runs") / f"compare-{preset.name}"
     _check_out(out)
-    if readme is not None and not Path(readme).is_file():
-        raise CompareError(f"README file {readme} does not exist")
+    if readme is not None:
+        check_section(readme, "compare")            # SectionError before any work
     data = load_dataset(dataset, data_dir)            # DataFileError before any work
     nc, ch = data.num_classes, data.in_chans
     _check_manifest(out, {"preset": dataclasses.asdict(preset), "dataset": dataset})

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..data import load_dataset, read_image, to_input
+from .._text import plural
 from ..errors import CnnzooError
 from ..registry import create_model
 from .checkpoint import CheckpointError, load_checkpoint
@@ -158,7 +159,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     Returns:
         dict: ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
         accuracy}), ``confusion`` (K x K list, row = true class), all of the single view; ``n``,
-        ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views); with
+        ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views),
+        ``epochs_done`` and ``epochs`` (completed and planned epochs: fewer done = an unfinished run); with
         ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5`` and ``loss`` of the mean
         over the views.
 
@@ -169,8 +171,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     model, ck = load_model(checkpoint)
     data = load_dataset(dataset or ck["dataset"], data_dir)
     if data.num_classes != ck["num_classes"] or data.in_chans != ck["in_chans"]:
-        raise CnnzooError(f"{data.name} has {data.num_classes} classes x {data.in_chans} channel(s); "
-                          f"the model expects {ck['num_classes']} x {ck['in_chans']}")
+        raise CnnzooError(f"{data.name} has {plural(data.num_classes, 'class', 'classes')} x "
+                          f"{plural(data.in_chans, 'channel')}; the model expects {ck['num_classes']} x {ck['in_chans']}")
     t0 = time.perf_counter()
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
                        ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0,
@@ -185,7 +187,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     _plot_confusion(conf, ck["classes"], png, f"{ck['model']} on {data.name}: top-1 {m['top1']:.2%}")
     res = {"model": ck["model"], "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
            "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
-           "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds}
+           "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds,
+           "epochs_done": ck["epoch"], "epochs": ck["config"]["epochs"]}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
     (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
