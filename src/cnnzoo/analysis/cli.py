@@ -52,9 +52,38 @@ def load_model(spec: str) -> nn.Module:
     return model
 
 
+INPUT_FORMS = "CxHxW (3x224x224), NxCxHxW (8x3x224x224), HxW (224x224) or a side S (224)"
+
+
+def input_size(text: str) -> tuple[int, ...]:
+    """Parse ``--input``: ``CxHxW``, ``NxCxHxW``, ``HxW`` or a single side ``S`` (a square input).
+
+    ``HxW`` and ``S`` leave the channel count to the model (see :func:`complete_input`).
+
+    Raises:
+        argparse.ArgumentTypeError: anything else, with the accepted forms (argparse then prints
+            it as one line naming ``--input`` and exits with status 2).
+    """
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if not 1 <= len(dims) <= 4 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an input size; give {INPUT_FORMS}")
+    return dims
+
+
+def complete_input(dims: tuple[int, ...], default_input_size: tuple[int, ...]) -> tuple[int, ...]:
+    """(C, H, W) or (N, C, H, W) from parsed ``--input`` dims: a side ``S`` is ``SxS``, and an
+    ``HxW`` takes the channel count of ``default_input_size`` (C, H, W)."""
+    dims = dims * 2 if len(dims) == 1 else dims
+    return (default_input_size[0], *dims) if len(dims) == 2 else dims
+
+
 def _cmd_summary(args: argparse.Namespace) -> None:
     model = load_model(args.model)
-    size = args.input or "x".join(map(str, getattr(model, "default_input_size", (3, 224, 224))))
+    default = tuple(getattr(model, "default_input_size", (3, 224, 224)))
+    size = complete_input(args.input, default) if args.input else default
     count = "all" if args.count == "all" else tuple(c for c in args.count.split(",") if c)
     prof = profile(model, size, args.batch, count=count, real=args.real, train=args.train)
     render = {"text": prof.to_text, "markdown": prof.to_markdown, "csv": prof.to_csv, "json": prof.to_json}
@@ -65,7 +94,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("summary", help="per-layer shapes, params, MACs, memory, receptive field",
                        description="Profile a model layer by layer (meta device: no memory, no arithmetic).")
     p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
-    p.add_argument("--input", help="input size CxHxW or NxCxHxW (default: the model's default_input_size)")
+    p.add_argument("--input", type=input_size, metavar="SIZE",
+                   help=f"input size: {INPUT_FORMS}; HxW and S take the model's channel count "
+                        "(default: the model's default_input_size, else 3x224x224)")
     p.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
     p.add_argument("--depth", type=int, default=None, help="group rows to K name levels (default: every leaf)")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")

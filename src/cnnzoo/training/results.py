@@ -1,6 +1,8 @@
 """The results table of training runs, read from their metrics.json files (never typed in)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -73,8 +75,10 @@ def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown", full: bool
     if fmt == "json":
         return json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2)
     rows = [_row(p.parent.relative_to(runs_dir).as_posix(), r) for p, r in zip(files, runs)]
-    if fmt == "csv":
-        return "\n".join(",".join(map(str, r)) for r in [COLUMNS, *rows])
+    if fmt == "csv":             # quoted where a cell has a comma (parameter counts: 61,848)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([COLUMNS, *rows])
+        return buf.getvalue().rstrip("\n")
     if fmt == "text":
         keep = [i for i, c in enumerate(COLUMNS) if full or c in TEXT_COLUMNS]
         return "\n".join(text_table([[row[i] for i in keep] for row in [COLUMNS, *rows]]))
