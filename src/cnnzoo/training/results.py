@@ -74,7 +74,9 @@ def results_table(runs_dir: str | os.PathLike, fmt: str = "markdown", full: bool
     runs = [json.loads(p.read_text()) for p in files]
     if fmt == "json":
         return json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2)
-    rows = [_row(p.parent.relative_to(runs_dir).as_posix(), r) for p, r in zip(files, runs)]
+    names = [p.parent.relative_to(runs_dir).as_posix() for p in files]
+    names = [Path(runs_dir).resolve().name if n == "." else n for n in names]   # runs_dir is the run itself
+    rows = [_row(n, r) for n, r in zip(names, runs)]
     if fmt == "csv":             # quoted where a cell has a comma (parameter counts: 61,848)
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows([COLUMNS, *rows])
