@@ -529,7 +529,8 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
     x = (torch.zeros if real else torch.empty)(shape, dtype=dtype, device=device)
     model.train(train)
     tracer = _Tracer(index, x, set(count))
-    if train and callable(getattr(model, "forward_with_aux", None)):
+    with_aux = train and callable(getattr(model, "forward_with_aux", None))
+    if with_aux:
         model.forward = model.forward_with_aux  # training's forward: GoogLeNet's aux heads run too
     try:
         with torch.no_grad(), tracer:
@@ -540,7 +541,8 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
         raise _forward_error(model, tracer, shape, err) from err
     finally:
         tracer.close()
-        model.__dict__.pop("forward", None)
+        if with_aux:
+            del model.forward
         for m, mode in modes.items():
             m.training = mode
     outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
