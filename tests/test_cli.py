@@ -190,3 +190,15 @@ def test_visualize_refuses_layer_without_image_before_writing_and_lists_partial_
     assert main(["visualize", str(run), str(img), "--layer", "nope"]) == 2
     assert "c3.0" in capsys.readouterr().err and not (run / "filters.png").exists()
     assert main(["visualize", str(run), str(img), "--layer", "c3"]) == 0 and (run / "feature_maps.png").exists()
+
+
+@pytest.mark.parametrize("name", ["alexnet_paper", "vgg11_bn", "googlenet"])   # LRN, dropout, batch norm
+def test_probes_that_skip_shape_preserving_ops_find_the_same_minimum_input(name, monkeypatch):
+    from cnnzoo import shapes
+
+    info = registry._lookup(name)
+    with torch.device("meta"):
+        model = info.builder(num_classes=10, in_chans=3).eval()
+    fast = shapes.min_input_size(model, info.default_input_size)
+    monkeypatch.setattr(shapes, "SHAPE_PRESERVING", frozenset())        # every op's meta kernel runs
+    assert shapes.min_input_size(model, info.default_input_size) == fast
