@@ -125,7 +125,8 @@ def test_two_classes_show_no_top5_and_one_epoch_is_singular(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "lenet5_modern", "--dataset", "folder", "--data-dir", str(data), "--epochs", "1",
                  "--batch-size", "8", "--out", str(out), "--quiet"]) == 0
-    text = capsys.readouterr().out
+    text, err = capsys.readouterr()
+    assert err == ""                                   # --quiet: no progress bar, no log line
     assert "after 1 epoch," in text and not re.search(r"top-5 \d", text)
     assert "no top-5: with 2 classes" in text
     assert main(["eval", str(out), "--data-dir", str(data)]) == 0

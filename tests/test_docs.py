@@ -90,3 +90,30 @@ def test_the_link_checker_catches_a_missing_file_and_anchor(tmp_path):
     (tmp_path / "b.md").write_text("# The *B* page\n")
     assert links(tmp_path / "a.md") == ["b.md#the-b-page", "c.md", "b.md#nope"]
     assert anchors(tmp_path / "b.md") == {"the-b-page"} and anchors(tmp_path / "a.md") == {"title-one"}
+
+
+def test_a_page_without_the_markers_is_refused_and_left_as_it_is(tmp_path, capsys):
+    from cnnzoo._readme import SectionError, update_section
+    from cnnzoo.cli import main
+
+    page = tmp_path / "README.md"
+    page.write_text("# moved\n\nThe results table now lives in docs/training.md.\n")
+    with pytest.raises(SectionError, match="docs/training.md"):
+        update_section(page, "results", "table")
+    assert main(["experiments", str(ROOT / "docs/experiments"), "--readme", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert "no experiments section" in err and err.count("\n") == 1
+    assert page.read_text() == "# moved\n\nThe results table now lives in docs/training.md.\n"
+    with pytest.raises(SectionError, match="cannot read"):
+        update_section(tmp_path / "missing.md", "results", "table")
+
+
+def test_compare_refuses_a_page_without_its_markers_before_any_work(tmp_path):
+    from cnnzoo._readme import SectionError
+    from cnnzoo.compare import compare
+
+    page = tmp_path / "page.md"
+    page.write_text("# no markers\n")
+    with pytest.raises(SectionError, match="no compare section"):
+        compare(["lenet5"], out=tmp_path / "cmp", readme=page, data_dir=str(tmp_path / "no-data"))
+    assert not (tmp_path / "cmp" / "models").exists()
