@@ -274,7 +274,8 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
 
     Raises:
         UnknownModelError, CompareError (unwritable --out, or another preset's results there),
-        DataFileError (missing data set), all before any work starts; CnnzooError from training.
+        DataFileError (missing data set), SectionError (``readme`` missing or without the markers),
+        all before any work starts; CnnzooError from training.
     """
     from tqdm import tqdm
 
