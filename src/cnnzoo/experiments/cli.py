@@ -54,6 +54,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("visualize", help="first-layer filters and feature maps of a checkpoint")
     p.add_argument("checkpoint", help="checkpoint.pt or its run directory")
     p.add_argument("image", nargs="?", help="image file for the feature maps")
-    p.add_argument("--layer", help="module name, e.g. features.3 (default: the first conv layer)")
+    p.add_argument("--layer", help="module whose feature maps IMAGE gives, e.g. features.3 (default: the "
+                   "first conv layer); a wrong name lists the layers that run a convolution")
     p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
     p.set_defaults(func=_visualize)
