@@ -193,3 +193,39 @@ def test_factory_without_an_option_that_is_needed(capsys, user_file):
     code, _, err = run(capsys, f"{user_file}:tiny", "--num-classes", "5")
     assert code == 2 and "takes no num_classes argument and builds 2; 5 is needed here: add a num_classes " \
                          "parameter to tiny" in err
+
+
+@pytest.mark.parametrize("arg", ["224", "224x224", "3x224x224", "1x3x224x224"])
+def test_input_forms_side_hxw_chw_nchw(capsys, arg):
+    # a side S is SxS and HxW takes the model's channel count: all four give VGG-16 one 3x224x224 image
+    code, out, _ = run(capsys, "vgg16", "--input", arg, "--format", "json")
+    assert code == 0 and json.loads(out)["input_shape"] == [1, 3, 224, 224]
+
+
+def test_input_side_takes_the_models_channel_count(capsys):
+    # LeNet-5 reads one grey channel (LeCun et al. 1998, Sec. II.B: 32x32 pixel images)
+    code, out, _ = run(capsys, "lenet5", "--input", "40", "--format", "json")
+    assert code == 0 and json.loads(out)["input_shape"] == [1, 1, 40, 40]
+
+
+@pytest.mark.parametrize("arg", ["224x", "a", "0x224", "1x2x3x4x5", "3x-1x4"])
+def test_a_malformed_input_is_blamed_on_the_argument(capsys, arg):
+    with pytest.raises(SystemExit) as exc:
+        main(["summary", "vgg16", "--input", arg])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert exc.value.code == 2 and "argument --input" in err and "CxHxW" in err and "HxW" in err
+    assert "expects" not in err          # never the model's "VGG expects a 4-D input"
+
+
+def test_googlenet_train_mode_profiles_the_auxiliary_heads(capsys):
+    _, ev, _ = run(capsys, "googlenet_paper", "--format", "json")
+    _, tr, _ = run(capsys, "googlenet_paper", "--train", "--format", "json")
+    ev, tr = json.loads(ev), json.loads(tr)
+    aux = [r for r in tr["layers"] if r["name"].startswith(("aux1.", "aux2."))]
+    assert aux and not any(r["name"].startswith("aux") for r in ev["layers"])
+    # Szegedy et al. 2014, Sec. 5: each head is avg pool 5x5/3 (14x14 -> 4x4), 1x1 conv to 128, FC 1024,
+    # FC 1000. By hand: 4*4*128*C_in + 4*4*128*1024 + 1024*1000 MACs, with C_in = 512 (4a) and 528 (4d).
+    heads = sum(16 * 128 * c + 2048 * 1024 + 1024 * 1000 for c in (512, 528))
+    assert tr["totals"]["macs"] - ev["totals"]["macs"] == heads == sum(r["macs"] for r in aux)
+    assert len(tr["output_shapes"]) == 3 and tr["totals"]["params_executed"] == tr["totals"]["params"]
+    assert tr["totals"]["train_bytes_per_image"] > ev["totals"]["train_bytes_per_image"]

@@ -97,7 +97,7 @@ def test_in_chans_1_and_features_and_reset_classifier(name):
         model.reset_classifier(3)
         assert model(x).shape == (2, 3)
         assert model.get_classifier().out_features == 3
-    with pytest.raises(InputShapeError, match=r"expects 1 input channel\(s\), got 3"):
+    with pytest.raises(InputShapeError, match=r"expects 1 input channel, got 3"):
         model(_input(name, in_chans=3))
 
 

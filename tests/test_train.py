@@ -291,7 +291,7 @@ def test_tta_run_reports_the_final_epoch_with_both_views(data_dir, tmp_path, cap
     assert ev["seconds"] > 0 and json.loads((out / "eval.json").read_text())["seconds"] == ev["seconds"]
     header, row1, row2 = (out / "metrics.csv").read_text().splitlines()
     assert "test_acc_tta" in header.split(",") and row1.count(",") == row2.count(",") == header.count(",")
-    assert main(["results", str(tmp_path)]) == 0
+    assert main(["results", str(tmp_path), "--format", "markdown"]) == 0
     table = capsys.readouterr().out
     assert "top-1 TTA %" in table and f"| {100 * last['test_acc_tta']:.2f} (10crop) |" in table
     assert main(["eval", str(out), "--data-dir", data_dir, "--tta", "10crop"]) == 0

@@ -15,36 +15,48 @@ import torch
 from .errors import CnnzooError
 
 #: Modules that add verbs to the CLI, in the order they appear in ``cnnzoo --help``.
-COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.training.cli", "cnnzoo.lecture", "cnnzoo.compare.cli",
+#: The README's order: the zoo (``list``, here), summary, lecture, train/eval/predict/results, compare, experiments, draw/page.
+COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.lecture", "cnnzoo.training.cli", "cnnzoo.compare.cli",
                                  "cnnzoo.experiments.cli", "cnnzoo.draw.cli"]
+#: First lines of ``cnnzoo --help`` (plain text: it is printed as it is).
+DESCRIPTION = ("cnnzoo: the classic CNNs of CS231n Lecture 9 (LeNet-5 to ResNet), analysed, trained and "
+               "compared on this machine.")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
-    from .registry import create_model, list_models, model_info
+    from ._text import text_table
+    from .registry import list_models, model_figures, model_info
 
     rows = [("name", "family", "year", "classes", "params", "input (C,H,W)", "min side", "torchvision")]
     for name in list_models(args.pattern):
         info = model_info(name)
-        with torch.device("meta"):
-            model = create_model(name, num_classes=info.num_classes, in_chans=info.default_input_size[0])
-        params = sum(p.numel() for p in model.parameters())
+        params, side = model_figures(name)
         c, h, w = info.default_input_size
         rows.append((name, info.family, str(info.year), str(info.num_classes), f"{params:,}", f"{c}x{h}x{w}",
-                     str(info.min_input_size), info.torchvision or "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for k, row in enumerate(rows):
-        print("  ".join(cell.rjust(wd) if cell[:1].isdigit() else cell.ljust(wd)
-                        for cell, wd in zip(row, widths)).rstrip())
-        if k == 0:
-            print("  ".join("-" * wd for wd in widths))
+                     str(side), info.torchvision or "-"))
+    print("\n".join(text_table(rows)))
     print("params: every declared parameter (GoogLeNet's auxiliary heads included) for the paper's class count; "
           "min side: smallest square input that runs, found on the meta device")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout with the help column past the longest command name (``experiments``), so
+    that every command takes one line."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=18)
+        self._action_max_length = 16
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnzoo", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    p = sub.add_parser("list", help="the registry as a table (name, family, year, params, input size)")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cnnzoo", description=DESCRIPTION, epilog="cnnzoo COMMAND --help gives a command's options.",
+        formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cnnzoo {__version__} (torch {torch.__version__})")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND", title="commands")
+    p = sub.add_parser("list", help="the registry: names, parameters, default and smallest input")
     p.add_argument("pattern", nargs="?", help="shell-style wildcard, e.g. 'resnet*'")
     p.set_defaults(func=_cmd_list)
     for mod in COMMAND_MODULES:

@@ -728,7 +728,7 @@ def _cmd_lecture(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("lecture", help="the lecture's claims computed from cnnzoo's modules, with verdicts",
+    p = sub.add_parser("lecture", help="the lecture's claims against cnnzoo's figures, with verdicts",
                        description="Every claim of CS231n Lecture 9: the lecture's figure, cnnzoo's figure from "
                                    "the analyzer, and a verdict with its reason.")
     p.add_argument("--format", choices=("text", "markdown"), default="text")

@@ -13,7 +13,12 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import hashlib
+import json
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -38,7 +43,8 @@ class ModelInfo:
         torchvision: name of the torchvision builder whose ``state_dict`` loads strictly
             into this model, or ``None``.
         min_input_size: smallest square input side (pixels) the network runs on, found by
-            running the model on the meta device (filled in by :func:`model_info`).
+            running the model on the meta device (filled in by :func:`model_info`, see
+            :func:`model_figures`).
         num_classes: the class count of the paper's own task (1000 for ImageNet, 10 for
             LeNet-5's digits and the CIFAR-10 nets); ``cnnzoo list`` counts parameters with it.
     """
@@ -126,16 +132,79 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
 
 @functools.lru_cache(maxsize=None)
 def model_info(name: str) -> ModelInfo:
-    """Metadata of a registered model, with its minimum input size computed on the meta device.
+    """Metadata of a registered model, with its minimum input size (see :func:`model_figures`).
 
     Raises:
         UnknownModelError: the name is not registered.
     """
-    from .shapes import min_input_size
-
     info = _lookup(name)
-    with torch.device("meta"):
-        model = info.builder(num_classes=10, in_chans=info.default_input_size[0])
-    model.eval()
-    lo = min_input_size(model, info.default_input_size)
-    return ModelInfo(**{**info.__dict__, "min_input_size": lo})
+    return ModelInfo(**{**info.__dict__, "min_input_size": model_figures(name)[1]})
+
+
+def model_figures(name: str) -> tuple[int, int]:
+    """(parameters, minimum input side) of a registered model, computed by building it on the meta device.
+
+    Parameters are counted for the paper's class count and default ``in_chans`` (every declared
+    parameter, GoogLeNet's auxiliary heads included); the minimum side is the smallest square input
+    that runs (:func:`~cnnzoo.shapes.min_input_size`). Both are computed once and kept in a JSON file
+    under :func:`cache_dir`, valid while cnnzoo's source and torch's version stay the same, so a
+    listing costs little more than the import.
+
+    Raises:
+        UnknownModelError: the name is not registered.
+    """
+    figures = _cached_figures()
+    if name not in figures:
+        from .shapes import min_input_size
+
+        info = _lookup(name)
+        with torch.device("meta"):
+            model = info.builder(num_classes=info.num_classes, in_chans=info.default_input_size[0])
+        figures[name] = [sum(p.numel() for p in model.parameters()),
+                         min_input_size(model.eval(), info.default_input_size)]
+        _store_figures(figures)
+    params, side = figures[name]
+    return params, side
+
+
+def cache_dir() -> Path:
+    """Where cnnzoo keeps computed figures between runs: ``$CNNZOO_CACHE``, else
+    ``$XDG_CACHE_HOME/cnnzoo``, else ``~/.cache/cnnzoo``."""
+    if os.environ.get("CNNZOO_CACHE"):
+        return Path(os.environ["CNNZOO_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnzoo"
+
+
+@functools.lru_cache(maxsize=None)
+def _source_key() -> str:
+    """Hash of torch's version and every source file of cnnzoo: cached figures of another version are never used."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    package = Path(__file__).parent
+    for f in sorted(package.rglob("*.py")):
+        digest.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _figures_file() -> Path:
+    return cache_dir() / "registry-figures.json"
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_figures() -> dict[str, list[int]]:
+    try:
+        data = json.loads(_figures_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return dict(data["models"]) if isinstance(data, dict) and data.get("key") == _source_key() else {}
+
+
+def _store_figures(figures: dict[str, list[int]]) -> None:
+    """Write the cache atomically; a cache that cannot be written (read-only home) is skipped."""
+    path = _figures_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+            json.dump({"key": _source_key(), "models": figures}, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass

@@ -57,16 +57,27 @@ def low_frequency_share(weight: torch.Tensor) -> float:
     return float((low / power.sum((1, 2)).clamp_min(1e-30)).mean())
 
 
+def conv_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
+    """Names of the modules whose forward runs a convolution, in execution order: ``nn.Conv2d``
+    and any other module that calls one (LeNet-5's partial C3), found by the analyzer on the
+    meta device for an input of ``input_shape`` (N, C, H, W)."""
+    from .analysis import profile
+
+    rows = profile(model, input_shape, count=("conv",)).layers
+    return list(dict.fromkeys(r.name.partition(":")[0] for r in rows if r.macs > 0))
+
+
 @torch.no_grad()
 def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     """Output of module ``layer`` for input ``x`` (1, C, H, W): (C', H', W').
 
     Raises:
-        LayerNameError: no module of that name, or its output is not a (1, C', H', W') map.
+        LayerNameError: no module of that name (the message lists :func:`conv_layers`), or its
+            output is not a (1, C', H', W') map.
     """
     mods = dict(model.named_modules())
     if layer not in mods:
-        convs = [n for n, m in mods.items() if isinstance(m, nn.Conv2d)]
+        convs = conv_layers(model, tuple(x.shape))
         raise LayerNameError(f"no layer {layer!r}; conv layers: {', '.join(convs[:12])}{' ...' if len(convs) > 12 else ''}")
     got = []
     h = mods[layer].register_forward_hook(lambda m, a, o: got.append(o))
@@ -144,7 +155,9 @@ def visualize(checkpoint: str | os.PathLike, image: str | os.PathLike | None = N
         ``feature_maps_png``, ``layer``, ``map_shape`` (C, H, W).
 
     Raises:
-        CheckpointError, DataFileError: missing/corrupt checkpoint or image; LayerNameError: unknown layer.
+        CheckpointError, DataFileError: missing/corrupt checkpoint or image; LayerNameError: unknown
+            layer (the message lists the conv layers); CnnzooError: ``layer`` without ``image``.
+            Each is raised before any file is written.
     """
     from .data import read_image, to_input
     from .training import load_model
@@ -153,20 +166,23 @@ def visualize(checkpoint: str | os.PathLike, image: str | os.PathLike | None = N
     cp = cp / "checkpoint.pt" if cp.is_dir() else cp
     model, ck = load_model(cp)
     out = Path(out) if out is not None else cp.parent
+    if layer is not None and image is None:   # refused before anything is written
+        raise CnnzooError(f"--layer {layer} needs an IMAGE to compute its feature maps: cnnzoo visualize "
+                          f"{checkpoint} IMAGE --layer {layer} (without --layer only filters.png is written)")
     name, conv = first_conv(model)
-    res = {"first_conv": name, "filters_png": str(out / "filters.png")}
-    plot_filters(conv.weight, out / "filters.png", f"{ck['model']}: {name} filters {tuple(conv.weight.shape)}")
-    if image is not None:
+    maps = None
+    if image is not None:                      # a bad image or layer fails before filters.png is written
         layer = layer or name
         seen = read_image(Path(image), ck["in_chans"], ck["input_size"])               # (C, S, S) uint8
         x = to_input(seen[None], ck["input_size"], ck["mean"], ck["std"])
         maps = feature_maps(model, x, layer)
+    res = {"first_conv": name, "filters_png": str(out / "filters.png")}
+    plot_filters(conv.weight, out / "filters.png", f"{ck['model']}: {name} filters {tuple(conv.weight.shape)}")
+    if maps is not None:
         plot_input(seen, out / "input.png", f"{ck['model']} input: {Path(image).name}, {seen.shape[0]} channel(s), "
                    f"{ck['input_size']}x{ck['input_size']}")
         plot_feature_maps(maps, out / "feature_maps.png", f"{ck['model']}: {layer} on {Path(image).name} "
                           f"{tuple(maps.shape)}")
         res.update(input_png=str(out / "input.png"), feature_maps_png=str(out / "feature_maps.png"), layer=layer,
                    map_shape=list(maps.shape))
-    elif layer is not None:
-        raise CnnzooError("--layer needs an IMAGE to compute feature maps for")
     return res

@@ -8,28 +8,58 @@ from ..resolve import FORMS, ModelLoadError, resolve_model  # noqa: F401  (Model
 from .ops import CATEGORIES
 from .profile import profile
 
+INPUT_FORMS = "CxHxW (3x224x224), NxCxHxW (8x3x224x224), HxW (224x224) or a side S (224)"
+
+
+def input_size(text: str) -> tuple[int, ...]:
+    """Parse ``--input``: ``CxHxW``, ``NxCxHxW``, ``HxW`` or a single side ``S`` (a square input).
+
+    ``HxW`` and ``S`` leave the channel count to the model (see :func:`complete_input`).
+
+    Raises:
+        argparse.ArgumentTypeError: anything else, with the accepted forms (argparse then prints
+            it as one line naming ``--input`` and exits with status 2).
+    """
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if not 1 <= len(dims) <= 4 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an input size; give {INPUT_FORMS}")
+    return dims
+
+
+def complete_input(dims: tuple[int, ...], default_input_size: tuple[int, ...]) -> tuple[int, ...]:
+    """(C, H, W) or (N, C, H, W) from parsed ``--input`` dims: a side ``S`` is ``SxS``, and an
+    ``HxW`` takes the channel count of ``default_input_size`` (C, H, W)."""
+    dims = dims * 2 if len(dims) == 1 else dims
+    return (default_input_size[0], *dims) if len(dims) == 2 else dims
+
 
 def _cmd_summary(args: argparse.Namespace) -> None:
     r = resolve_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, width=args.width, meta=True)
-    size = args.input or "x".join(map(str, r.input_size))
+    size = complete_input(args.input, r.input_size) if args.input else tuple(r.input_size)
     count = "all" if args.count == "all" else tuple(c for c in args.count.split(",") if c)
     prof = profile(r.model, size, args.batch, count=count, real=args.real, train=args.train)
     render = {"text": prof.to_text, "markdown": prof.to_markdown, "csv": prof.to_csv, "json": prof.to_json}
     if args.format in ("text", "markdown"):          # csv and json stay machine-readable
-        print(f"model: {r.description}" + (f"; profiled at {size}" if args.input else ""))
+        shown = "x".join(map(str, size))
+        print(f"model: {r.description}" + (f"; profiled at {shown}" if args.input else ""))
     sys.stdout.write(render[args.format](args.depth).rstrip("\n") + "\n")
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("summary", help="per-layer table: shapes, params, MACs, memory, receptive field",
+    p = sub.add_parser("summary", help="per-layer shapes, params, MACs, memory, receptive field",
                        description="Profile a model layer by layer (meta device: no memory, no arithmetic).")
     p.add_argument("model", help=f"{FORMS}; a registry name is built with the paper's class count and "
                                   "input, a run with the configuration it was trained with")
     p.add_argument("--num-classes", type=int, help="size of the logits (default: the paper's; not with a run)")
     p.add_argument("--in-chans", type=int, help="input channels (default: the paper's input; not with a run)")
     p.add_argument("--width", type=float, help="channel multiplier (default 1; not with a run)")
-    p.add_argument("--input", help="input size CxHxW or NxCxHxW (default: the paper's input for a registry name, "
-                                   "the trained input for a run, the model's default_input_size for a file)")
+    p.add_argument("--input", type=input_size, metavar="SIZE",
+                   help=f"input size: {INPUT_FORMS}; HxW and S take the model's channel count (default: the "
+                        "paper's input for a registry name, the trained input for a run, the model's "
+                        "default_input_size for a file)")
     p.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
     p.add_argument("--depth", type=int, default=None, help="group rows to K name levels (default: every leaf)")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")

@@ -518,7 +518,8 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
             is what torchvision's ``_ops`` counts.
         real: run on real tensors (zeros, on the model's own device, under ``torch.no_grad``)
             instead of a meta copy of the model; figures are the same, only slower.
-        train: run in training mode (auxiliary heads, dropout); default eval.
+        train: run in training mode (dropout; a model with ``forward_with_aux``, GoogLeNet, runs
+            that, so its auxiliary classifiers enter the rows, MACs and training memory); default eval.
         dtype: input dtype (activation bytes use each output's own element size).
         optimizer_states: optimizer tensors per trainable weight for the training estimate
             (SGD with momentum: 1, Adam: 2).
@@ -549,6 +550,9 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
     x = (torch.zeros if real else torch.empty)(shape, dtype=dtype, device=device)
     model.train(train)
     tracer = _Tracer(index, x, set(count))
+    with_aux = train and callable(getattr(model, "forward_with_aux", None))
+    if with_aux:
+        model.forward = model.forward_with_aux  # training's forward: GoogLeNet's aux heads run too
     try:
         with torch.no_grad(), tracer:
             out = model(x)
@@ -558,6 +562,8 @@ def profile(model: nn.Module, input_size, batch_size: int = 1, *, count=ops.DEFA
         raise _forward_error(model, tracer, shape, err) from err
     finally:
         tracer.close()
+        if with_aux:
+            del model.forward
         for m, mode in modes.items():
             m.training = mode
     outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]

@@ -5,6 +5,8 @@ import csv
 import io
 import json
 
+from .._text import text_table as _table
+
 COLUMNS = ("layer", "type", "kernel", "input", "output", "params", "MACs", "act. bytes", "RF")
 
 
@@ -60,17 +62,6 @@ def summary_lines(prof) -> list[tuple[str, str]]:
                             f"{prof.output_receptive_field or '?'}"),
         ("uncounted ops", ", ".join(prof.uncounted) or "none"),
     ]
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for k, row in enumerate(rows):
-        lines.append("  ".join(c.rjust(w) if k and c[:1].isdigit() and "x" not in c else c.ljust(w)
-                               for c, w in zip(row, widths)).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
 
 
 def to_text(prof, depth=None) -> str:

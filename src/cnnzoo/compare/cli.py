@@ -24,11 +24,11 @@ def _compare(a: argparse.Namespace) -> None:
 def add_commands(sub) -> None:
     from .job import DEFAULT_MODELS, PRESETS
 
-    p = sub.add_parser("compare", help="the lecture's comparison (L31, L32) on this machine: analysis, "
-                                       "latency, accuracy, report.md with plots")
+    p = sub.add_parser("compare", help="the lecture's comparison (L31, L32) measured on this machine",
+                       description="Analyse, time and train the lecture's networks on this machine; write report.md, "
+                                   "results.json and plots with verdicts on the lecture's L31 and L32")
     p.add_argument("--models", nargs="+", metavar="MODEL",
-                   help=f"registry names or FILE.py:FACTORY (a factory taking num_classes and in_chans) "
-                        f"(default: {' '.join(DEFAULT_MODELS)})")
+                   help=f"registry names or FILE.py:FACTORY (a factory taking num_classes and in_chans) (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--preset", choices=tuple(PRESETS), default="quick",
                    help="quick: short-budget training, about 15 min on 2 cores; full: the recipes' epochs")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")

@@ -301,10 +301,12 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
 
     Raises:
         UnknownModelError, CompareError (unwritable --out, or another preset's results there),
-        DataFileError (missing data set), all before any work starts; CnnzooError from training.
+        DataFileError (missing data set), SectionError (``readme`` missing or without the markers),
+        all before any work starts; CnnzooError from training.
     """
     from tqdm import tqdm
 
+    from .._readme import check_section
     from ..data import load_dataset
     from .report import write_outputs
 
@@ -316,8 +318,8 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
     models = list(specs)
     out = Path(out) if out is not None else Path("runs") / f"compare-{preset.name}"
     _check_out(out)
-    if readme is not None and not Path(readme).is_file():
-        raise CompareError(f"README file {readme} does not exist")
+    if readme is not None:
+        check_section(readme, "compare")            # SectionError before any work
     # DataFileError before any work; only the class and channel counts are used here, so an image
     # folder of any sizes is read at one size (each model's training reads it at its input size)
     data = load_dataset(dataset, data_dir, size=32)

@@ -18,6 +18,7 @@ whole batch; ``images_per_s = batch_size / median_seconds``.
 """
 from __future__ import annotations
 
+import logging
 import weakref
 from dataclasses import asdict, dataclass
 
@@ -112,6 +113,25 @@ def _prepared(model: nn.Module, shape: tuple, path: str):
     return run, x
 
 
+def _not_no_cuda_runtime(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("No CUDA runtime is found")
+
+
+def benchmark_timer() -> type:
+    """:class:`torch.utils.benchmark.Timer`, imported without its one stray log line.
+
+    Importing it imports ``torch.utils.cpp_extension``, which at import time looks for a CUDA
+    toolkit and, on a machine that has one but no usable GPU, logs "No CUDA runtime is found,
+    using CUDA_HOME=..." to the terminal. Timing never compiles an extension, so the line tells a
+    user nothing to act on: that one message of that one logger is filtered (the filter is
+    added once; every other message of the logger still shows).
+    """
+    logging.getLogger("torch.utils.cpp_extension").addFilter(_not_no_cuda_runtime)
+    from torch.utils.benchmark import Timer
+
+    return Timer
+
+
 def measure_latency(model: nn.Module, input_shape, *, path: str = "fp32", warmup: int = 2,
                     repeats: int = 5, min_seconds: float = 0.5) -> LatencyResult:
     """Time the forward pass of ``model`` on a random (N, C, H, W) batch on this CPU.
@@ -135,7 +155,7 @@ def measure_latency(model: nn.Module, input_shape, *, path: str = "fp32", warmup
     if path == "fast":
         path = fastest_path(model, input_shape)
     shape = _check(input_shape, path, PATHS)
-    from torch.utils.benchmark import Timer
+    Timer = benchmark_timer()  # noqa: N806 - a class
 
     run, x = _prepared(model, shape, path)
     for _ in range(max(1, warmup)):

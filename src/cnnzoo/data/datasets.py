@@ -143,9 +143,11 @@ def _find(name: str, files: list[str], data_dir, tv_folder: str) -> Path:
     for d in cands:
         if all((d / f).exists() or (d / f.removesuffix(".gz")).exists() for f in files):
             return d
-    first = cands[0] if cands else Path(".")
-    missing = next((f for f in files if not (first / f).exists()), files[0])
-    where = ", ".join(str(c) for c in cands) or "no folder given"
+    if not cands:   # nothing to look in: no --data-dir, no CNNZOO_DATA, no system location
+        raise DataFileError(f"no {name} data: no --data-dir given, CNNZOO_DATA is not set and {name} has no "
+                            f"system location; {_how_to_provide(name)}")
+    missing = next((f for f in files if not (cands[0] / f).exists()), files[0])
+    where = ", ".join(str(c) for c in cands)
     if named:
         raise DataFileError(f"missing data file {missing} for {name} in {named[0]} (given as {named[1]}; looked in "
                             f"{where}); put the files there, or {_how_to_provide(name)}")

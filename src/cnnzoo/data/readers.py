@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._text import plural
 from ..errors import DataFileError
 
 #: IDX type codes -> numpy dtype (big-endian), from the IDX format description.
@@ -84,7 +85,7 @@ def read_idx(path: Path, expect_dims: int | None = None, md5: str | None = None)
         raise DataFileError(f"{path} is not an IDX file (bad magic number {buf[:4].hex() or 'empty'})")
     ndim = buf[3]
     if expect_dims is not None and ndim != expect_dims:
-        raise DataFileError(f"{path}: IDX file has {ndim} dimension(s), expected {expect_dims}")
+        raise DataFileError(f"{path}: IDX file has {plural(ndim, 'dimension')}, expected {expect_dims}")
     header = 4 + 4 * ndim
     if len(buf) < header:
         raise DataFileError(f"{path} is truncated: {len(buf)} bytes, shorter than its IDX header")

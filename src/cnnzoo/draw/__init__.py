@@ -13,7 +13,6 @@ filterable), the totals and a receptive-field viewer.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,19 +80,10 @@ def write_bytes(path: Path, data: bytes) -> None:
         raise DrawError(f"cannot write {path}: {err.strerror or err}; choose another --out") from None
 
 
-@contextlib.contextmanager
-def _with_aux(model: nn.Module):
-    """Trace ``forward_with_aux`` (training mode) for a model with auxiliary heads built, so the
-    diagram shows them (GoogLeNet: Sec. 5); other models run ``forward`` unchanged."""
-    heads = getattr(model, "forward_with_aux", None)
-    if heads is None or getattr(model, "aux1", None) is None:
-        yield False
-        return
-    model.forward = heads  # an instance attribute: nn.Module.__call__ runs it
-    try:
-        yield True
-    finally:
-        del model.forward
+def _has_aux(model: nn.Module) -> bool:
+    """Whether the model has auxiliary heads built (GoogLeNet, Sec. 5): the profile in training
+    mode then runs ``forward_with_aux``, so the diagram shows them as side exits."""
+    return callable(getattr(model, "forward_with_aux", None)) and getattr(model, "aux1", None) is not None
 
 
 def default_input_size(model: nn.Module) -> tuple[int, ...]:
@@ -107,10 +97,7 @@ def trace(model: nn.Module, input_size=None, aux: bool = True) -> Profile:
         InputShapeError / InputTooSmallError / ModelForwardError: as :func:`cnnzoo.profile`.
     """
     size = input_size or default_input_size(model)
-    if not aux:
-        return profile(model, size)
-    with _with_aux(model) as on:
-        return profile(model, size, train=on)
+    return profile(model, size, train=aux and _has_aux(model))
 
 
 def draw(model: nn.Module, input_size=None, depth: str = "layer", *, show: tuple[str, ...] = (),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._text import plural
 from ..errors import InputShapeError, ModelConfigError
 from ..shapes import diagnose_input, is_probing
 
@@ -98,7 +99,7 @@ class ZooModel(nn.Module):
                 f"{type(self).__name__} expects a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_chans:
             raise InputShapeError(
-                f"{type(self).__name__} expects {self.in_chans} input channel(s), got {x.shape[1]} "
+                f"{type(self).__name__} expects {plural(self.in_chans, 'input channel')}, got {x.shape[1]} "
                 f"(input shape {tuple(x.shape)}); build it with in_chans={x.shape[1]}")
 
     def get_classifier(self) -> nn.Module:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..data import load_dataset, read_image, to_input
+from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model
 from .checkpoint import CheckpointError, load_checkpoint
@@ -261,7 +262,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         dict: ``model`` (as recorded), ``description`` (the model's configuration in one line),
         ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
         accuracy}), ``confusion`` (K x K list, row = true class), all of the single view; ``n``,
-        ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views); with
+        ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views),
+        ``epochs_done`` and ``epochs`` (completed and planned epochs: fewer done = an unfinished run); with
         ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5`` and ``loss`` of the mean
         over the views.
 
@@ -275,7 +277,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         data_dir = data_dir or ck["config"].get("data_dir")
     data = load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
     if data.num_classes != ck["num_classes"]:
-        raise CnnzooError(f"{data.name} has {data.num_classes} classes; the model expects {ck['num_classes']}")
+        raise CnnzooError(f"{data.name} has {plural(data.num_classes, 'class', 'classes')}; the model expects "
+                          f"{ck['num_classes']}")
     t0 = time.perf_counter()
     m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
                        ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0,
@@ -290,7 +293,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     _plot_confusion(conf, ck["classes"], png, f"{model_label(ck['model'])} on {data.name}: top-1 {m['top1']:.2%}")
     res = {"model": ck["model"], "description": run.description, "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
            "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
-           "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds}
+           "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds,
+           "epochs_done": ck["epoch"], "epochs": ck["config"]["epochs"]}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
     (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")

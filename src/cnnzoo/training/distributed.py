@@ -50,6 +50,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .._text import plural
 from .trainer import TrainConfig, TrainConfigError, Trainer
 
 
@@ -227,7 +228,7 @@ class DistributedTrainer(Trainer):
         super().__init__(config, out_dir, progress, rank=env.rank, world_size=env.world_size)
         n, gb = len(self.train_x), self.cfg.batch_size * env.world_size
         if 0 < n % gb < env.world_size:
-            raise TrainConfigError(f"the last global batch has {n % gb} image(s) for {env.world_size} processes; "
+            raise TrainConfigError(f"the last global batch has {plural(n % gb, 'image')} for {env.world_size} processes; "
                                    f"change --batch-size or --limit-train so that each process gets one")
         device = next(self.model.parameters()).device
         if device.type == "cuda":

@@ -27,6 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
                     to_input, tta_views)
+from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import resolve_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
@@ -557,7 +558,7 @@ class Trainer:
         summary = {
             "status": status, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
             "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
-            "params": sum(p.numel() for p in self.model.parameters()),
+            "params": sum(p.numel() for p in self.model.parameters()), "num_classes": self.data.num_classes,
             "final": self.history[-1] if self.history else None,
             "wall_seconds": self.elapsed, "budget_replans": self.replans, "resume_changes": self.resume_changes,
             "data": {"in_chans": self.data.in_chans, "source": self.data.source, "notes": list(self.data.notes)},
@@ -626,7 +627,7 @@ class Trainer:
                              "to_epochs": fits, "rule": "stretch"})
         if self.is_main and self.progress:
             print(f"\nbudget: recent epochs took {epoch_s:.0f} s; the plan goes from {cfg.epochs} to "
-                  f"{fits} epochs to end within {cfg.budget_minutes:g} min", flush=True)
+                  f"{plural(fits, 'epoch')} to end within {cfg.budget_minutes:g} min", flush=True)
         cfg.epochs = fits
         return True
 

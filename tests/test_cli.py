@@ -1,0 +1,205 @@
+"""The CLI as a new user meets it: --help and --version, quiet output, the registry listing's cache,
+and the messages of train, eval, results and visualize (the trainer tests' tiny data sets)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnzoo import registry
+from cnnzoo.cli import build_parser, main
+from cnnzoo.training import Trainer, train
+from test_train import data_dir  # noqa: F401  (tiny learnable MNIST-format data set)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands() -> list[str]:
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    return list(sub.choices)
+
+
+def test_help_lists_every_command_on_one_line_in_the_readmes_order(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "``" not in out
+    listed = [m.group(1) for m in re.finditer(r"^    (\S+)\s{2,}\S", out, re.M)]
+    assert listed == _commands()                       # every command, one line each (help on the same line)
+    assert all(len(line) <= 80 for line in out.splitlines())
+    readme = ROOT.joinpath("README.md").read_text()
+    usage = readme[readme.index("## Usage"):readme.index("\n## ", readme.index("## Usage") + 1)]
+    in_readme = list(dict.fromkeys(re.findall(r"cnnzoo ([a-z]+)\b", usage)))
+    assert len(in_readme) >= 9 and in_readme == [c for c in listed if c in in_readme]
+
+
+def test_version(capsys):
+    from cnnzoo import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith(f"cnnzoo {__version__} ")
+
+
+def test_the_benchmark_timer_import_logs_no_cuda_runtime_line(tmp_path, monkeypatch, capfd):
+    """torch.utils.cpp_extension logs "No CUDA runtime is found" when it finds a CUDA toolkit (here:
+    CUDA_HOME) on a machine without a GPU, at import; compare's latency stage imports it through the timer."""
+    import logging
+
+    from cnnzoo.compare.latency import _not_no_cuda_runtime, benchmark_timer
+
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path))
+    benchmark_timer()
+    from torch.utils import cpp_extension
+
+    cpp_extension._find_cuda_home()          # what the import runs
+    assert "No CUDA runtime" not in capfd.readouterr().err
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    logger.removeFilter(_not_no_cuda_runtime)
+    try:
+        cpp_extension._find_cuda_home()
+        if "No CUDA runtime" not in capfd.readouterr().err:
+            pytest.skip("torch logs no such line here (a GPU is present)")
+        logger.warning("another message")    # the filter drops that one line, nothing else
+        benchmark_timer()
+        logger.warning("another message")
+        assert capfd.readouterr().err.count("another message") == 2
+    finally:
+        logger.addFilter(_not_no_cuda_runtime)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty figures cache in tmp_path, read afresh by this process."""
+    monkeypatch.setenv("CNNZOO_CACHE", str(tmp_path))
+    registry._cached_figures.cache_clear()
+    registry.model_info.cache_clear()
+    yield tmp_path
+    registry._cached_figures.cache_clear()
+    registry.model_info.cache_clear()
+
+
+def test_list_computes_figures_once_then_reads_them_from_the_cache(cache, capsys, monkeypatch):
+    assert main(["list", "lenet5"]) == 0
+    fresh = capsys.readouterr().out
+    stored = json.loads((cache / "registry-figures.json").read_text())
+    # LeNet-5's min side by hand (LeCun et al. 1998, Sec. II.B): 32 -C1 5x5-> 28 -S2-> 14 -C3 5x5-> 10 -S4-> 5
+    # -C5 5x5-> 1, while 31 gives 27, 13, 9, 4, where C5's 5x5 kernel no longer fits.
+    params = sum(p.numel() for p in registry.create_model("lenet5", num_classes=10, in_chans=1).parameters())
+    assert stored["models"]["lenet5"] == [params, 32] and " 32 " in fresh
+    registry._cached_figures.cache_clear()
+    registry.model_info.cache_clear()
+    import cnnzoo.shapes
+    monkeypatch.setattr(cnnzoo.shapes, "min_input_size", lambda *a: pytest.fail("probed again"))
+    assert main(["list", "lenet5"]) == 0 and capsys.readouterr().out == fresh
+
+
+def test_figures_of_another_source_version_are_not_used(cache):
+    (cache / "registry-figures.json").write_text(json.dumps({"key": "other", "models": {"lenet5": [1, 2]}}))
+    assert registry.model_figures("lenet5")[1] == 32
+
+
+def _two_class_folder(root: Path) -> Path:
+    """A 2-class image folder: bright squares (left vs right half) on noise, 24 train / 8 test images."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 4)):
+        for k, name in enumerate(("left", "right")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                x = rng.integers(0, 60, (28, 28)).astype(np.uint8)
+                x[10:18, 2 + 16 * k:10 + 16 * k] = 255
+                Image.fromarray(x).save(root / split / name / f"{i}.png")
+    return root
+
+
+def test_two_classes_show_no_top5_and_one_epoch_is_singular(tmp_path, capsys):
+    data = _two_class_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--dataset", "folder", "--data-dir", str(data), "--epochs", "1",
+                 "--batch-size", "8", "--out", str(out), "--quiet"]) == 0
+    text, err = capsys.readouterr()
+    assert err == ""                                   # --quiet: no progress bar, no log line
+    assert "after 1 epoch," in text and not re.search(r"top-5 \d", text)
+    assert "no top-5: with 2 classes" in text
+    assert main(["eval", str(out), "--data-dir", str(data)]) == 0
+    text = capsys.readouterr().out
+    assert "no top-5: with 2 classes" in text and "unfinished" not in text
+    assert main(["results", str(tmp_path), "--format", "csv"]) == 0
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["test top-5 %"] == "-" and row["params"] == f"{json.loads((out / 'metrics.json').read_text())['params']:,}"
+
+
+def test_eval_of_an_interrupted_run_says_it_is_unfinished(data_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
+    real_step = Trainer.train_step
+
+    def ctrl_c_step(self, x, y):
+        out = real_step(self, x, y)
+        self._stop_requested = self.epoch == 1    # what the SIGINT handler does, in epoch 2
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c_step)
+    with pytest.raises(KeyboardInterrupt):
+        train("lenet5_modern", out=tmp_path / "int", progress=False, data_dir=data_dir, dataset="mnist",
+              epochs=3, batch_size=64, input_size=28)
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "int"), "--data-dir", data_dir]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "unfinished run" in first and "epoch 1 of 3" in first and f"cnnzoo train {tmp_path / 'int'} --resume" in first
+
+
+def test_results_text_table_fits_a_terminal_and_all_gives_every_column(capsys):
+    from cnnzoo.training.results import COLUMNS, TEXT_COLUMNS
+
+    assert main(["results", str(ROOT / "results/train")]) == 0
+    short = capsys.readouterr().out.splitlines()
+    assert short[0].split("  ")[0] == "run" and set(short[1]) == {"-", " "} and "|" not in short[0]
+    assert [c for c in COLUMNS if c in short[0]] == list(TEXT_COLUMNS) and len(short[2]) <= 140
+    assert main(["results", str(ROOT / "results/train"), "--all"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert all(c in header for c in COLUMNS)
+
+
+def test_missing_mnist_without_any_directory_says_so(capsys, monkeypatch):
+    monkeypatch.delenv("CNNZOO_DATA", raising=False)
+    assert main(["train", "lenet5", "--dataset", "mnist", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "looked in" not in err and "no --data-dir given" in err and "--download" in err
+
+
+def test_visualize_refuses_layer_without_image_before_writing_and_lists_partial_conv(data_dir, tmp_path,  # noqa: F811
+                                                                                     capsys):
+    from cnnzoo.visualize import conv_layers
+
+    run = tmp_path / "lenet5"
+    train("lenet5", out=run, progress=False, data_dir=data_dir, dataset="mnist", epochs=1, batch_size=64)
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["visualize", str(run), "--layer", "c3"]) == 2
+    assert "needs an IMAGE" in capsys.readouterr().err and sorted(p.name for p in run.iterdir()) == before
+    # LeNet-5 (LeCun et al. 1998, Sec. II.B): convolutions C1, C3 (the partial one, Table I) and C5
+    model = registry.create_model("lenet5", num_classes=10, in_chans=1)
+    assert conv_layers(model, (1, 1, 32, 32)) == ["c1.0", "c3.0", "c5.0"]
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(img)
+    assert main(["visualize", str(run), str(img), "--layer", "nope"]) == 2
+    assert "c3.0" in capsys.readouterr().err and not (run / "filters.png").exists()
+    assert main(["visualize", str(run), str(img), "--layer", "c3"]) == 0 and (run / "feature_maps.png").exists()
+
+
+@pytest.mark.parametrize("name", ["alexnet_paper", "vgg11_bn", "googlenet"])   # LRN, dropout, batch norm
+def test_probes_that_skip_shape_preserving_ops_find_the_same_minimum_input(name, monkeypatch):
+    from cnnzoo import shapes
+
+    info = registry._lookup(name)
+    with torch.device("meta"):
+        model = info.builder(num_classes=10, in_chans=3).eval()
+    fast = shapes.min_input_size(model, info.default_input_size)
+    monkeypatch.setattr(shapes, "SHAPE_PRESERVING", frozenset())        # every op's meta kernel runs
+    assert shapes.min_input_size(model, info.default_input_size) == fast
