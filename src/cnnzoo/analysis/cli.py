@@ -14,6 +14,10 @@ from .ops import CATEGORIES
 from .profile import profile
 
 
+#: ``--dtype`` choices: the dtype the model's floating-point weights (and so the input) are cast to.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 class ModelLoadError(CnnzooError, ValueError):
     """``path/to/file.py:factory`` that does not give an ``nn.Module``; names the file."""
 
@@ -56,6 +60,8 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     size = args.input or "x".join(map(str, getattr(model, "default_input_size", (3, 224, 224))))
     count = "all" if args.count == "all" else tuple(c for c in args.count.split(",") if c)
+    if args.dtype:   # the input follows the weights' dtype
+        model = model.to(DTYPES[args.dtype])
     prof = profile(model, size, args.batch, count=count, real=args.real, train=args.train)
     render = {"text": prof.to_text, "markdown": prof.to_markdown, "csv": prof.to_csv, "json": prof.to_json}
     sys.stdout.write(render[args.format](args.depth).rstrip("\n") + "\n")
@@ -66,7 +72,10 @@ def add_commands(sub) -> None:
                        description="Profile a model layer by layer (meta device: no memory, no arithmetic).")
     p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
     p.add_argument("--input", help="input size CxHxW or NxCxHxW (default: the model's default_input_size)")
-    p.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size N (default 1); with a 4-axis --input it says which axis is the batch")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default=None,
+                   help="cast the model's weights to this dtype; the input follows (default: the model's own)")
     p.add_argument("--depth", type=int, default=None, help="group rows to K name levels (default: every leaf)")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
     p.add_argument("--count", default="conv,linear",
