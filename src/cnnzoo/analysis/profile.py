@@ -27,12 +27,14 @@ from .receptive_field import ReceptiveField
 CONVENTIONS = (
     "MACs: one multiply-add; FLOPs = 2 x MACs for conv/linear/norm (+1 per element for bias, "
     "activation, elementwise, pooling ops when counted).",
-    "Counted: {count} (torchvision's `_ops` counts conv + linear); switches: {switches}.",
+    "Counted: {count} (torchvision's `_ops` counts conv + linear, attention's matmuls and RNN gates "
+    "included); switches: {switches}. Ops without a rule are listed as uncounted, never costed 0.",
     "Params: once per tensor even if shared or called twice; MACs: per call.",
     "Activations: bytes of every op output that allocates (in-place ops and views add none).",
     "Memory: MB = 10^6 bytes, MiB = 2^20 bytes.",
     "RF: receptive field size /effective stride p(effective padding), input pixels, per axis (HxW when "
-    "they differ); max over paths; 'global' after global pooling or flatten.",
+    "they differ); max over paths; 'global' after global pooling or flatten; '+gate': the local field of "
+    "the spatial path, each unit also depending on the whole input through a gate (squeeze-excitation).",
     "Training memory estimate: weights + gradients + {opt} optimizer state(s) per trainable weight, "
     "plus 2 x forward activations per image (saved activations and their gradients).",
 )

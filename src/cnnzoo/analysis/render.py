@@ -39,7 +39,8 @@ def _bytes(b: int) -> str:
 def _cells(r) -> list[str]:
     name = r.name + (f" (call {r.call})" if r.call > 1 else "")
     return [name, r.type, _kernel(r), _shape(r.input_shape), _shape(r.output_shape), f"{r.params:,}",
-            f"{r.macs:,}", f"{r.activation_bytes:,}", str(r.rf) if r.rf else "?"]
+            f"{r.macs:,}" + (f" + uncounted {','.join(dict.fromkeys(r.uncounted))}" if r.uncounted else ""),
+            f"{r.activation_bytes:,}", str(r.rf) if r.rf else "?"]
 
 
 def summary_lines(prof) -> list[tuple[str, str]]:
