@@ -283,20 +283,6 @@ def _allocates(out: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
     return not any(root is _root(i) for i in inputs)
 
 
-def _standard(x: torch.Tensor) -> bool:
-    """Dense in a standard layout (contiguous or channels-last): every kernel's output keeps it."""
-    return x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
-
-
-def _empty_like(x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
-    """``torch.empty_like(x, device=device)`` for a dense tensor without its Python meta path (~4 us
-    instead of ~80 us); ``device`` defaults to ``x``'s."""
-    device = x.device if device is None else device
-    if _standard(x):
-        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=device)
-    return torch.empty_like(x, device=device)
-
-
 class _Tracer(TorchFunctionMode):
     """Records every torch op with the module stack, per-tensor RF and depth."""
 
@@ -358,33 +344,44 @@ class _Tracer(TorchFunctionMode):
             name = self.names_of[func] = ops.normalize(getattr(func, "__name__", str(func)))
         x = args[0] if args else None
         # On meta, skip torch's (slow, Python) meta kernels where the output is plain: ops that keep
-        # their input's shape and standard layout (batch norm, activations), well-formed convolutions
-        # and recurrent layers. Each shortcut gives the shape, strides and aliasing torch would.
+        # their input's shape and standard layout (batch norm, activations), well-formed convolutions,
+        # linear layers, matmuls, attention, recurrent layers, broadcast arithmetic. Each shortcut
+        # gives the shape, strides and aliasing torch would (tests compare with real=True).
         fast = self.meta and isinstance(x, torch.Tensor) and x.device.type == "meta"
-        if fast and name in ops.SHAPE_PRESERVING and _standard(x):
-            out = x if ops.returns_input(name, args, kwargs) else _empty_like(x)
-        elif fast and name in ops.BINARY_SAME_SHAPE and len(args) > 1 and isinstance(args[1], torch.Tensor) \
-                and args[1].shape == x.shape and args[1].stride() == x.stride() and args[1].dtype == x.dtype \
-                and args[1].device == x.device and x.is_floating_point() and _standard(x):
-            out = x if name.endswith("_") else _empty_like(x)   # e.g. the residual add: out += identity
+        if name in ops.METADATA:   # x.shape, x.size(), x.dim(), p.T: no row
+            return func(*args, **kwargs)
+        inputs = _tensors((args, kwargs))
+        if fast and name in ops.SHAPE_PRESERVING and ops.returns_input(name, args, kwargs):
+            out = x   # in place, or eval dropout
+        elif fast and name in ops.SHAPE_PRESERVING and ops.standard(x):
+            out = ops.empty_like(x)
+        elif fast and name == "layer_norm":   # torch's kernel makes its output contiguous, whatever the input
+            out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        elif fast and name in ops.BINARY_INPLACE and len(args) > 1 and isinstance(args[1], torch.Tensor) \
+                and args[1].shape == x.shape and args[1].dtype == x.dtype and args[1].device == x.device:
+            out = x   # e.g. the residual add: out += identity
         elif fast and (shape := ops.conv_output_shape(name, args, kwargs)) is not None:
             cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
             out = torch.empty(shape, dtype=x.dtype, device=x.device,
                               memory_format=torch.channels_last if cl else torch.contiguous_format)
-        elif fast and (res := ops.rnn_outputs(name, args, kwargs)) is not None:
+        elif fast and (res := ops.plain_output(name, args, kwargs)) is not None:
             out = res
+        elif fast and name == "setitem" and ops.fills_slices(args):
+            out = None
         else:
             # Where a meta tensor meets real ones (the weights, tensors made in forward), the real ones
             # get meta stand-ins (no arithmetic); ops on real tensors alone (index and length
             # arithmetic) run as they are, so their values stay right.
             if self.meta and name in ops.HOST_ARGS:   # lengths stay real: the output shape needs them
                 args = (self._on_meta(args[0]), *args[1:])
-            elif self.meta and any(t.device.type == "meta" for t in _tensors((args, kwargs))):
+                inputs = _tensors((args, kwargs))
+            elif self.meta and any(t.device.type == "meta" for t in inputs):
                 args, kwargs = self._on_meta(args), self._on_meta(kwargs)
+                inputs = [self._on_meta(t) for t in inputs]
             out = func(*args, **kwargs)
         outs = _tensors(out)
-        if outs and name != "get":
-            self._record(name, args, kwargs, outs)
+        if outs:
+            self._record(name, args, kwargs, inputs, outs)
         return out
 
     def _on_meta(self, obj):
@@ -395,7 +392,7 @@ class _Tracer(TorchFunctionMode):
                 return obj
             hit = self.stand_ins.get(id(obj))
             if hit is None:
-                hit = self.stand_ins[id(obj)] = (obj, _empty_like(obj, "meta"))
+                hit = self.stand_ins[id(obj)] = (obj, ops.empty_like(obj, "meta"))
                 if id(obj) in self.params:
                     self.params[id(hit[1])] = obj
             return hit[1]
@@ -409,8 +406,7 @@ class _Tracer(TorchFunctionMode):
             return {k: self._on_meta(v) for k, v in obj.items()}
         return obj
 
-    def _record(self, name: str, args, kwargs, outs: list[torch.Tensor]) -> None:
-        inputs = _tensors((args, kwargs))
+    def _record(self, name: str, args, kwargs, inputs: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
         if not name.endswith("_") and ops.inplace(name, args, kwargs):
             name += "_"
         try:
@@ -603,7 +599,8 @@ def profile(model: nn.Module, input_size, batch_size: int | None = None, *, coun
     device = next((t.device for t in [*index.params, *index.buffers]), torch.device("cpu")) if real \
         else torch.device("meta")
     x = (torch.zeros if real else torch.empty)(shape, dtype=dtype, device=device)
-    model.train(train)
+    if any(mode != train for mode in modes.values()):
+        model.train(train)
     tracer = _Tracer(index, x, set(count))
     try:
         with torch.no_grad(), tracer:
@@ -615,7 +612,8 @@ def profile(model: nn.Module, input_size, batch_size: int | None = None, *, coun
     finally:
         tracer.close()
         for m, mode in modes.items():
-            m.training = mode
+            if m.training != mode:
+                m.__dict__["training"] = mode   # (Module.__setattr__ costs ~20 us a module)
     outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     _, out_rf, depth = tracer.info.get(id(outs[0]), (None, None, 0)) if outs else (None, None, 0)
     return Profile(type(model).__name__, shape, [tuple(t.shape) for t in outs], tracer.rows,
