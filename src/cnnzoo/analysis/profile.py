@@ -27,8 +27,8 @@ from .receptive_field import ReceptiveField
 CONVENTIONS = (
     "MACs: one multiply-add; FLOPs = 2 x MACs for conv/linear/norm (+1 per element for bias, "
     "activation, elementwise, pooling ops when counted).",
-    "Counted: {count} (torchvision's `_ops` counts conv + linear, attention's matmuls and RNN gates "
-    "included); switches: {switches}. Ops without a rule are listed as uncounted, never costed 0.",
+    "Counted: {count} (linear includes matmuls, attention and recurrent gates: torchvision's `_ops` "
+    "convention); switches: {switches}. Ops without a rule are listed as uncounted, never costed 0.",
     "Params: once per tensor even if shared or called twice; MACs: per call.",
     "Activations: bytes of every op output that allocates (in-place ops and views add none).",
     "Memory: MB = 10^6 bytes, MiB = 2^20 bytes.",
