@@ -1,6 +1,6 @@
 """Profile torchvision models with cnnzoo, torchinfo and fvcore in the same run.
 
-Prints, per model and tool, the best of ``--repeat`` wall times, the MACs and the parameter count
+Prints, per model and tool, the best of ``--repeat`` wall times (the tools take turns in each round), the MACs and the parameter count
 each tool reports, the speed ratio of cnnzoo against the fastest peer, and whether the totals
 agree with cnnzoo and with torchvision's published ``_ops`` (GMACs, 3 decimals). Targets (issues 3
 and 14): cnnzoo at least 5x faster, equal totals where the peers are right.
@@ -62,13 +62,16 @@ def _cnnzoo(model, shape):
     return prof.totals.macs, prof.totals.params
 
 
-def best_time(fn, repeat: int):
-    times, result = [], None
+def best_times(fns: dict, repeat: int) -> dict:
+    """{name: (best seconds, result)}, the tools taking turns in each round so that a change in the
+    machine's load falls on all of them alike."""
+    times, results = {k: [] for k in fns}, {}
     for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            results[k] = fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: (min(times[k]), results[k]) for k in fns}
 
 
 def main(argv=None) -> int:
@@ -86,8 +89,9 @@ def main(argv=None) -> int:
         model = torchvision.models.get_model(name).eval()
         published = torchvision.models.get_model_weights(name).DEFAULT.meta
         shape = (1, 3, 224, 224)
-        res = {tool: best_time(lambda f=f: f(model, shape), args.repeat)
-               for tool, f in (("cnnzoo", _cnnzoo), ("torchinfo", _torchinfo), ("fvcore", _fvcore))}
+        res = best_times({tool: (lambda f=f: f(model, shape))
+                          for tool, f in (("cnnzoo", _cnnzoo), ("torchinfo", _torchinfo), ("fvcore", _fvcore))},
+                         args.repeat)
         right = {}
         for tool, (sec, (macs, params)) in res.items():
             right[tool] = (round(macs / 1e9, 3), params) == (published["_ops"], published["num_params"])
