@@ -335,6 +335,9 @@ def test_uncounted_ops_are_listed_by_name():
     p = profile(_Fancy(), (2, 4, 4))
     assert p.uncounted == ["(model):cumsum"]   # interpolate, slicing and add have rules
     assert p.layer("(model)").uncounted == ["cumsum"]
+    text = p.to_text()   # the row and the totals say so
+    assert "0 + uncounted cumsum" in text and "1 not in MACs/FLOPs: (model):cumsum" in text
+    assert "without 1 uncounted ops" in text
 
 
 def test_real_tensors_give_the_same_figures():

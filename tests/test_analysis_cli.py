@@ -229,3 +229,21 @@ def test_googlenet_train_mode_profiles_the_auxiliary_heads(capsys):
     assert tr["totals"]["macs"] - ev["totals"]["macs"] == heads == sum(r["macs"] for r in aux)
     assert len(tr["output_shapes"]) == 3 and tr["totals"]["params_executed"] == tr["totals"]["params"]
     assert tr["totals"]["train_bytes_per_image"] > ev["totals"]["train_bytes_per_image"]
+
+
+@pytest.mark.parametrize("dtype,size", [("fp16", 2), ("bf16", 2), ("fp32", 4)])
+def test_dtype_casts_the_model_and_the_input_follows(capsys, user_file, dtype, size):
+    code, out, _ = run(capsys, f"{user_file}:tiny", "--input", "1x10x10", "--format", "json", "--dtype", dtype)
+    t = json.loads(out)["totals"]
+    assert code == 0 and t["param_bytes"] == 50 * size and t["input_bytes"] == 100 * size
+    # conv 4x8x8, mean 4, fc 2 values (hand count)
+    assert t["activation_bytes"] == (256 + 4 + 2) * size and t["macs"] == 8 * 8 * 4 * 9 + 8
+
+
+def test_an_ambiguous_input_is_a_one_line_error_showing_both_readings(capsys, tmp_path):
+    f = tmp_path / "mlp.py"
+    f.write_text("from torch import nn\ndef mlp():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 2))\n")
+    code, _, err = run(capsys, f"{f}:mlp", "--input", "3x4x4x4")
+    assert code == 2 and err.count("\n") == 1 and "batch of 3 inputs (4, 4, 4)" in err and "--batch 3" in err
+    code, out, _ = run(capsys, f"{f}:mlp", "--input", "3x4x4x4", "--batch", "3", "--format", "json")
+    assert code == 0 and json.loads(out)["input_shape"] == [3, 4, 4, 4]

@@ -4,11 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from ..resolve import FORMS, ModelLoadError, resolve_model  # noqa: F401  (ModelLoadError: re-exported)
 from .ops import CATEGORIES
 from .profile import profile
 
 INPUT_FORMS = "CxHxW (3x224x224), NxCxHxW (8x3x224x224), HxW (224x224) or a side S (224)"
+
+#: ``--dtype`` choices: the dtype the model's floating-point weights (and so the input) are cast to.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def input_size(text: str) -> tuple[int, ...]:
@@ -40,7 +45,8 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     r = resolve_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, width=args.width, meta=True)
     size = complete_input(args.input, r.input_size) if args.input else tuple(r.input_size)
     count = "all" if args.count == "all" else tuple(c for c in args.count.split(",") if c)
-    prof = profile(r.model, size, args.batch, count=count, real=args.real, train=args.train)
+    model = r.model.to(DTYPES[args.dtype]) if args.dtype else r.model   # the input follows the weights' dtype
+    prof = profile(model, size, args.batch, count=count, real=args.real, train=args.train)
     render = {"text": prof.to_text, "markdown": prof.to_markdown, "csv": prof.to_csv, "json": prof.to_json}
     if args.format in ("text", "markdown"):          # csv and json stay machine-readable
         shown = "x".join(map(str, size))
@@ -60,7 +66,10 @@ def add_commands(sub) -> None:
                    help=f"input size: {INPUT_FORMS}; HxW and S take the model's channel count (default: the "
                         "paper's input for a registry name, the trained input for a run, the model's "
                         "default_input_size for a file)")
-    p.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size N (default 1); with a 4-axis --input it says which axis is the batch")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default=None,
+                   help="cast the model's weights to this dtype; the input follows (default: the model's own)")
     p.add_argument("--depth", type=int, default=None, help="group rows to K name levels (default: every leaf)")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
     p.add_argument("--count", default="conv,linear",

@@ -16,11 +16,16 @@ spatial axes (global pooling to 1x1, flatten, a mean over H and W) makes the fie
 every output unit sees the whole input; ``feature`` then keeps the field of the last spatial
 map before the collapse, the figure papers and Araujo et al. tabulate (AlexNet 195, VGG-16 212,
 ResNet-50 483).
+
+Gates: where a spatial path meets a global one (squeeze-excitation's ``x * sigmoid(fc(mean(x)))``,
+a pooled context branch added or concatenated back), the field stays the local one of the
+spatial path, the figure Araujo et al. tabulate for such networks, and is marked ``gated``: each
+unit also depends on the whole input through the gate. A gated field prints as ``15 /8 p7 +gate``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 def _num(v: float) -> float | int:
@@ -37,6 +42,8 @@ class ReceptiveField:
         padding: effective padding per axis (the first unit's field starts at ``-padding``).
         is_global: the spatial axes were collapsed; each unit sees the whole input.
         feature: for a global field, the field of the last spatial map before the collapse.
+        gated: a local field whose units also depend on the whole input through a gate (a
+            global path multiplied or added into the spatial one).
     """
 
     size: tuple[float, ...]
@@ -44,6 +51,7 @@ class ReceptiveField:
     padding: tuple[float, ...]
     is_global: bool = False
     feature: "ReceptiveField | None" = None
+    gated: bool = False
 
     @classmethod
     def identity(cls, ndim: int) -> "ReceptiveField":
@@ -57,7 +65,7 @@ class ReceptiveField:
         return ReceptiveField(
             tuple(r + d * (k - 1) * j for r, k, d, j in zip(self.size, kernel, dilation, self.stride)),
             tuple(j * s for j, s in zip(self.stride, stride)),
-            tuple(P + p * j for P, p, j in zip(self.padding, padding, self.stride)))
+            tuple(P + p * j for P, p, j in zip(self.padding, padding, self.stride)), gated=self.gated)
 
     def transposed(self, kernel, stride, padding, dilation) -> "ReceptiveField":
         """After a transposed conv: stride divides by s; each output sees ceil(d(k-1)+1 / s)
@@ -68,7 +76,8 @@ class ReceptiveField:
         return ReceptiveField(
             tuple(r + (math.ceil(ke / s) - 1) * j for r, ke, s, j in zip(self.size, keff, stride, self.stride)),
             tuple(j / s for j, s in zip(self.stride, stride)),
-            tuple(P + (ke - 1 - p) / s * j for P, ke, p, s, j in zip(self.padding, keff, padding, stride, self.stride)))
+            tuple(P + (ke - 1 - p) / s * j for P, ke, p, s, j in zip(self.padding, keff, padding, stride, self.stride)),
+            gated=self.gated)
 
     def collapse(self, input_hw: tuple[int, ...]) -> "ReceptiveField":
         """Global field after the spatial axes collapse; ``input_hw`` is the model input's size."""
@@ -78,7 +87,8 @@ class ReceptiveField:
 
     @staticmethod
     def merge(fields: list["ReceptiveField"]) -> "ReceptiveField | None":
-        """Maximum over paths (Araujo et al., "Handling multiple paths"), per axis."""
+        """Maximum over paths (Araujo et al., "Handling multiple paths"), per axis. Global paths
+        meeting spatial ones (a gate) leave the spatial field, marked ``gated``."""
         fields = [f for f in fields if f is not None]
         if not fields:
             return None
@@ -86,12 +96,13 @@ class ReceptiveField:
             return fields[0]
         spatial = [f for f in fields if not f.is_global]
         glob = [f for f in fields if f.is_global]
-        if glob:
-            feats = [g.feature for g in glob if g.feature is not None] + spatial
-            return ReceptiveField(glob[0].size, glob[0].stride, glob[0].padding, True,
-                                  ReceptiveField.merge(feats))
+        if not spatial:
+            return replace(glob[0], feature=ReceptiveField.merge([g.feature for g in glob]))
+        if len(spatial) == 1:
+            return replace(spatial[0], gated=True) if glob else spatial[0]
         return ReceptiveField(*(tuple(map(max, *(getattr(f, a) for f in spatial)))
-                                for a in ("size", "stride", "padding")))
+                                for a in ("size", "stride", "padding")),
+                              gated=bool(glob) or any(f.gated for f in spatial))
 
     def spatial(self) -> "ReceptiveField":
         """The field of the last spatial map: ``feature`` for a global field, else ``self``."""
@@ -101,11 +112,11 @@ class ReceptiveField:
         if self.is_global:
             return "global"
         fmt = lambda t: "x".join(str(_num(v)) for v in t) if len(set(t)) > 1 else str(_num(t[0]))  # noqa: E731
-        return f"{fmt(self.size)} /{fmt(self.stride)} p{fmt(self.padding)}"
+        return f"{fmt(self.size)} /{fmt(self.stride)} p{fmt(self.padding)}" + (" +gate" if self.gated else "")
 
     def to_dict(self) -> dict:
         d = {"size": [_num(v) for v in self.size], "stride": [_num(v) for v in self.stride],
-             "padding": [_num(v) for v in self.padding], "is_global": self.is_global}
+             "padding": [_num(v) for v in self.padding], "is_global": self.is_global, "gated": self.gated}
         if self.feature is not None:
             d["feature"] = self.feature.to_dict()
         return d

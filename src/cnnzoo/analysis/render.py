@@ -41,7 +41,8 @@ def _bytes(b: int) -> str:
 def _cells(r) -> list[str]:
     name = r.name + (f" (call {r.call})" if r.call > 1 else "")
     return [name, r.type, _kernel(r), _shape(r.input_shape), _shape(r.output_shape), f"{r.params:,}",
-            f"{r.macs:,}", f"{r.activation_bytes:,}", str(r.rf) if r.rf else "?"]
+            f"{r.macs:,}" + (f" + uncounted {','.join(dict.fromkeys(r.uncounted))}" if r.uncounted else ""),
+            f"{r.activation_bytes:,}", str(r.rf) if r.rf else "?"]
 
 
 def summary_lines(prof) -> list[tuple[str, str]]:
@@ -53,14 +54,18 @@ def summary_lines(prof) -> list[tuple[str, str]]:
         ("output", ", ".join(map(_shape, prof.output_shapes))),
         ("params", f"{t.params:,} ({_si(t.params)}): trainable {t.params_trainable:,}, frozen "
                    f"{t.params_frozen:,}; executed {t.params_executed:,}"),
-        ("MACs", f"{t.macs:,} ({_si(t.macs)}MAC) for batch {n}; FLOPs {t.flops:,} ({_si(t.flops)}FLOP)"),
+        ("MACs", f"{t.macs:,} ({_si(t.macs)}MAC) for batch {n}; FLOPs {t.flops:,} ({_si(t.flops)}FLOP)"
+                 + (f"; without {len(prof.uncounted)} uncounted ops" if prof.uncounted else "")),
         ("param memory", f"{_bytes(t.param_bytes)} + buffers {_bytes(t.buffer_bytes)}"),
         ("forward activations", f"{t.activation_elems:,} values, {_bytes(t.activation_bytes)} for batch {n}"),
         ("training memory", f"{_bytes(t.train_bytes_fixed)} fixed + {_bytes(t.train_bytes_per_image)} per image"),
         ("depth", f"{prof.depth} weight layers on the longest path"),
-        ("receptive field", f"{prof.receptive_field or '?'} (last spatial map); output: "
-                            f"{prof.output_receptive_field or '?'}"),
-        ("uncounted ops", ", ".join(prof.uncounted) or "none"),
+        ("receptive field", f"{prof.receptive_field or '?'} (last spatial map"
+                            + ("; +gate: each unit also depends on the whole input through a gate"
+                               if prof.receptive_field and prof.receptive_field.gated else "")
+                            + f"); output: {prof.output_receptive_field or '?'}"),
+        ("uncounted ops", f"{len(prof.uncounted)} not in MACs/FLOPs: " + ", ".join(prof.uncounted)
+                          if prof.uncounted else "none"),
     ]
 
 
