@@ -48,6 +48,12 @@ def accuracy_gap(p1: float, n1: int, p2: float, n2: int, s1: float = 1.0, s2: fl
             "text": f"{100 * diff:+.2f} {unit}, noise threshold {100 * thr:.2f}"}
 
 
+def beats(p1: float, n1: int, p2: float, n2: int) -> bool:
+    """Whether accuracy ``p1`` exceeds ``p2`` beyond noise (:func:`accuracy_gap`)."""
+    g = accuracy_gap(p1, n1, p2, n2)
+    return g["beyond"] and g["diff"] > 0
+
+
 def time_comparison(a: dict, b: dict) -> dict:
     """Compare two timings (dicts with ``median_seconds`` and, optionally, ``p25_seconds``,
     ``p75_seconds``, ``repeats``; per call or per image, the same unit in both).
@@ -98,5 +104,5 @@ def spearman_test(x, y, samples: int = 20000) -> tuple[float, float]:
     return rho, float(np.mean(rhos >= rho - 1e-12))
 
 
-__all__ = ["Z", "TIME_MARGIN", "ALPHA", "ACCURACY_RULE", "TIME_RULE", "accuracy_gap", "time_comparison", "per_image",
+__all__ = ["Z", "TIME_MARGIN", "ALPHA", "ACCURACY_RULE", "TIME_RULE", "accuracy_gap", "beats", "time_comparison", "per_image",
            "spearman", "spearman_test"]
