@@ -24,6 +24,7 @@ import dataclasses
 import datetime
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,7 +210,8 @@ def imagenet_settings(preset: Preset) -> dict:
 def imagenet_latency(name: str, preset: Preset) -> dict:
     """Time one model at 3x224x224, 1000 classes (random weights): forward time against batch
     size, fp32 and the fastest path (:func:`~cnnzoo.compare.latency.batch_curve`), and the peak
-    tensor memory of one fp32 forward at batch 1; seconds, bytes."""
+    tensor memory of one fp32 forward at batch 1; seconds, bytes (``wall_seconds``: the stage's time)."""
+    t0 = time.perf_counter()
     torch.manual_seed(0)
     model = create_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0]).eval()
     load = [os.getloadavg()[0]]
@@ -217,14 +219,13 @@ def imagenet_latency(name: str, preset: Preset) -> dict:
     curve = batch_curve(model, IMAGENET, preset.imagenet_batch_sizes, select_batch=preset.imagenet_select_batch,
                         repeats=preset.imagenet_repeats)
     return {"settings": imagenet_settings(preset), "threads": torch.get_num_threads(), **curve, "memory": mem,
-            "load_average": [*load, os.getloadavg()[0]]}
+            "load_average": [*load, os.getloadavg()[0]], "wall_seconds": time.perf_counter() - t0}
 
 
 def train_seconds_per_image(name: str, dataset: str, data_dir: str | None, steps: int = 2) -> float:
     """Measured training time per image of the model's recipe on this machine, seconds: the
     fastest of ``steps`` real :class:`~cnnzoo.training.Trainer` steps on one recipe batch."""
     import tempfile
-    import time
 
     from ..training import TrainConfig, Trainer, recipe_for
 
