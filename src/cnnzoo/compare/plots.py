@@ -172,6 +172,9 @@ def imagenet_latency_figure(records: dict, title: str):
             points += len(rows)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    if timed:
+        b = [row["batch_size"] for row in next(iter(timed.values()))["fp32"]]
+        ax.set_xticks(b, [str(x) for x in b])
     ax.set_xlabel("batch size")
     ax.set_ylabel("forward time per image (ms, log scale)")
     ax.grid(True, which="both", alpha=0.3)

@@ -24,8 +24,8 @@ _ZF = "Zeiler & Fergus 2014 (ECCV version), Table 2"
 _VGG = "Simonyan & Zisserman 2015, Table 3"
 _RES2 = "He et al. 2016, Table 2"
 _RES3 = "He et al. 2016, Table 3"
-_TEN_CROP = "ILSVRC-2012 val, single model, 10-crop test"
-_VGG_DENSE = "ILSVRC-2012 val, single model, dense (fully-convolutional) test at Q=256, trained at S=256"
+_TEN_CROP = "single model, 10-crop test"
+_VGG_DENSE = "single model, dense (fully-convolutional) test at Q=256, trained at S=256"
 
 
 @dataclass(frozen=True)
