@@ -155,6 +155,8 @@ def test_measure_latency_result():
     assert r.repeats >= 4 and r.median_seconds > 0
     assert r.images_per_s == pytest.approx(3 / r.median_seconds)
     assert r.iqr_seconds == pytest.approx(r.p75_seconds - r.p25_seconds)
+    exact = measure_latency(model, (3, 1, 16, 16), warmup=1, repeats=3, min_seconds=0.0)   # slow-model mode
+    assert (exact.repeats, exact.calls_per_repeat) == (3, 1)
     fast = measure_latency(model, (3, 1, 16, 16), path="fast", min_seconds=0.0)
     assert fast.path in ("fp32", "fp32_cl", "bf16_cl")
     with pytest.raises(LatencyOptionError, match="unknown execution path"):
