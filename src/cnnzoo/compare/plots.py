@@ -3,6 +3,7 @@
 ``points`` is the number of data points drawn; :func:`save_plots` writes the PNGs."""
 from __future__ import annotations
 
+import math
 from functools import partial
 from pathlib import Path
 
@@ -106,6 +107,17 @@ def _marker_key(row: dict):
     return None
 
 
+def _strip_level(levels: list[float], start: float, span: float) -> int:
+    """The first strip row whose last label ends before ``start`` (log10 GMACs); the label then
+    occupies that row up to ``start + span``."""
+    for i, end in enumerate(levels):
+        if start > end:
+            levels[i] = start + span
+            return i
+    levels.append(start + span)
+    return len(levels) - 1
+
+
 def imagenet_accuracy_figure(rows: list[dict], title: str):
     """Published ImageNet-1K top-1 (%) against the analyzer's GMACs at 224x224 (log axis), bubble
     area proportional to parameters, marker = accuracy source, colour = family; rows without an
@@ -118,7 +130,8 @@ def imagenet_accuracy_figure(rows: list[dict], title: str):
     fig, ax = plt.subplots(figsize=(13, 8))
     texts, xs, ys = [], [], []
     strip = ax.get_xaxis_transform()                       # x in data units, y in axes fraction
-    for r in rows:
+    levels: list[float] = []                               # per strip row: where its last label ends (log10 x)
+    for r in sorted(rows, key=lambda r: r["macs"]):
         key = _marker_key(r)
         x, mp = r["macs"] / 1e9, r["params"] / 1e6
         fam = r["family"] if r["family"] in _FAMILIES else "other"
@@ -126,10 +139,11 @@ def imagenet_accuracy_figure(rows: list[dict], title: str):
         if key is None:                                     # shown without accuracy, not dropped
             why = (f"{r['dataset'].split()[0]} only" if r["top1"] is not None else
                    "top-5 only" if r["top5"] is not None else r["weights"] or "no figure")
-            ax.scatter([x], [0.03], s=45, marker="X", color=color, edgecolors="k", linewidths=0.5,
+            label = f"{r['model']} ({why})"
+            y = 0.03 + 0.04 * _strip_level(levels, math.log10(x), 0.013 * len(label))
+            ax.scatter([x], [y], s=45, marker="X", color=color, edgecolors="k", linewidths=0.5,
                        transform=strip, clip_on=False, zorder=3)
-            ax.text(x, 0.06, f"{r['model']} ({why})", fontsize=6.5, rotation=50, transform=strip, ha="left",
-                    va="bottom")
+            ax.text(x * 1.08, y, label, fontsize=6.5, transform=strip, ha="left", va="center")
             continue
         ax.scatter([x], [r["top1"]], s=max(20.0, 3.0 * mp), marker=SOURCE_MARKERS[key][0], alpha=0.5, color=color,
                    edgecolors="k", linewidths=0.6)
@@ -151,7 +165,7 @@ def imagenet_accuracy_figure(rows: list[dict], title: str):
               title="marker: source\ncolour: family\narea: parameters", title_fontsize=7)
     fig.tight_layout()
     if texts:   # move labels off each other and off the bubbles (adjustText), a line back to each bubble
-        adjust_text(texts, x=xs, y=ys, ax=ax, expand=(1.2, 1.6), force_text=(0.4, 0.8), force_static=(0.3, 0.6),
+        adjust_text(texts, x=xs, y=ys, ax=ax, expand=(1.25, 1.9), force_text=(0.5, 1.0), force_static=(0.3, 0.6),
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"})
     return fig, len(rows)
 
