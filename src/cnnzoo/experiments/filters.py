@@ -44,8 +44,9 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
     vis = visualize(r.out_dir / "checkpoint.pt", image, preset["layer"], out)
     name, conv0 = first_conv(init)
     plot_filters(conv0.weight, out / "filters_init.png", f"{ck['model']}: {name} filters at initialization")
-    shares = {"trained": low_frequency_share(first_conv(trained)[1].weight),
-              "init": low_frequency_share(conv0.weight), "random_inits": null_shares(ck)}
+    w1, w0 = first_conv(trained)[1].weight.detach(), conv0.weight.detach()
+    shares = {"trained": low_frequency_share(w1), "init": low_frequency_share(w0), "random_inits": null_shares(ck),
+              "relative_change": float((w1 - w0).norm() / w0.norm())}
     rep.results = {"first_conv": vis["first_conv"], "filter_shape": list(conv0.weight.shape), "layer": vis["layer"],
                    "map_shape": vis["map_shape"], "low_frequency_share": shares, "test_acc": r.test_acc,
                    "test_image": f"{ck['dataset']} test image 0 ({data.classes[int(data.test_y[0])]})",
@@ -59,7 +60,8 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
         ["low-frequency power share, trained", f"{shares['trained']:.3f}"],
         ["low-frequency power share, at init (the run's seed)", f"{shares['init']:.3f}"],
         [f"the same over {len(null)} other random inits: mean ± sd (max)",
-         f"{null.mean():.3f} ± {null.std():.3f} ({null.max():.3f})"]]))
+         f"{null.mean():.3f} ± {null.std():.3f} ({null.max():.3f})"],
+        ["filter change from initialization (L2 norm of W - W0 over that of W0)", f"{shares['relative_change']:.2f}"]]))
     rep.verdict = verdict(shares)
     return rep
 
@@ -82,9 +84,15 @@ def null_shares(ck: dict, seeds: int = NULL_SEEDS) -> list[float]:
     return out
 
 
+#: Smallest relative change of the filters from their initialization (||W - W0|| / ||W0||) below
+#: which they are still mostly their random start, so their pictures look alike whatever the share says.
+MIN_CHANGE = 0.5
+
+
 def verdict(shares: dict) -> list[str]:
     """Trained share against the random initializations' (a one-sided rank test: it counts when
-    fewer than ALPHA of the N + 1 values are at least the trained one, i.e. above all 39 for N = 39)."""
+    fewer than ALPHA of the N + 1 values are at least the trained one, i.e. above all 39 for N = 39),
+    and how far training moved the filters (:data:`MIN_CHANGE`)."""
     from ..compare.evidence import ALPHA
 
     null = shares["random_inits"]
@@ -92,11 +100,18 @@ def verdict(shares: dict) -> list[str]:
     p = (1 + sum(v >= t for v in null)) / (len(null) + 1)
     lo = (1 + sum(v <= t for v in null)) / (len(null) + 1)
     spread = f"trained {t:.3f}; {len(null)} random inits {min(null):.3f} to {max(null):.3f}"
+    change = shares.get("relative_change")
+    moved = f"the filters moved {change:.2f} of their initial norm (threshold {MIN_CHANGE})" if change is not None else ""
+    if p < ALPHA and change is not None and change < MIN_CHANGE:
+        return [f"Not shown at this preset: the trained first-layer filters are smoother than random ones beyond noise "
+                f"(low-frequency power share {spread}; rank p = {p:.3f} < {ALPHA}), but {moved}: they are still "
+                "mostly their random start, so filters.png and filters_init.png look alike; structure needs a "
+                "longer run (--preset full)."]
     if p < ALPHA:
         return [f"The trained first-layer filters are smoother than random ones beyond noise (low-frequency power "
-                f"share {spread}; rank p = {p:.3f} < {ALPHA}): training moved them toward low frequencies. This "
-                "number measures smoothness, not shape: whether it is visible structure (edges, blobs as in Zeiler "
-                "& Fergus Fig. 2) is for filters.png against filters_init.png to show."]
+                f"share {spread}; rank p = {p:.3f} < {ALPHA}){'; ' + moved if moved else ''}: training moved them "
+                "toward low frequencies. This number measures smoothness, not shape: whether it is visible structure "
+                "(edges, blobs as in Zeiler & Fergus Fig. 2) is for filters.png against filters_init.png to show."]
     if lo < ALPHA:
         return [f"The trained first-layer filters are rougher than random ones beyond noise ({spread}; rank "
                 f"p = {lo:.3f}): no smoothing toward structure in this run."]
