@@ -317,3 +317,12 @@ def test_imagenet_view_has_every_model_and_one_point_each(run):
         assert [row["batch_size"] for row in curve["fp32"]] == list(TINY.imagenet_batch_sizes)
         assert curve["fast_path"] == min(curve["selection"], key=lambda p: curve["selection"][p]["median_seconds"])
         assert curve["fp32"][0]["input_shape"] == [1, 3, 224, 224]
+
+
+def test_report_names_the_host_of_cached_stages(run):
+    _, res = run
+    meta = {k: v for k, v in res.items() if k not in ("models", "verdicts", "files", "imagenet")}
+    assert report.hosts_line(meta, res["models"]) == ""                    # all measured here, in this run
+    moved = {**meta, "hardware": {**meta["hardware"], "processor": "Other CPU"}}
+    line = report.hosts_line(moved, res["models"])
+    assert "training: " in line and "ImageNet-scale timing: " in line and res["hardware"]["processor"] in line

@@ -218,7 +218,10 @@ def imagenet_latency(name: str, preset: Preset) -> dict:
     mem = dataclasses.asdict(peak_memory(model, (1, *IMAGENET)))
     curve = batch_curve(model, IMAGENET, preset.imagenet_batch_sizes, select_batch=preset.imagenet_select_batch,
                         repeats=preset.imagenet_repeats)
-    return {"settings": imagenet_settings(preset), "threads": torch.get_num_threads(), **curve, "memory": mem,
+    from ..training.trainer import environment
+
+    return {"settings": imagenet_settings(preset), "threads": torch.get_num_threads(),
+            "hardware": environment()["hardware"], **curve, "memory": mem,
             "load_average": [*load, os.getloadavg()[0]], "wall_seconds": time.perf_counter() - t0}
 
 
@@ -267,6 +270,7 @@ def _accuracy_record(summary: dict, run_dir: Path, preset: Preset) -> dict:
     return {"top1": f["test_acc"], "top5": f["test_top5"], "train_seconds": summary["wall_seconds"],
             "epochs": len(summary["history"]), "limit_train": cfg.get("limit_train"),
             "limit_test": cfg.get("limit_test"), "input_size": summary["input_size"], "width": summary["width"],
+            "hardware": summary.get("hardware"),
             "short_budget": preset.short_budget, "run_dir": str(run_dir),
             "history": [{k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_acc", "elapsed_seconds")}
                         for row in summary["history"]]}
