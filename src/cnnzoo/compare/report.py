@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .._readme import update_section
-from .evidence import (ACCURACY_RULE, ALPHA, TIME_RULE, accuracy_gap, per_image, spearman,
+from .evidence import (ACCURACY_RULE, ALPHA, TIME_RULE, accuracy_gap, per_image,
                        spearman_test, time_comparison)
 from .imagenet import TABLE_BATCH, imagenet_rows, l31_points
 from .latency import RAPL_GLOB
