@@ -13,7 +13,7 @@ from cnnzoo.analysis import profile
 from cnnzoo.cli import main
 from cnnzoo.experiments import EXPERIMENTS, run_experiment
 from cnnzoo.errors import CnnzooError
-from cnnzoo.experiments import aux_heads, degradation, inception, small_filters, transfer
+from cnnzoo.experiments import aux_heads, degradation, filters, inception, small_filters, transfer
 from cnnzoo.experiments.report import summary
 from cnnzoo.visualize import feature_maps, first_conv, low_frequency_share
 from test_train import data_dir  # noqa: F401  (the trainer tests' tiny learnable MNIST-format data set)
@@ -68,13 +68,17 @@ def test_degradation_curves_are_the_logged_metrics(tiny):
 
 
 def test_degradation_verdict_follows_the_numbers():
-    def res(p20, p56, r20, r56):
+    def res(p20, p56, r20, r56, n=5000):
         vals = dict(zip(("cifar_plain20", "cifar_plain56", "cifar_resnet20", "cifar_resnet56"), (p20, p56, r20, r56)))
-        return {m: {"train_error": v, "test_error": v} for m, v in vals.items()}
+        return {m: {"train_error": v, "test_error": v, "train_images": n, "test_images": n} for m, v in vals.items()}
     assert degradation.verdict(res(0.1, 0.2, 0.1, 0.05))[-1].startswith("Agrees with the lecture")
     assert degradation.verdict(res(0.1, 0.2, 0.1, 0.15))[-1].startswith("Agrees in part")
     assert degradation.verdict(res(0.2, 0.1, 0.1, 0.05))[-1].startswith("Does not reproduce")
     assert "cifar_plain56 ends with higher training error" in degradation.verdict(res(0.1, 0.2, 0.1, 0.05))[0]
+    # 10 % vs 11 % error on 500 images: SE of the gap = sqrt(.1*.9/500 + .11*.89/500) = 0.0194, 2 SE = 3.9
+    # points > 1 point: not a finding
+    v = degradation.verdict(res(0.10, 0.11, 0.1, 0.05, n=500))
+    assert v[-1].startswith("Not shown at this preset") and "the same training error, within noise" in v[0]
 
 
 def test_inception_macs_are_the_analyzers(tiny):
@@ -129,10 +133,47 @@ def test_aux_heads_arms_differ_only_in_aux_weight(tiny):
 
 
 def test_aux_verdict_both_ways():
-    a = {"with aux heads": {"test_acc": 0.8, "wall_seconds": 2}, "without aux heads": {"test_acc": 0.7, "wall_seconds": 1}}
-    assert "more accurate" in aux_heads.verdict(a)[0] and "does not" not in aux_heads.verdict(a)[0]
-    a["without aux heads"]["test_acc"] = 0.9
+    arm = lambda acc, n=2000: {"test_acc": acc, "wall_seconds": 1, "test_images": n}  # noqa: E731
+    a = {"with aux heads": arm(0.8), "without aux heads": arm(0.7)}
+    assert "ends more accurate" in aux_heads.verdict(a)[0] and "does not" not in aux_heads.verdict(a)[0]
+    a["without aux heads"] = arm(0.9)
     assert "does not end more accurate" in aux_heads.verdict(a)[0]
+    # the issue's rule: a small gap on a small test set is "not shown", not a finding either way
+    # (0.80 vs 0.78 on 200 images: 2 SE = 2 sqrt(.8*.2/200 + .78*.22/200) = 8.1 points)
+    a = {"with aux heads": arm(0.80, 200), "without aux heads": arm(0.78, 200)}
+    assert aux_heads.verdict(a)[0].startswith("Not shown at this preset")
+
+
+def test_filters_verdict_needs_more_than_the_random_spread():
+    null = [0.06 + 0.001 * i for i in range(39)]                # 0.060 .. 0.098
+    assert filters.verdict({"trained": 0.140, "init": 0.085, "random_inits": null, "relative_change": 1.3})[0].startswith(
+        "The trained first-layer filters are smoother than random ones beyond noise")
+    # the issue's quick run: smoother beyond noise, but the filters barely moved from their random start
+    v = filters.verdict({"trained": 0.140, "init": 0.085, "random_inits": null, "relative_change": 0.2})[0]
+    assert v.startswith("Not shown at this preset") and "moved 0.20 of their initial norm" in v
+    # inside the spread of random inits: the issue's "training gave them spatial structure" must not follow
+    v = filters.verdict({"trained": 0.09, "init": 0.085, "random_inits": null})[0]
+    assert v.startswith("Not shown at this preset") and "structure" not in v.split(":")[0]
+
+
+def test_transfer_verdict_counts_only_gains_beyond_noise():
+    r = {"trained": {"test_acc": 0.62}, "random": {"test_acc": 0.60}, "test_images": 2000,
+         "by_size": {"25": {"trained": 0.50, "random": 0.40}, "100": {"trained": 0.61, "random": 0.60}}}
+    v = transfer.verdict({"vgg16_bn": r})
+    # 2 points on 2000 images: 2 SE = 2 sqrt(.62*.38/2000 + .6*.4/2000) = 3.1 points -> not shown
+    assert "are not shown to differ from random features" in v[0]
+    assert "beyond noise with 25 of 25, 100 labelled images" in v[1]
+
+
+def test_timing_verdicts_use_the_noise_rule():
+    t = lambda m, spread: {"seconds": m, "timing": {"median_seconds": m, "p25_seconds": m - spread,  # noqa: E731
+                                                     "p75_seconds": m + spread, "repeats": 5}}
+    # 7x7 time 1.05 vs stack 1.0: under the 10 % margin -> neither faster nor slower
+    res = {"3 x conv3x3": {"8": {"rf": 7, "params": 1, **t(1.0, 0.01)}},
+           "1 x conv7x7": {"8": {"rf": 7, "params": 2, **t(1.05, 0.01)}}}
+    assert "the stack is faster at no width and slower at no width" in small_filters.verdict(res)[2]
+    res["1 x conv7x7"]["8"].update(t(2.0, 0.01))
+    assert "the stack is faster at every width" in small_filters.verdict(res)[2]
 
 
 def test_linear_probe_separable_and_random():
@@ -202,7 +243,7 @@ def test_experiments_digest_reads_the_reports(tiny, tmp_path):
     readme.write_text("# x\n\n<!-- cnnzoo-experiments:begin -->\nold\n<!-- cnnzoo-experiments:end -->\n")
     assert main(["experiments", str(out.parent), "--readme", str(readme)]) in (0, None)
     text = readme.read_text()
-    assert "old" not in text and text.index("Inception") < text.index("Small filters")   # EXPERIMENTS order
+    assert "\nold\n" not in text and text.index("Inception") < text.index("Small filters")   # EXPERIMENTS order
     for line in rep.verdict:
         assert f"- {line}" in text
     links = {(readme.parent / m).resolve() for m in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)}

@@ -15,8 +15,10 @@ def _compare(a: argparse.Namespace) -> None:
     r = compare(a.models, preset=a.preset, dataset=a.dataset, out=a.out, data_dir=a.data_dir,
                 progress=not a.quiet, command=command, readme=a.readme)
     out = a.out or f"runs/compare-{a.preset}"
-    for v in r["verdicts"]["L31"] + r["verdicts"]["L32"]:
-        print(f"{v['verdict']:>15}: {v['claim']}")
+    for scale, keys in ((r["dataset"], ("L31", "L32")), ("ImageNet scale", ("L31_imagenet", "L32_imagenet"))):
+        print(f"{scale}:")
+        for v in r["verdicts"][keys[0]] + r["verdicts"][keys[1]]:
+            print(f"{v['verdict']:>15}: {v['claim']}")
     print(f"report: {out}/report.md (results.json, {', '.join(r['files']['plots'])})"
           + (f"; README section updated in {a.readme}" if a.readme else ""))
 

@@ -6,13 +6,17 @@ so that an interrupted job resumes and skips finished work:
 1. ``analysis.json``: :func:`cnnzoo.profile` at ImageNet scale (3x224x224, 1000 classes) and
    at the trained scale (the recipe's input side and width, the data set's channels and classes);
 2. ``latency.json``: :func:`~cnnzoo.compare.latency.measure_latency` at the trained scale for
-   the preset's batch sizes, fp32 and the fastest path here; batch 1 at ImageNet scale (fp32);
-   measured peak tensor memory (:func:`~cnnzoo.compare.latency.peak_memory`);
-3. ``train/``: a :func:`cnnzoo.train` run (its checkpoint and metrics.json; an unfinished
+   the preset's batch sizes, fp32 and the fastest path here; measured peak tensor memory
+   (:func:`~cnnzoo.compare.latency.peak_memory`);
+3. ``imagenet.json``: forward time against batch size at 3x224x224, 1000 classes, fp32 and the
+   fastest path (:func:`~cnnzoo.compare.latency.batch_curve`), and peak memory at batch 1
+   (redone when the preset's ImageNet timing settings change);
+4. ``train/``: a :func:`cnnzoo.train` run (its checkpoint and metrics.json; an unfinished
    run is resumed, a finished one reused).
 
 Then ``results.json``, ``report.md`` and the plots are written from the cached files
-(:mod:`cnnzoo.compare.report`, :mod:`cnnzoo.compare.plots`).
+(:mod:`cnnzoo.compare.report`, :mod:`cnnzoo.compare.plots`), with the ImageNet-scale view: the
+published accuracies of :mod:`cnnzoo.compare.published` against the analyzer's operations.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import dataclasses
 import datetime
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +34,7 @@ from ..errors import CnnzooError
 from ..registry import model_info
 from ..resolve import canonical_spec, model_kind, model_label, resolve_model
 from ..training.checkpoint import write_json
-from .latency import fastest_path, measure_latency, peak_memory
+from .latency import batch_curve, fastest_path, measure_latency, peak_memory
 
 #: The lecture's networks (L1-L30), paper-faithful variants where they train sensibly.
 DEFAULT_MODELS = ("lenet5", "alexnet_paper", "zfnet", "vgg16", "googlenet_paper", "resnet18", "resnet50",
@@ -46,7 +51,10 @@ class Preset:
     name: label written into the report.
     batch_sizes: batch sizes timed at the trained scale.
     min_seconds: minimum timing per (batch size, path), seconds.
-    imagenet_latency: also time batch 1 at 3x224x224, 1000 classes (fp32).
+    imagenet_latency: also time the models at 3x224x224, 1000 classes (the ImageNet-scale panel).
+    imagenet_batch_sizes: batch sizes timed at ImageNet scale (fp32 and the fastest path).
+    imagenet_repeats: timed calls per (batch size, path) at ImageNet scale, after one warm-up call.
+    imagenet_select_batch: the batch size at which every path is timed to pick the fastest.
     train_seconds: per-model training budget in seconds (``None``: the recipe's epochs on the full
         training set). With a budget, the training subset and epochs are sized from two timed
         training steps, and accuracies are labelled short-budget.
@@ -65,6 +73,9 @@ class Preset:
     limit_test: int | None = None
     min_train_images: int = 512
     train_minutes: float | None = None
+    imagenet_batch_sizes: tuple[int, ...] = (1, 4, 16, 64)
+    imagenet_repeats: int = 2
+    imagenet_select_batch: int = 16
 
     @property
     def short_budget(self) -> bool:
@@ -72,8 +83,10 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # about 15 minutes for the 8 default models on 2 CPU cores
-    "quick": Preset("quick", batch_sizes=(1, 4, 16, 64), min_seconds=0.2, train_seconds=45.0, limit_test=1000),
+    # about 15 minutes for the 8 default models on 2 CPU cores; ImageNet-scale timing at batch 1
+    # and 16 only, one timed call each (about 100 forward images of the 8 models, ~3.6 TMACs)
+    "quick": Preset("quick", batch_sizes=(1, 4, 16, 64), min_seconds=0.2, train_seconds=45.0, limit_test=1000,
+                    imagenet_batch_sizes=(1, 16), imagenet_repeats=1),
     # all 60,000 training images for about 5 minutes per model (the recipes' epochs of the big
     # networks take hours on 2 CPU cores), the whole test set: about 50 minutes for the 8 defaults
     "full": Preset("full", min_seconds=1.0, train_minutes=5.0),
@@ -120,6 +133,11 @@ def _check_out(out: Path) -> None:
         raise CompareError(f"cannot write to output directory {out}: {err.strerror or err}") from None
 
 
+#: Preset fields that only the ``imagenet.json`` stage reads: that stage records them and is
+#: redone when they change, so they stay out of the manifest (older runs keep being reused).
+IMAGENET_FIELDS = ("imagenet_batch_sizes", "imagenet_repeats", "imagenet_select_batch")
+
+
 def _check_manifest(out: Path, manifest: dict) -> None:
     path = out / "compare.json"
     manifest = json.loads(json.dumps(manifest))           # tuples -> lists, as read back
@@ -132,10 +150,13 @@ def _check_manifest(out: Path, manifest: dict) -> None:
         write_json(path, manifest)
 
 
-def _cached(path: Path, fn) -> dict:
-    """The stage record in ``path``, computed by ``fn()`` and written there if missing."""
+def _cached(path: Path, fn, settings: dict | None = None) -> dict:
+    """The stage record in ``path``, computed by ``fn()`` and written there if missing (or, with
+    ``settings``, if the record was made with other settings)."""
     if path.exists():
-        return {**json.loads(path.read_text()), "cached": True}
+        rec = json.loads(path.read_text())
+        if settings is None or rec.get("settings") == settings:
+            return {**rec, "cached": True}
     rec = fn()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, rec)
@@ -201,21 +222,38 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
         rec[key] = [measure_latency(model, (b, in_chans, s, s), path=path, min_seconds=preset.min_seconds).to_dict()
                     for b in preset.batch_sizes]
     rec["memory"] = dataclasses.asdict(peak_memory(model, (big_batch, in_chans, s, s)))
-    rec["imagenet_fp32"] = None
-    if preset.imagenet_latency:
-        del model
-        big = _build(name, IMAGENET_CLASSES, IMAGENET[0]).eval()
-        rec["imagenet_fp32"] = measure_latency(big, (1, *IMAGENET), warmup=1, repeats=3, min_seconds=0.0).to_dict()
-        rec["imagenet_memory"] = dataclasses.asdict(peak_memory(big, (1, *IMAGENET)))
     rec["load_average"].append(os.getloadavg()[0])
     return rec
+
+
+def imagenet_settings(preset: Preset) -> dict:
+    """The preset's ImageNet-scale timing settings, as the ``imagenet.json`` stage records them."""
+    return {"batch_sizes": list(preset.imagenet_batch_sizes), "repeats": preset.imagenet_repeats,
+            "select_batch": preset.imagenet_select_batch, "input": list(IMAGENET)}
+
+
+def imagenet_latency(spec: str, preset: Preset) -> dict:
+    """Time one model at 3x224x224, 1000 classes (random weights): forward time against batch
+    size, fp32 and the fastest path (:func:`~cnnzoo.compare.latency.batch_curve`), and the peak
+    tensor memory of one fp32 forward at batch 1; seconds, bytes (``wall_seconds``: the stage's time)."""
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    model = _build(spec, IMAGENET_CLASSES, IMAGENET[0]).eval()
+    load = [os.getloadavg()[0]]
+    mem = dataclasses.asdict(peak_memory(model, (1, *IMAGENET)))
+    curve = batch_curve(model, IMAGENET, preset.imagenet_batch_sizes, select_batch=preset.imagenet_select_batch,
+                        repeats=preset.imagenet_repeats)
+    from ..training.trainer import environment
+
+    return {"settings": imagenet_settings(preset), "threads": torch.get_num_threads(),
+            "hardware": environment()["hardware"], **curve, "memory": mem,
+            "load_average": [*load, os.getloadavg()[0]], "wall_seconds": time.perf_counter() - t0}
 
 
 def train_seconds_per_image(name: str, dataset: str, data_dir: str | None, steps: int = 2) -> float:
     """Measured training time per image of the model's recipe on this machine, seconds: the
     fastest of ``steps`` real :class:`~cnnzoo.training.Trainer` steps on one recipe batch."""
     import tempfile
-    import time
 
     from ..training import TrainConfig, Trainer, recipe_for
 
@@ -257,6 +295,7 @@ def _accuracy_record(summary: dict, run_dir: Path, preset: Preset) -> dict:
     return {"top1": f["test_acc"], "top5": f["test_top5"], "train_seconds": summary["wall_seconds"],
             "epochs": len(summary["history"]), "limit_train": cfg.get("limit_train"),
             "limit_test": cfg.get("limit_test"), "input_size": summary["input_size"], "width": summary["width"],
+            "hardware": summary.get("hardware"),
             "short_budget": preset.short_budget, "run_dir": str(run_dir),
             "history": [{k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_acc", "elapsed_seconds")}
                         for row in summary["history"]]}
@@ -325,10 +364,12 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
     data = load_dataset(dataset, data_dir, size=32)
     nc, ch = data.num_classes, data.in_chans
     _check_builds(specs, nc, ch)
-    _check_manifest(out, {"preset": dataclasses.asdict(preset), "dataset": dataset})
+    settings = {k: v for k, v in dataclasses.asdict(preset).items() if k not in IMAGENET_FIELDS}
+    _check_manifest(out, {"preset": settings, "dataset": dataset})
 
     records = {}
-    bar = tqdm(total=3 * len(models), unit="stage", desc="compare", disable=not progress, dynamic_ncols=True)
+    stages = 4 if preset.imagenet_latency else 3
+    bar = tqdm(total=stages * len(models), unit="stage", desc="compare", disable=not progress, dynamic_ncols=True)
     try:
         for name, spec in specs.items():               # name: the label of folders and tables
             d = out / "models" / name
@@ -338,11 +379,17 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
             bar.set_postfix_str(f"{name}: latency")
             lat = _cached(d / "latency.json", lambda: latency(spec, nc, ch, preset))
             bar.update(1)
+            im = None
+            if preset.imagenet_latency:
+                bar.set_postfix_str(f"{name}: latency at 224x224")
+                im = _cached(d / "imagenet.json", lambda: imagenet_latency(spec, preset), imagenet_settings(preset))
+                bar.update(1)
             bar.set_postfix_str(f"{name}: training")
             acc = accuracy(spec, d / "train", preset,
                            lambda: training_options(spec, preset, dataset, data_dir, len(data.train_x)), progress)
+            acc["test_images"] = min(len(data.test_x), acc["limit_test"] or len(data.test_x))  # for the noise test
             bar.update(1)
-            records[name] = {"analysis": an, "latency": lat, "accuracy": acc}
+            records[name] = {"analysis": an, "latency": lat, "imagenet_latency": im, "accuracy": acc}
     finally:
         bar.close()
     from ..training.trainer import environment

@@ -18,7 +18,9 @@ whole batch; ``images_per_s = batch_size / median_seconds``.
 """
 from __future__ import annotations
 
+import glob
 import logging
+import time
 import weakref
 from dataclasses import asdict, dataclass
 
@@ -54,6 +56,8 @@ class LatencyResult:
         repeats: number of timed blocks (each block averages ``calls_per_repeat`` calls).
         calls_per_repeat: forward calls per timed block.
         threads: torch intra-op threads used.
+        watts: mean package power during the measurement (warm-up included) from RAPL's energy
+            counters (:func:`rapl_energy_uj`), watts; ``None`` when not measured.
     """
 
     batch_size: int
@@ -68,6 +72,7 @@ class LatencyResult:
     repeats: int
     calls_per_repeat: int
     threads: int
+    watts: float | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "input_shape": list(self.input_shape)}
@@ -143,7 +148,8 @@ def measure_latency(model: nn.Module, input_shape, *, path: str = "fp32", warmup
         path: ``"fp32"``, ``"fp32_cl"``, ``"bf16_cl"`` or ``"fast"`` (see the module docstring).
         warmup: untimed forward calls first (oneDNN primitive creation, allocator warm-up).
         repeats: at least this many timed blocks.
-        min_seconds: keep timing blocks until this much time is spent, seconds.
+        min_seconds: keep timing blocks until this much time is spent, seconds; ``0``: exactly
+            ``repeats`` single timed calls after the warm-up (for slow forwards: ImageNet-scale batches).
 
     Returns:
         :class:`LatencyResult` (seconds are wall-clock seconds per forward call of the batch).
@@ -161,22 +167,24 @@ def measure_latency(model: nn.Module, input_shape, *, path: str = "fp32", warmup
     for _ in range(max(1, warmup)):
         run(x)
     threads = torch.get_num_threads()
-    timer = Timer("run(x)", globals={"run": run, "x": x}, num_threads=threads)
-    m = timer.blocked_autorange(min_run_time=min_seconds)
-    times, number = list(m.times), m.number_per_run
-    while len(times) < repeats:
-        times.extend(timer.timeit(number).times)
+    times, number = [], 1
+    if min_seconds > 0:
+        timer = Timer("run(x)", globals={"run": run, "x": x}, num_threads=threads)
+        m = timer.blocked_autorange(min_run_time=min_seconds)
+        times, number = list(m.times), m.number_per_run
+    while len(times) < repeats:            # more blocks of the same size (Timer.timeit would add 2 warm-up calls each)
+        t0 = time.perf_counter()
+        for _ in range(number):
+            run(x)
+        times.append((time.perf_counter() - t0) / number)
     p25, med, p75 = (float(v) for v in np.percentile(times, [25, 50, 75]))
     n = shape[0]
     return LatencyResult(n, shape, path, med, p25, p75, p75 - p25, n / med, med / n, len(times), number, threads)
 
 
-def fastest_path(model: nn.Module, input_shape, candidates: tuple[str, ...] | None = None,
-                 min_seconds: float = 0.2) -> str:
-    """The concrete path with the lowest median forward time for this model and input shape.
-
-    Each candidate (default :func:`available_paths`) is timed briefly (3 repeats, at least
-    ``min_seconds``); the model is left in the memory format of the winner.
+def time_paths(model: nn.Module, input_shape, candidates: tuple[str, ...] | None = None,
+               min_seconds: float = 0.2, repeats: int = 3) -> dict[str, LatencyResult]:
+    """Time each candidate path (default :func:`available_paths`) on one input shape: {path: result}.
 
     Raises:
         LatencyOptionError: an unknown candidate path or malformed shape.
@@ -184,10 +192,80 @@ def fastest_path(model: nn.Module, input_shape, candidates: tuple[str, ...] | No
     candidates = candidates or available_paths()
     for p in candidates:
         _check(input_shape, p, PATHS)
-    best = min(candidates, key=lambda p: measure_latency(model, input_shape, path=p, warmup=1, repeats=3,
-                                                         min_seconds=min_seconds).median_seconds)
+    return {p: measure_latency(model, input_shape, path=p, warmup=1, repeats=repeats, min_seconds=min_seconds)
+            for p in candidates}
+
+
+def fastest_path(model: nn.Module, input_shape, candidates: tuple[str, ...] | None = None,
+                 min_seconds: float = 0.2) -> str:
+    """The concrete path with the lowest median forward time for this model and input shape.
+
+    Each candidate (default :func:`available_paths`) is timed briefly (3 repeats, at least
+    ``min_seconds``, :func:`time_paths`); the model is left in the memory format of the winner.
+
+    Raises:
+        LatencyOptionError: an unknown candidate path or malformed shape.
+    """
+    timed = time_paths(model, input_shape, candidates, min_seconds)
+    best = min(timed, key=lambda p: timed[p].median_seconds)
     _prepared(model, tuple(input_shape), best)
     return best
+
+
+def batch_curve(model: nn.Module, chw: tuple[int, int, int], batch_sizes, *, select_batch: int,
+                repeats: int = 2) -> dict:
+    """Forward time against batch size, fp32 and the fastest path, with few calls (slow models).
+
+    Every available path is timed at ``select_batch`` (one warm-up, ``repeats`` timed calls); the
+    fastest there is the *fast* path, then fp32 and the fast path are timed at the other batch
+    sizes the same way. Where RAPL energy counters are readable, each result's ``watts`` is set.
+
+    Returns:
+        dict: ``fast_path``; ``fp32`` and ``fast``: one :meth:`LatencyResult.to_dict` per batch size;
+        ``selection``: {path: result at ``select_batch``}; ``repeats``.
+
+    Raises:
+        LatencyOptionError: malformed (C, H, W) or batch sizes.
+    """
+    def timed(b: int, path: str) -> LatencyResult:
+        e0, t0 = rapl_energy_uj(), time.perf_counter()
+        r = measure_latency(model, (b, *chw), path=path, warmup=1, repeats=repeats, min_seconds=0.0)
+        e1, t1 = rapl_energy_uj(), time.perf_counter()
+        if e0 is not None and e1 is not None and e1 > e0:            # a wrapped counter gives no figure
+            r.watts = (e1 - e0) / 1e6 / (t1 - t0)
+        return r
+
+    sel = {p: timed(select_batch, p) for p in available_paths()}
+    fast = min(sel, key=lambda p: sel[p].median_seconds)
+    rows: dict[str, list[LatencyResult]] = {"fp32": [], "fast": []}
+    for b in batch_sizes:
+        for key, path in (("fp32", "fp32"), ("fast", fast)):
+            if b == select_batch:
+                r = sel[path]
+            elif key == "fast" and path == "fp32":
+                r = rows["fp32"][-1]                                  # fp32 is the fastest: timed once
+            else:
+                r = timed(b, path)
+            rows[key].append(r)
+    return {"fast_path": fast, "repeats": repeats, "selection": {p: r.to_dict() for p, r in sel.items()},
+            **{k: [r.to_dict() for r in v] for k, v in rows.items()}}
+
+
+#: RAPL package energy counters (Linux powercap), microjoules; usually readable by root only.
+RAPL_GLOB = "/sys/class/powercap/intel-rapl:[0-9]*/energy_uj"
+
+
+def rapl_energy_uj() -> int | None:
+    """Sum of the readable RAPL package energy counters (microjoules), or ``None`` when this
+    machine exposes none (no powercap, a VM, or files readable by root only)."""
+    total, found = 0, False
+    for f in glob.glob(RAPL_GLOB):
+        try:
+            total += int(open(f).read())
+            found = True
+        except (OSError, ValueError):
+            return None
+    return total if found else None
 
 
 class _LiveBytes(TorchDispatchMode):
@@ -256,4 +334,4 @@ def peak_memory(model: nn.Module, input_shape, path: str = "fp32") -> MemoryResu
 
 
 __all__ = ["PATHS", "LatencyResult", "LatencyOptionError", "MemoryResult", "measure_latency", "fastest_path",
-           "peak_memory", "available_paths", "bf16_supported"]
+           "time_paths", "batch_curve", "rapl_energy_uj", "peak_memory", "available_paths", "bf16_supported"]

@@ -21,6 +21,22 @@ def train_arm(model: str, out: Path, preset: dict, data_dir: str | None, **overr
     return train(model, out=out, progress=False, **{**opts, **overrides})
 
 
+def sample_sizes(result, data_dir: str | None) -> dict:
+    """``train_images`` and ``test_images`` a run used (its limits, capped by the data set's size),
+    the n of the accuracy noise rule (:func:`cnnzoo.compare.evidence.accuracy_gap`)."""
+    from ..data import load_dataset
+
+    cfg = result.summary["config"]
+    data = load_dataset(cfg["dataset"], data_dir)
+    if cfg.get("classes"):
+        keep = lambda y: int(sum(int((y == c).sum()) for c in cfg["classes"]))  # noqa: E731
+        n_train, n_test = keep(data.train_y), keep(data.test_y)
+    else:
+        n_train, n_test = len(data.train_y), len(data.test_y)
+    return {"train_images": min(n_train, cfg.get("limit_train") or n_train),
+            "test_images": min(n_test, cfg.get("limit_test") or n_test)}
+
+
 def error_curves(ax, label: str, history: list[dict], style: str = "-") -> None:
     """Plot training error (dashed) and test error (solid) per epoch, in percent, from a run's history.
 

@@ -13,7 +13,8 @@ def measure(make, input_chw: tuple[int, int, int], batch_size: int, min_seconds:
     Returns:
         dict: ``params``, ``macs`` (per image, conv + linear), ``output_shape`` (C, H, W),
         ``rf`` (receptive-field side, pixels, or None), ``seconds`` (median per forward call of
-        the batch), ``per_image_ms`` and ``threads`` (torch threads used).
+        the batch), ``timing`` (median, quartiles and repeats, seconds per call: the input of
+        :func:`cnnzoo.compare.evidence.time_comparison`), ``per_image_ms`` and ``threads``.
     """
     from ..analysis import profile
     from ..compare.latency import measure_latency
@@ -26,7 +27,14 @@ def measure(make, input_chw: tuple[int, int, int], batch_size: int, min_seconds:
     rf = p.receptive_field
     return {"params": p.totals.params, "macs": p.totals.macs, "output_shape": list(p.output_shapes[0][1:]),
             "rf": int(rf.size[0]) if rf is not None and not rf.is_global else None,
-            "seconds": lat.median_seconds, "per_image_ms": 1e3 * lat.per_image_seconds, "threads": lat.threads}
+            "seconds": lat.median_seconds, "per_image_ms": 1e3 * lat.per_image_seconds, "threads": lat.threads,
+            "timing": {k: getattr(lat, k) for k in ("median_seconds", "p25_seconds", "p75_seconds", "repeats")}}
+
+
+def timing_record(m: dict) -> dict:
+    """The timing of one :func:`measure` result, as :func:`cnnzoo.compare.evidence.time_comparison`
+    takes it (results written before quartiles were kept: the median alone)."""
+    return m.get("timing") or {"median_seconds": m["seconds"]}
 
 
 def relu_stack(*convs: nn.Module) -> nn.Sequential:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import error_curves, train_arm
+from ..compare.evidence import ACCURACY_RULE, accuracy_gap
+from ._common import error_curves, sample_sizes, train_arm
 from .report import Report, new_figure, pct, save_plot, table
 
 MODEL = "googlenet_paper"
@@ -33,7 +34,8 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
     axes[0].set_title(f"{MODEL}: error per epoch")
     save_plot(rep, out, "aux_heads.png", fig)
     rep.results = {arm: {"aux_weight": ARMS[arm], "test_acc": r.test_acc, "train_acc": r.final["train_acc"],
-                         "test_loss": r.final["test_loss"], "wall_seconds": r.wall_seconds, "run": str(r.out_dir)}
+                         "test_loss": r.final["test_loss"], "wall_seconds": r.wall_seconds, "run": str(r.out_dir),
+                         "test_images": sample_sizes(r, data_dir)["test_images"]}
                    for arm, r in runs.items()}
     rep.sections.append("Final epoch:\n\n" + table(
         ["arm", "aux loss weight", "train acc", "test acc", "test loss (nats)", "train+eval s"],
@@ -44,14 +46,18 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
 
 
 def verdict(res: dict) -> list[str]:
-    """Which arm reached the higher final test accuracy, by how many points."""
+    """Which arm reached the higher final test accuracy, and whether the gap exceeds noise
+    (:data:`~cnnzoo.compare.evidence.ACCURACY_RULE`)."""
     (a, ra), (b, rb) = res.items()
-    diff = 100 * (ra["test_acc"] - rb["test_acc"])
-    if diff > 0:
-        what = f"Training {a} ends {diff:.2f} points more accurate on the test set ({pct(ra['test_acc'])} vs " \
-               f"{pct(rb['test_acc'])}): the extra gradient helped in this run, as the lecture suggests."
+    gap = accuracy_gap(ra["test_acc"], ra.get("test_images", 0), rb["test_acc"], rb.get("test_images", 0))
+    both = f"({pct(ra['test_acc'])} vs {pct(rb['test_acc'])}, {gap['text']})"
+    if not gap["beyond"]:
+        what = (f"Not shown at this preset: training {a} and {b} end within noise of each other {both}; "
+                f"{ACCURACY_RULE}.")
+    elif gap["diff"] > 0:
+        what = f"Training {a} ends more accurate on the test set, beyond noise {both}: the extra gradient helped " \
+               "in this run, as the lecture suggests."
     else:
-        what = f"Training {a} does not end more accurate ({pct(ra['test_acc'])} vs {pct(rb['test_acc'])}, " \
-               f"{diff:.2f} points): in this run the auxiliary classifiers gave no measurable benefit " \
-               "(later work, Szegedy et al. 2016, Sec. 4, also found them to act mainly as regularizers)."
+        what = f"Training {a} does not end more accurate {both}: in this run the auxiliary classifiers cost " \
+               "accuracy (later work, Szegedy et al. 2016, Sec. 4, found them to act mainly as regularizers)."
     return [what, f"Time cost of the aux heads: {ra['wall_seconds']:.0f} s vs {rb['wall_seconds']:.0f} s."]

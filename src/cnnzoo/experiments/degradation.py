@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .report import Report, new_figure, pct, save_plot, table
-from ._common import error_curves, train_arm
+from ..compare.evidence import ACCURACY_RULE, accuracy_gap
+from ._common import error_curves, sample_sizes, train_arm
 
 #: Plain and residual networks of equal depth, paired as in the paper's Fig. 6.
 MODELS = {"plain": ("cifar_plain20", "cifar_plain56"), "residual": ("cifar_resnet20", "cifar_resnet56")}
@@ -42,7 +43,8 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
     rows, res = [], {}
     for m, r in runs.items():
         res[m] = {"train_error": _last(r.history, "train_acc"), "test_error": _last(r.history, "test_acc"),
-                  "params": r.summary["params"], "wall_seconds": r.wall_seconds, "run": str(r.out_dir)}
+                  "params": r.summary["params"], "wall_seconds": r.wall_seconds, "run": str(r.out_dir),
+                  **sample_sizes(r, data_dir)}
         rows.append([m, f"{r.summary['params']:,}", pct(res[m]["train_error"]), pct(res[m]["test_error"]),
                      f"{r.wall_seconds:.0f}"])
     rep.results = res
@@ -52,24 +54,39 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
     return rep
 
 
+#: The sample behind each error: training error over the last epoch's images, test error over the test set.
+_N = {"train_error": "train_images", "test_error": "test_images"}
+
+
+def _compare_errors(res: dict, shallow: str, deep: str, key: str) -> tuple[str, dict]:
+    """("higher" / "lower" / "about equal", the gap) for deep vs shallow under the accuracy noise rule."""
+    a, b = res[shallow], res[deep]
+    gap = accuracy_gap(b[key], b.get(_N[key], 0), a[key], a.get(_N[key], 0))
+    return ("higher" if gap["diff"] > 0 else "lower") if gap["beyond"] else "about equal", gap
+
+
 def verdict(res: dict) -> list[str]:
-    """Sentences from the final errors: plain-56 vs plain-20, then ResNet-56 vs ResNet-20."""
+    """Sentences from the final errors: plain-56 vs plain-20, then ResNet-56 vs ResNet-20; a gap
+    counts only beyond noise (:data:`~cnnzoo.compare.evidence.ACCURACY_RULE`)."""
     out = []
     for kind, (shallow, deep) in MODELS.items():
         for key, what in (("train_error", "training"), ("test_error", "test")):
-            a, b = res[shallow][key], res[deep][key]
-            rel = "higher" if b > a else "lower" if b < a else "equal"
-            out.append(f"{deep} ends with {rel} {what} error than {shallow} ({pct(b)} vs {pct(a)}).")
-    p20, p56 = (res[m]["train_error"] for m in MODELS["plain"])
-    r20, r56 = (res[m]["train_error"] for m in MODELS["residual"])
-    degrades, reversed_ = p56 > p20, r56 <= r20
-    if degrades and reversed_:
+            rel, gap = _compare_errors(res, shallow, deep, key)
+            how = f"{rel} {what} error than" if rel != "about equal" else f"the same {what} error, within noise, as"
+            out.append(f"{deep} ends with {how} {shallow} ({pct(res[deep][key])} vs {pct(res[shallow][key])}; "
+                       f"{gap['text']}).")
+    plain, _ = _compare_errors(res, *MODELS["plain"], "train_error")
+    resid, _ = _compare_errors(res, *MODELS["residual"], "train_error")
+    if plain == "higher" and resid != "higher":
         out.append("Agrees with the lecture: the deeper plain net trains worse, and with shortcuts the deeper net "
                    "trains at least as well as the shallower one.")
-    elif degrades:
+    elif plain == "higher":
         out.append("Agrees in part: the deeper plain net trains worse, but in this run the residual 56-layer net "
                    "does not reach the 20-layer net's training error (longer training may change this).")
+    elif plain == "about equal":
+        out.append("Not shown at this preset: plain-56 and plain-20 end with training errors within noise of each "
+                   f"other ({ACCURACY_RULE}); a longer run (--preset full) may separate them.")
     else:
-        out.append("Does not reproduce the lecture's degradation in this run: plain-56 does not train worse than "
-                   "plain-20 (short budgets and reduced width weaken the effect; try --preset full).")
+        out.append("Does not reproduce the lecture's degradation in this run: plain-56 trains better than "
+                   "plain-20 beyond noise (short budgets and reduced width weaken the effect; try --preset full).")
     return out

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..models.googlenet import Inception
-from ._timing import measure
+from ..compare.evidence import TIME_RULE, time_comparison
+from ._timing import measure, timing_record
 from .report import Report, new_figure, save_plot, table
 
 #: The lecture's module (L20, L23): input (C, H, W) and the branch widths.
@@ -74,8 +75,10 @@ def verdict(res: dict) -> list[str]:
         out.append(f"{kind}: analyzer {got / 1e6:.0f}M MACs vs the lecture's {stated / 1e6:.0f}M: "
                    f"{'agrees up to rounding' if same else 'differs (see docs/lecture.md, L21/L23, for the derivation)'}.")
     for b in res["naive"]:
-        t = res["naive"][b]["seconds"] / res["bottleneck"][b]["seconds"]
-        how = "faster" if t > 1 else "not faster"
+        c = time_comparison(timing_record(res["naive"][b]), timing_record(res["bottleneck"][b]))
+        t = c["ratio"]
+        how = {"a slower": "faster", "a faster": "slower", "within noise": "not shown to differ in speed"}[c["outcome"]]
         out.append(f"Measured at {b}: the bottleneck module is {how} on this machine ({t:.2f}x the naive speed; "
-                   f"{'close to' if abs(t - mac_ratio) / mac_ratio < 0.25 else 'unlike'} the {mac_ratio:.2f}x MAC ratio).")
+                   f"{'close to' if abs(t - mac_ratio) / mac_ratio < 0.25 else 'unlike'} the {mac_ratio:.2f}x MAC ratio; "
+                   f"{TIME_RULE}).")
     return out

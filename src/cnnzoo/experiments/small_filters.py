@@ -8,7 +8,8 @@ from pathlib import Path
 
 from torch import nn
 
-from ._timing import measure, relu_stack
+from ..compare.evidence import TIME_RULE, time_comparison
+from ._timing import measure, relu_stack, timing_record
 from .report import Report, new_figure, save_plot, table
 
 PRESETS = {
@@ -70,9 +71,12 @@ def verdict(res: dict) -> list[str]:
     out.append(f"Parameters: the 3x3 stack has {min(ratios):.3f}-{max(ratios):.3f}x the 7x7 conv's "
                f"(weights alone 27/49 = {27 / 49:.3f}; biases make the difference)"
                f"{', fewer as L14 says' if max(ratios) < 1 else ', not fewer'}.")
-    faster = [c for c in widths if small[c]["seconds"] < big[c]["seconds"]]
-    speed = ", ".join(f"C={c}: {big[c]['seconds'] / small[c]['seconds']:.2f}x" for c in widths)
-    out.append(f"Measured time (7x7 time / 3x3-stack time): {speed}; the stack is faster at "
-               f"{'every width' if len(faster) == len(widths) else ('C = ' + ', '.join(faster)) if faster else 'no width'}"
-               " on this machine.")
+    # 7x7 time vs 3x3-stack time per width, counted only beyond timing noise
+    cmp = {c: time_comparison(timing_record(big[c]), timing_record(small[c])) for c in widths}
+    faster = [c for c in widths if cmp[c]["outcome"] == "a slower"]
+    slower = [c for c in widths if cmp[c]["outcome"] == "a faster"]
+    speed = ", ".join(f"C={c}: {cmp[c]['ratio']:.2f}x" for c in widths)
+    where = lambda cs: "every width" if len(cs) == len(widths) else ("C = " + ", ".join(cs)) if cs else "no width"  # noqa: E731
+    out.append(f"Measured time (7x7 time / 3x3-stack time): {speed}; beyond timing noise the stack is faster at "
+               f"{where(faster)} and slower at {where(slower)} on this machine ({TIME_RULE}).")
     return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..compare.evidence import ACCURACY_RULE, accuracy_gap, beats
 from ._common import train_arm
 from .report import Report, new_figure, pct, save_plot, table
 
@@ -89,7 +90,7 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
                               **ck["model_kwargs"])
         tx, ty, vx, vy = _target_data(ck, data_dir, preset)
         feats = {arm: (features(m, tx), features(m, vx)) for arm, m in (("trained", trained), ("random", random))}
-        res[name] = {"source_test_acc": run_.test_acc, "run": str(run_.out_dir), **{
+        res[name] = {"source_test_acc": run_.test_acc, "run": str(run_.out_dir), "test_images": len(vy), **{
             arm: linear_probe(f, ty, v, vy, preset["probe_steps"]) for arm, (f, v) in feats.items()}}
         # the same probe with only the first n labelled target images (transfer matters most with few labels)
         res[name]["by_size"] = {str(n): {arm: linear_probe(f[:n], ty[:n], v, vy, preset["probe_steps"])["test_acc"]
@@ -120,24 +121,28 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
 
 
 def verdict(res: dict) -> list[str]:
-    """Per model: the gain of trained over random features on the held-out classes."""
+    """Per model: the gain of trained over random features on the held-out classes, counted only
+    beyond noise (:data:`~cnnzoo.compare.evidence.ACCURACY_RULE`, n = the probe's test images)."""
     out = []
     for m, r in res.items():
-        gain = 100 * (r["trained"]["test_acc"] - r["random"]["test_acc"])
-        word = "transfer" if gain > 0 else "do not transfer better than random features"
+        n = r.get("test_images", 0)
+        gap = accuracy_gap(r["trained"]["test_acc"], n, r["random"]["test_acc"], n)
+        word = ("transfer better than random features" if gap["diff"] > 0 else
+                "do worse than random features") if gap["beyond"] else "are not shown to differ from random features"
+        tail = (", agreeing with L17" if gap["diff"] > 0 else ", contradicting L17 in this run") if gap["beyond"] \
+            else f" at this preset ({ACCURACY_RULE})"
         out.append(f"{m}: features trained on other classes {word} ({pct(r['trained']['test_acc'])} vs "
-                   f"{pct(r['random']['test_acc'])}, {gain:+.2f} points)"
-                   f"{', agreeing with L17' if gain > 0 else ', contradicting L17 in this run'}.")
-        wins = [n for n, v in r["by_size"].items() if v["trained"] > v["random"]]
-        out.append(f"{m}: trained features beat random ones with {', '.join(wins) if wins else 'none'} of "
-                   f"{', '.join(r['by_size'])} labelled images.")
+                   f"{pct(r['random']['test_acc'])}, {gap['text']}){tail}.")
+        wins = [k for k, v in r["by_size"].items() if beats(v["trained"], n, v["random"], n)]
+        out.append(f"{m}: trained features beat random ones beyond noise with {', '.join(wins) if wins else 'none'} "
+                   f"of {', '.join(r['by_size'])} labelled images.")
     twins = [(m, f"{m}_bn") for m in res
              if f"{m}_bn" in res and res[m]["random"]["test_acc"] == res[f"{m}_bn"]["random"]["test_acc"]]
     for m, bn in twins:
         out.append(f"{m} and {bn} score the same with random weights: with one seed they draw the same conv and "
                    "FC weights, and BatchNorm at its initial statistics (mean 0, variance 1, scale 1, shift 0) "
                    "is the identity up to its epsilon.")
-    if any(r["trained"]["test_acc"] <= r["random"]["test_acc"] for r in res.values()):
+    if any(r["trained"]["test_acc"] <= r["random"]["test_acc"] for r in res.values()):   # a possible reason
         out.append("Why it can differ (a likely reason, not measured here): L17 speaks of features learned on "
                    "ImageNet's 1,000 classes, while this source task has 5 classes whose images are unlike most "
                    "held-out ones, and features near the classifier (FC7) are the most specific to the source "
