@@ -34,6 +34,8 @@ def test_help_lists_every_command_on_one_line_in_the_readmes_order(capsys, monke
     assert exc.value.code == 0 and "``" not in out
     listed = [m.group(1) for m in re.finditer(r"^    (\S+)\s{2,}\S", out, re.M)]
     assert listed == _commands()                       # every command, one line each (help on the same line)
+    block = out[out.index("  COMMAND\n") + len("  COMMAND\n"):].split("\n\n")[0].splitlines()
+    assert len(block) == len(listed)                   # no help text wrapped onto a second line
     assert all(len(line) <= 80 for line in out.splitlines())
     readme = ROOT.joinpath("README.md").read_text()
     usage = readme[readme.index("## Usage"):readme.index("\n## ", readme.index("## Usage") + 1)]

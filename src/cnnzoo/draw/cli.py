@@ -54,7 +54,7 @@ def _cmd_page(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("draw", help="the model as the lecture draws it (boxes, shapes, branches, shortcuts)",
+    p = sub.add_parser("draw", help="the model as the lecture draws it: boxes, shapes, shortcuts",
                        description="Draw a model from the analyzer's trace with Graphviz: one box per layer "
                                    "(or block/stage) with its output shape; --lecture writes the lecture's "
                                    "figures into docs/figures/.")
@@ -70,7 +70,7 @@ def add_commands(sub) -> None:
     p.add_argument("--lecture", action="store_true", help="write the lecture's figures (LeNet-5 ... ResNet-50)")
     p.set_defaults(func=_cmd_draw)
 
-    p = sub.add_parser("page", help="one self-contained HTML page: diagram, layer table, receptive fields",
+    p = sub.add_parser("page", help="one offline HTML page: diagram, layers, receptive fields",
                        description="Write MODEL.html into --out: the diagram, the per-layer table (sortable, "
                                    "filterable), the totals and a receptive-field viewer; no network needed.")
     p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
