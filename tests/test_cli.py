@@ -205,3 +205,48 @@ def test_probes_that_skip_shape_preserving_ops_find_the_same_minimum_input(name,
     fast = shapes.min_input_size(model, info.default_input_size)
     monkeypatch.setattr(shapes, "SHAPE_PRESERVING", frozenset())        # every op's meta kernel runs
     assert shapes.min_input_size(model, info.default_input_size) == fast
+
+
+# ------------------------------------------------------------ a user's mistakes: one line, exit 2
+@pytest.mark.parametrize("argv, flag", [
+    (["summary", "lenet5", "--depth", "0"], "--depth"), (["summary", "lenet5", "--batch", "-2"], "--batch"),
+    (["summary", "lenet5", "--num-classes", "0"], "--num-classes"), (["summary", "lenet5", "--width", "0"], "--width"),
+    (["eval", "somewhere", "--batch-size", "-3"], "--batch-size"), (["predict", "run", "a.png", "--topk", "0"], "--topk"),
+    (["draw", "lenet5", "--input", "32x"], "--input"),
+])
+def test_counts_and_sizes_below_one_are_refused_by_the_parser(capsys, argv, flag):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert exc.value.code == 2 and f"argument {flag}" in err
+
+
+def test_paths_that_are_not_runs_say_so(tmp_path, capsys):
+    assert main(["summary", str(tmp_path / "no" / "run")]) == 2
+    assert "no such run folder or checkpoint file" in capsys.readouterr().err
+    (tmp_path / "metrics.json").write_text("{}")            # a file of a run, not its checkpoint
+    assert main(["predict", str(tmp_path / "metrics.json"), "a.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a checkpoint cnnzoo can read" in err and "weights_only=False" not in err
+
+
+def test_an_os_error_on_a_users_path_is_one_line(capsys, monkeypatch):
+    def unwritable(args):
+        raise PermissionError(13, "Permission denied", "/read-only/report.md")
+
+    monkeypatch.setattr("cnnzoo.analysis.cli._cmd_summary", unwritable)
+    assert main(["summary", "lenet5"]) == 2
+    assert capsys.readouterr().err == ("cnnzoo summary: error: /read-only/report.md: Permission denied; "
+                                       "choose another path\n")
+
+
+def test_draw_takes_a_model_files_own_channels_and_summarys_input_forms(tmp_path, capsys):
+    f = tmp_path / "grey.py"
+    f.write_text("from torch import nn\n\ndef build(num_classes=10, in_chans=1):\n"
+                 "    return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
+                 "                         nn.Linear(4, num_classes))\n")
+    assert main(["draw", f"{f}:build", "--out", str(tmp_path / "g.svg")]) == 0     # 1 channel, 224x224
+    assert "1 input channel" in capsys.readouterr().out
+    assert main(["draw", "lenet5", "--input", "40", "--out", str(tmp_path / "l.svg")]) == 0
+    svg = (tmp_path / "l.svg").read_text()
+    assert "input 1x40x40" in svg or "40x40x1" in svg                    # a side S is SxS, LeNet-5's one channel

@@ -1,6 +1,7 @@
 """The trainer on a tiny synthetic MNIST-format data set the tests write (lenet5_modern)."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -404,15 +405,32 @@ def test_device_resolution():
         resolve_device("tpu")
 
 
-def test_out_of_range_probabilities_are_config_errors(tmp_path):
+def test_out_of_range_options_are_config_errors_naming_each_flag(tmp_path):
     from cnnzoo.training.trainer import TrainConfigError
 
-    # the message names both bounds and both values (lenet5_modern's recipe: erase 0, smoothing 0.1)
-    for bad, got in (({"erase": 1.5}, "got 1.5, 0.1, 0.0"), ({"erase": -0.1}, "got -0.1, 0.1, 0.0"),
-                     ({"label_smoothing": 1.0}, "got 0.0, 1.0, 0.0"), ({"ema": 1.0}, "got 0.0, 0.1, 1.0")):
-        with pytest.raises(TrainConfigError, match=r"erase is a probability in \[0, 1\], label_smoothing "
-                                                   r"and ema in \[0, 1\); " + got):
+    # each bad option is named as its CLI flag, with its value and its range; edges of each range by hand
+    cases = [({"erase": 1.5}, "--erase 1.5 (a probability in [0, 1])"), ({"erase": -0.1}, "--erase -0.1 ("),
+             ({"label_smoothing": 1.0}, "--label-smoothing 1.0 (in [0, 1))"), ({"ema": 1.0}, "--ema 1.0 ("),
+             ({"epochs": 0}, "--epochs 0 (at least 1)"), ({"batch_size": 0}, "--batch-size 0 (at least 1)"),
+             ({"lr": -1.0}, "--lr -1.0 (above 0)"), ({"lr": 0.0}, "--lr 0.0 (above 0)"),
+             ({"limit_train": -5}, "--limit-train -5 (at least 1 image)"), ({"pad": -1}, "--pad -1 (0 or more)"),
+             ({"budget_minutes": 0.0}, "--budget-minutes 0.0 (above 0)"),
+             ({"weight_decay": -1.0}, "--weight-decay -1.0 (0 or more)")]
+    for bad, words in cases:
+        with pytest.raises(TrainConfigError, match=re.escape(words)):
             Trainer(TrainConfig("lenet5_modern", **bad), tmp_path / "x", progress=False)
+    with pytest.raises(TrainConfigError) as err:
+        TrainConfig("lenet5_modern", epochs=0, ema=2.0).check()
+    assert str(err.value) == "out of range: --epochs 0 (at least 1); --ema 2.0 (a decay in [0, 1))"
+    TrainConfig("lenet5_modern", erase=1.0, label_smoothing=0.0, ema=0.0, pad=0, weight_decay=0.0).check()  # edges in
+
+
+def test_train_refuses_an_option_out_of_range_before_writing_anything(tmp_path):
+    from cnnzoo.cli import main
+
+    for args in (["--epochs", "0"], ["--limit-train", "0"], ["--batch-size", "0"], ["--lr", "-1"]):
+        assert main(["train", "lenet5_modern", "--out", str(tmp_path / "run"), *args, "--quiet"]) == 2
+        assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------ resuming with changed options

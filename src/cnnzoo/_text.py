@@ -21,3 +21,35 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     """``n`` and the noun agreeing with it: ``plural(1, "epoch")`` is ``"1 epoch"``, ``plural(3, "epoch")``
     ``"3 epochs"``; ``nouns`` for an irregular plural."""
     return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts and sizes (``--batch-size``, ``--topk``, ``--depth``): a whole
+    number of at least 1.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (argparse prints it as one line naming the option
+            and exits with status 2).
+    """
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for a multiplier such as ``--width``: a number above 0."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return value

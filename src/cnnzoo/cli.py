@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     except CnnzooError as err:
         print(f"cnnzoo {args.verb}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:          # a path the user gave that cannot be read or written (--out on a read-only disk)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"cnnzoo {args.verb}: error: {where}{err.strerror or err}; choose another path", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cnnzoo {args.verb}: interrupted", file=sys.stderr)
         return 130

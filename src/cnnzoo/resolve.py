@@ -44,6 +44,7 @@ import importlib.util
 import inspect
 import sys
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 
 import torch
@@ -112,6 +113,8 @@ def model_kind(arg: str) -> str:
         raise ModelLoadError(_factory_hint(Path(arg)))
     if Path(arg).is_dir() or (Path(arg).is_file() and not arg.endswith(".py")):
         return "run"
+    if "/" in arg or os.sep in arg or arg.endswith(".pt"):   # meant as a path: say so, not "unknown model"
+        raise UnknownModelError(f"{arg}: no such run folder or checkpoint file (a model is {FORMS})")
     try:
         from .registry import _lookup
 

@@ -6,6 +6,7 @@ import sys
 
 import torch
 
+from .._text import positive_float, positive_int
 from ..resolve import FORMS, ModelLoadError, resolve_model  # noqa: F401  (ModelLoadError: re-exported)
 from .ops import CATEGORIES
 from .profile import profile
@@ -59,18 +60,18 @@ def add_commands(sub) -> None:
                        description="Profile a model layer by layer (meta device: no memory, no arithmetic).")
     p.add_argument("model", help=f"{FORMS}; a registry name is built with the paper's class count and "
                                   "input, a run with the configuration it was trained with")
-    p.add_argument("--num-classes", type=int, help="size of the logits (default: the paper's; not with a run)")
-    p.add_argument("--in-chans", type=int, help="input channels (default: the paper's input; not with a run)")
-    p.add_argument("--width", type=float, help="channel multiplier (default 1; not with a run)")
+    p.add_argument("--num-classes", type=positive_int, help="size of the logits (default: the paper's; not with a run)")
+    p.add_argument("--in-chans", type=positive_int, help="input channels (default: the paper's input; not with a run)")
+    p.add_argument("--width", type=positive_float, help="channel multiplier (default 1; not with a run)")
     p.add_argument("--input", type=input_size, metavar="SIZE",
                    help=f"input size: {INPUT_FORMS}; HxW and S take the model's channel count (default: the "
                         "paper's input for a registry name, the trained input for a run, the model's "
                         "default_input_size for a file)")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--batch", type=positive_int, default=None,
                    help="batch size N (default 1); with a 4-axis --input it says which axis is the batch")
     p.add_argument("--dtype", choices=tuple(DTYPES), default=None,
                    help="cast the model's weights to this dtype; the input follows (default: the model's own)")
-    p.add_argument("--depth", type=int, default=None, help="group rows to K name levels (default: every leaf)")
+    p.add_argument("--depth", type=positive_int, default=None, help="group rows to K name levels (default: every leaf)")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
     p.add_argument("--count", default="conv,linear",
                    help=f"comma-separated cost categories or 'all' (from {','.join(CATEGORIES)}; default conv,linear)")

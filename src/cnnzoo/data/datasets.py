@@ -113,7 +113,8 @@ def _how_to_provide(name: str) -> str:
     apt = ("install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
            if name == "fashion-mnist" else "")
     return (f"provide it in one of three ways: {apt}pass --data-dir DIR or set CNNZOO_DATA=DIR "
-            "to a folder that holds it, or add --download to fetch it with torchvision (needs a network)")
+            "to a folder that holds it, or let torchvision fetch it (cnnzoo train --download, or "
+            "download=True in the API; needs a network)")
 
 
 def user_root(data_dir: str | os.PathLike | None) -> tuple[Path, str] | None:

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 
+from ..analysis.cli import INPUT_FORMS, complete_input, input_size
 from ..resolve import ResolvedModel, resolve_model
 from . import DEPTHS, FORMATS, SHOW, DrawError, draw
 
@@ -16,6 +17,12 @@ def resolve(spec: str) -> ResolvedModel:
     r = resolve_model(spec, meta=True)
     print(f"model: {r.description}")
     return r
+
+
+def _size(args: argparse.Namespace, r: ResolvedModel) -> tuple[int, ...]:
+    """``--input`` completed as ``cnnzoo summary`` does (a side S, HxW, CxHxW, NxCxHxW), else the
+    resolved model's input (a registry name's paper input, a run's trained input, a file's own)."""
+    return complete_input(args.input, r.input_size) if args.input else tuple(r.input_size)
 
 
 def _show(text: str | None) -> tuple[str, ...]:
@@ -32,12 +39,12 @@ def _cmd_draw(args: argparse.Namespace) -> None:
         return
     if not args.model:
         raise DrawError("give a MODEL (registry name or path/to/file.py:factory) or --lecture")
-    model = resolve(args.model).model
+    r = resolve(args.model)
     out = Path(args.out) if args.out else None
     fmt = args.format or (out.suffix.lstrip(".").lower() if out and out.suffix else "svg")
     if fmt not in FORMATS:
         raise DrawError(f"--out {out}: format {fmt!r} is not one of {', '.join(FORMATS)}; pass --format")
-    diagram = draw(model, args.input, args.depth, show=_show(args.show), aux=not args.no_aux)
+    diagram = draw(r.model, _size(args, r), args.depth, show=_show(args.show), aux=not args.no_aux)
     if out is None:
         out = Path(f"{args.model.rpartition(':')[2] or 'model'}.{fmt}")
     print(diagram.save(out, fmt))
@@ -49,7 +56,7 @@ def _cmd_page(args: argparse.Namespace) -> None:
     path, _, factory = args.model.rpartition(":")
     run_dir = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
     stem = {"file": f"{Path(path).stem}_{factory}", "run": run_dir.resolve().name}.get(r.kind)
-    print(write_page(r.model, Path(args.out), args.input, name=args.model if r.kind == "registry" else None,
+    print(write_page(r.model, Path(args.out), _size(args, r), name=args.model if r.kind == "registry" else None,
                      depth=args.depth, stem=stem))
 
 
@@ -59,7 +66,8 @@ def add_commands(sub) -> None:
                                    "(or block/stage) with its output shape; --lecture writes the lecture's "
                                    "figures into docs/figures/.")
     p.add_argument("model", nargs="?", help="registry name (e.g. resnet34) or path/to/file.py:factory")
-    p.add_argument("--input", help="input size CxHxW (default: the model's default_input_size)")
+    p.add_argument("--input", type=input_size, metavar="SIZE",
+                   help=f"input size: {INPUT_FORMS} (default: the model's input, as cnnzoo summary)")
     p.add_argument("--depth", choices=DEPTHS, default="layer",
                    help="layer: every layer; block: blocks collapsed 'x N'; stage: one box per stage")
     p.add_argument("--format", choices=FORMATS, help="svg, png or pdf (default: from --out, else svg)")
@@ -75,7 +83,8 @@ def add_commands(sub) -> None:
                                    "filterable), the totals and a receptive-field viewer; no network needed.")
     p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
     p.add_argument("--out", required=True, help="directory to write the page into")
-    p.add_argument("--input", help="input size CxHxW (default: the model's default_input_size)")
+    p.add_argument("--input", type=input_size, metavar="SIZE",
+                   help=f"input size: {INPUT_FORMS} (default: the model's input, as cnnzoo summary)")
     p.add_argument("--depth", choices=DEPTHS, default="layer", help="depth of the diagram (default layer)")
     p.set_defaults(func=_cmd_page)
 

@@ -180,6 +180,7 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         out, model = run_dir, load_checkpoint(run_dir)["model"]
     model = canonical_spec(model)
     cfg = TrainConfig(model=model, **options)
+    cfg.check()                             # before any file is written
     given = {"model": model, **options} if given_model else dict(options)
     out = Path(out) if out is not None else default_out_dir(cfg)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.json"
@@ -207,6 +208,8 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
             trainer = make_trainer(TrainConfig(**saved), out, progress=progress)
             trainer.restore(ckpt, changes)
         else:
+            if resume and progress and dist_env().rank == 0:
+                print(f"--resume: no checkpoint in {out} yet, so the run starts from its first step", flush=True)
             trainer = make_trainer(cfg, out, progress=progress)
         return _result(out, trainer.fit())
 

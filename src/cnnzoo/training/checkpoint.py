@@ -64,8 +64,9 @@ def load_checkpoint(path: Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
-        raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''}") from None
+        raise CheckpointError(f"{path} is not a checkpoint cnnzoo can read (torch.load with weights_only=True "
+                              f"refused it: {type(err).__name__}); give a run folder of cnnzoo train or its "
+                              f"checkpoint.pt") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cnnzoo checkpoint (format {FORMAT})")
     return ckpt

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .._text import plural
+from .._text import plural, positive_int
 from ..data import DATASETS, TTA_VIEWS
 from .results import run_classes, shows_top5
 
@@ -167,14 +167,14 @@ def add_commands(sub) -> None:
     p.add_argument("--data-dir", help="default: the data folder the run recorded")
     p.add_argument("--out", help="folder for confusion.png and eval.json (default: the checkpoint's)")
     p.add_argument("--tta", choices=tuple(TTA_VIEWS), help=_TTA_HELP + ", printed after the single-view figures")
-    p.add_argument("--batch-size", type=int, default=1000, help="test images per forward pass (default 1000)")
+    p.add_argument("--batch-size", type=positive_int, default=1000, help="test images per forward pass (default 1000)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)",
                        description=PREDICT_RULE)
     p.add_argument("checkpoint", help="a run folder of cnnzoo train or its checkpoint.pt")
     p.add_argument("images", nargs="+", help="image files; each read as described above")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=positive_int, default=5, help="how many classes to list per image (default 5)")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("results", help="table of the training runs under a folder")

@@ -80,6 +80,21 @@ class TrainConfig:
     limit_test: int | None = None             # evaluate on the first N test images
     classes: list[int] | None = None          # keep only these labels, relabelled 0..k-1 in this order
 
+    def check(self) -> None:
+        """Refuse values outside each numeric option's range (:data:`RANGES`), naming every bad
+        option as its CLI flag, e.g. ``--epochs 0 (at least 1)``; ``None`` (the recipe's) passes.
+
+        Raises:
+            TrainConfigError: one line listing each option out of range and its range.
+        """
+        bad = [f"--{name.replace('_', '-')} {value} ({words})"
+               for name, (low, low_open, high, high_open, words) in RANGES.items()
+               if (value := getattr(self, name)) is not None
+               and (value < low or (low_open and value == low) or (high is not None and value > high)
+                    or (high_open and value == high))]
+        if bad:
+            raise TrainConfigError(f"out of range: {'; '.join(bad)}")
+
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` recipe field filled in from the model's recipe (and the
         recipe's builder ``model_kwargs`` under the user's own)."""
@@ -90,6 +105,25 @@ class TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in rec.items() if getattr(self, k) is None},
                                    model_kwargs=kwargs)
 
+
+#: The range of each numeric option: (low, low excluded, high or None, high excluded, in words).
+RANGES: dict[str, tuple] = {
+    "epochs": (1, False, None, False, "at least 1"),
+    "budget_minutes": (0, True, None, False, "above 0"),
+    "input_size": (1, False, None, False, "at least 1"),
+    "width": (0, True, None, False, "above 0"),
+    "batch_size": (1, False, None, False, "at least 1"),
+    "lr": (0, True, None, False, "above 0"),
+    "weight_decay": (0, False, None, False, "0 or more"),
+    "warmup_epochs": (0, False, None, False, "0 or more"),
+    "label_smoothing": (0, False, 1, True, "in [0, 1)"),
+    "pad": (0, False, None, False, "0 or more"),
+    "erase": (0, False, 1, False, "a probability in [0, 1]"),
+    "ema": (0, False, 1, True, "a decay in [0, 1)"),
+    "aux_weight": (0, False, None, False, "0 or more"),
+    "limit_train": (1, False, None, False, "at least 1 image"),
+    "limit_test": (1, False, None, False, "at least 1 image"),
+}
 
 _SCHEDULES = ("cosine", "linear", "constant")
 _REPLAN_WINDOW = 3                                # a budget run re-plans from its last 3 epochs' mean time
@@ -249,7 +283,8 @@ class Trainer:
         rank, world_size: process index and count (1 process: 0, 1).
 
     Raises:
-        TrainConfigError: unknown optimizer or schedule, or builder kwargs the model does not take.
+        TrainConfigError: unknown optimizer or schedule, an option out of range
+            (:meth:`TrainConfig.check`), or builder kwargs the model does not take.
         CnnzooError: an unknown ``tta``, any without random flips, or "10crop" without crop padding
             (:func:`~cnnzoo.data.check_tta`).
         InputTooSmallError: (at the first step) an input size below the model's minimum.
@@ -265,9 +300,7 @@ class Trainer:
         if cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES or cfg.amp not in ("fp32", "bf16"):
             raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
                                    f"amp fp32 or bf16; got {cfg.optimizer!r}, {cfg.schedule!r}, {cfg.amp!r}")
-        if not 0.0 <= cfg.erase <= 1.0 or not 0.0 <= cfg.label_smoothing < 1.0 or not 0.0 <= cfg.ema < 1.0:
-            raise TrainConfigError(f"erase is a probability in [0, 1], label_smoothing and ema in [0, 1); "
-                                   f"got {cfg.erase}, {cfg.label_smoothing}, {cfg.ema}")
+        cfg.check()                               # the recipe's values too
         check_tta(cfg.tta, cfg.pad, cfg.flip)
         # an image folder is resized to the input size at load time (shorter side, centre crop)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size)
