@@ -433,6 +433,18 @@ def test_train_refuses_an_option_out_of_range_before_writing_anything(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
+def test_a_model_file_whose_forward_fails_is_one_line_naming_the_layer(data_dir, tmp_path, capsys):
+    f = tmp_path / "broken.py"
+    # conv 3x3 on 28x28 gives 4 maps of 26x26 = 2,704 features; the Linear expects 5
+    f.write_text("from torch import nn\n\ndef build(num_classes=10, in_chans=1):\n"
+                 "    return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.Flatten(), nn.Linear(5, num_classes))\n")
+    code = main(["train", f"{f}:build", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
+                 "--input-size", "28", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "in layer '2' (Linear)" in err and "2704" in err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
 # ------------------------------------------------------------ resuming with changed options
 
 def _interrupt_at(monkeypatch, epoch: int, step: int):

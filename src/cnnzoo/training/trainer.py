@@ -360,6 +360,9 @@ class Trainer:
         except TypeError as err:
             raise TrainConfigError(f"{cfg.model} does not take these options {self.model_kwargs()}: {err}") from None
         self.description = r.description
+        if r.kind == "file":        # a user's forward that fails names its layer here, not as a traceback mid-step
+            from ..analysis import profile
+            profile(r.model, (d.in_chans, cfg.input_size, cfg.input_size))      # meta device: no arithmetic
         model = r.model.to(self.device)
         return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
