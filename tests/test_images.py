@@ -157,6 +157,13 @@ def test_empty_class_folder_and_different_classes_are_named(tmp_path):
     assert f"only in {tmp_path / 'train'}: shoe" in str(e.value)
 
 
+def test_a_folder_with_one_class_is_refused(tmp_path):
+    for split in ("train", "test"):
+        dots(tmp_path, split, "shirt", (255, 255, 255), n=2)
+    with pytest.raises(DataFileError, match="has 1 class folder \\(shirt\\); a classifier needs at least 2"):
+        load_dataset("folder", tmp_path, size=28)
+
+
 # -- 3. labels outside the classes ---------------------------------------------------------------
 def test_label_outside_the_classes_names_file_index_and_value(tmp_path, capsys):
     write_mnist(tmp_path)

@@ -213,6 +213,9 @@ def _folder(data_dir, channels: int | None, size: int | None) -> ImageData:
                 ((root / "train", classes, vclasses), (test_dir, vclasses, classes)) if set(a) - set(b)]
         raise DataFileError(f"class folders differ between {root / 'train'} and {test_dir} ({'; '.join(only)}); "
                             "give both splits the same class folders")
+    if len(classes) < 2:           # nothing to tell apart: every model scores 100%
+        raise DataFileError(f"{root / 'train'} has {len(classes)} class folder ({', '.join(classes)}); a classifier "
+                            "needs at least 2: put each class's images in its own folder")
     x, how = readers.read_images([f for f, _ in train + test], channels, size)   # one channel rule for both
     y = torch.tensor([k for _, k in train + test], dtype=torch.int64)
     n = len(train)
