@@ -16,7 +16,7 @@ from .errors import CnnzooError
 
 #: Modules that add verbs to the CLI, in the order they appear in ``cnnzoo --help``.
 COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.training.cli", "cnnzoo.lecture", "cnnzoo.compare.cli",
-                                 "cnnzoo.experiments.cli"]
+                                 "cnnzoo.experiments.cli", "cnnzoo.deploy.cli"]
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
