@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
-from .export import Runner, _write_onnx, quiet
+from .export import Runner, _batch_dim, _write_onnx, quiet
 
 Builder = Callable[[nn.Module, torch.Tensor, list], Runner]
 CL = torch.channels_last
@@ -171,8 +171,10 @@ def _pt2e_int8(model, example, calib) -> Runner:
 
     quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
     with quiet(), torch.no_grad():
-        graph = torch.export.export(copy.deepcopy(model).eval(), (example,),
-                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},)).module()
+        # strict (dynamo) capture: the quantizer finds conv/add/relu patterns by the source_fn_stack
+        # metadata that only it records ("Input partition has more than one output node" otherwise)
+        graph = torch.export.export(copy.deepcopy(model).eval(), (example,), dynamic_shapes=_batch_dim(True),
+                                    strict=True).module()
         prepared = prepare_pt2e(graph, quantizer)
         for b in calib:
             prepared(b)
