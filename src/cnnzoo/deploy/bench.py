@@ -72,17 +72,17 @@ def _calibration(src: Source, gen: torch.Generator, batch: int = 32) -> list[tor
     return [torch.randn(batch, *src.input_shape, generator=gen) for _ in range(CALIBRATION_IMAGES // batch // 4)]
 
 
-def _logits(run: Runner, x: torch.Tensor, batch: int = 250) -> torch.Tensor:
-    return torch.cat([run(b) for b in x.split(batch)])
+def _logits(run: Runner, x: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([run(b) for b in x.split(batch)])   # at the timed batch size: no recompiles
 
 
 def _score(rows: dict[str, PathResult], runners: dict[str, Runner], src: Source, example: torch.Tensor) -> None:
     """Fill top1 / agreement / max_abs_diff / validated of each available row."""
     x, y = src.images("test") if src.trained else (example, None)
-    ref = _logits(runners["eager"], x)
+    ref = _logits(runners["eager"], x, len(example))
     ref_top1 = float((ref.argmax(1) == y).float().mean()) if y is not None else None
     for name, run in runners.items():
-        row, out = rows[name], _logits(run, x)
+        row, out = rows[name], _logits(run, x, len(example))
         row.max_abs_diff = float((out - ref).abs().max())
         if y is None:
             row.validated = name == "eager"

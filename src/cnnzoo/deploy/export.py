@@ -10,6 +10,7 @@ deepest layer that fails on its own, and the error names it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -297,7 +298,7 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
     _check_out(out, format)
     n_export, n_checks = _batches(batch)
     suffix, write, load = FORMATS[format]
-    net = src.model.to(DTYPES[dtype]).eval()
+    net = copy.deepcopy(src.model).to(torch.bfloat16) if dtype == "bf16" else src.model   # the caller's stays fp32
     gen = torch.Generator().manual_seed(seed)
     example = torch.randn(n_export, *src.input_shape, generator=gen).to(DTYPES[dtype])
     tmp = out.with_name(f".{out.name}.partial{os.getpid()}{suffix}")
@@ -332,7 +333,6 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-        src.model.float()
     report = ExportReport(str(out), format, src.name, tuple(src.input_shape), batch, dtype, tol, worst, checks,
                           _notes(src.model), time.perf_counter() - t0)
     write_json(Path(f"{out}.json"), report.to_dict())
