@@ -31,7 +31,7 @@ from cnnzoo.deploy.cli import bench_table
 LECTURE = ("alexnet", "vgg16", "googlenet", "resnet50")
 
 
-def gemm_peak(kind: str, n: int = 2048) -> float:
+def gemm_peak(kind: str, n: int = 1024) -> float:
     """FLOP/s of an n x n x n matrix product in ``kind`` ("bf16" or "int8"), median of >= 1 s."""
     if kind == "int8":
         a = torch.randint(-128, 128, (n, n), dtype=torch.int8)
@@ -73,11 +73,11 @@ def main() -> None:
                 valid[r.path] = valid.get(r.path, True) and r.validated
 
     peaks = {k: gemm_peak(k) for k in ("bf16", "int8")}
-    print(f"\nGEMM peak (2048^3): bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s, int8 {peaks['int8'] / 1e12:.3f} TOP/s")
+    print(f"\nGEMM peak (1024^3): bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s, int8 {peaks['int8'] / 1e12:.3f} TOP/s")
 
     shape = (3, 224, 224)
     tv = torchvision.models.resnet50().eval()          # torchvision's own model: its eager fp32 is the baseline
-    macs = profile(create_model("resnet50"), shape).macs
+    macs = profile(create_model("resnet50"), shape).totals.macs
     print(f"\n## torchvision resnet50, batch {args.batch_size}, 3x224x224 ({macs / 1e9:.2f} GMACs/image; {load()})\n")
     t0 = time.perf_counter()
     rows = bench(Source(tv, "torchvision resnet50", shape), batch_size=args.batch_size, paths=args.paths,
@@ -105,7 +105,7 @@ def main() -> None:
                                 rounds=args.rounds)))
     for name in filter(None, args.others.split(",")):
         model = create_model(name).eval()
-        print(f"\n## {name}, batch {args.batch_size}, 3x224x224 ({profile(model, shape).macs / 1e9:.2f} "
+        print(f"\n## {name}, batch {args.batch_size}, 3x224x224 ({profile(model, shape).totals.macs / 1e9:.2f} "
               f"GMACs/image; {load()})\n")
         print(bench_table(bench(Source(model, name, shape), batch_size=args.batch_size, paths=args.other_paths,
                                 rounds=args.rounds)))

@@ -105,11 +105,25 @@ def _bf16(model, example, calib) -> Runner:
     return _nhwc(fold_batchnorm(model), bf16=True)
 
 
-def _compiled(model: nn.Module, example: torch.Tensor, bf16: bool) -> Runner:
-    fn = _nhwc(torch.compile(copy.deepcopy(model).to(memory_format=CL), options={"freezing": True}), bf16)
+def _frozen(module: nn.Module, example: torch.Tensor, bf16: bool = False) -> Runner:
+    """``torch.compile(module)`` run under inductor's ``freezing`` (weights become constants,
+    BatchNorm folds, int8 weights are pre-packed). The flag is set around every call, not through
+    ``options``: a recompile (another batch size) must see it too, and torchao's int8 weight-pack
+    pass runs only with the global flag ("UnsupportedOperatorException: onednn.qconv_prepack" else)."""
+    import torch._inductor.config as inductor_config
+
+    fn = _nhwc(torch.compile(module), bf16)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with inductor_config.patch(freezing=True):
+            return fn(x)
     with quiet():
-        fn(example)                               # compile now, not inside the timed loop
-    return fn
+        run(example)                              # compile now, not inside the timed loop
+    return run
+
+
+def _compiled(model: nn.Module, example: torch.Tensor, bf16: bool) -> Runner:
+    return _frozen(copy.deepcopy(model).to(memory_format=CL), example, bf16)
 
 
 def _compile(model, example, calib) -> Runner:
@@ -179,10 +193,7 @@ def _pt2e_int8(model, example, calib) -> Runner:
         for b in calib:
             prepared(b)
         quantized = convert_pt2e(prepared)
-    fn = _no_grad(torch.compile(quantized, options={"freezing": True}))
-    with quiet():
-        fn(example)
-    return fn
+    return _frozen(quantized, example)
 
 
 #: name -> builder, in the order the benchmark reports them.
