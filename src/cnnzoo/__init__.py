@@ -5,6 +5,8 @@ Public API::
     create_model(name, num_classes=1000, in_chans=3, **kwargs) -> nn.Module
     list_models(pattern=None) -> list[str]
     model_info(name) -> ModelInfo
+    export_model(model_or_run, format, out, ...) -> ExportReport    (verified ONNX / TorchScript / ExportedProgram)
+    bench(model_or_run, batch_size=16, paths=None) -> list[PathResult]  (every CPU inference path, validated)
 """
 from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallError, UnknownModelError
 from .registry import ModelInfo, create_model, list_models, model_info
@@ -12,10 +14,11 @@ from .training import evaluate, train
 from .analysis import Profile, profile
 from .compare import compare
 from .models._torchvision import load_torchvision_weights
+from .deploy import bench, export_model
 
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
-    "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare",
+    "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "export_model", "bench",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]
