@@ -59,7 +59,7 @@ class ExportReport:
         model: the model or run exported. input_shape: (C, H, W). batch: ``"dynamic"`` or N.
         dtype: ``"fp32"`` or ``"bf16"``. tolerance: the absolute bound on |exported - eager| logits.
         max_abs_diff: the largest |exported - eager| over every check.
-        checks: one dict per check: ``inputs`` ("random" or "test images"), ``images``, ``batch_size``,
+        checks: one dict per check: ``inputs`` ("random inputs" or "test images"), ``images``, ``batch_size``,
             ``max_abs_diff``, ``agreement`` (fraction of equal top-1 predictions).
         notes: what the export leaves out and why (e.g. GoogLeNet's auxiliary heads).
         seconds: wall time of export and verification.
@@ -313,7 +313,7 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
                               layer) from None
         with quiet():
             runner = load(str(tmp))
-        inputs = [("random", torch.randn(n, *src.input_shape, generator=gen)) for n in n_checks]
+        inputs = [("random inputs", torch.randn(n, *src.input_shape, generator=gen)) for n in n_checks]
         if src.trained:
             inputs.append(("test images", src.images("test", REAL_IMAGES // n_export * n_export or n_export)[0]))
         checks, tol = [], 0.0
