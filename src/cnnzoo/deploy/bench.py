@@ -23,7 +23,7 @@ from torch import nn
 from ..errors import CnnzooError
 from ..training.checkpoint import write_json
 from .export import Runner, _first_line
-from .paths import PATHS, select_paths
+from .paths import PATHS, SLOW_PATHS, select_paths
 from .source import Source, resolve_model
 
 #: A path is validated when its top-1 predictions agree with eager fp32's on this fraction of
@@ -167,8 +167,12 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
     return results
 
 
-def fastest_validated_path(run: str | os.PathLike) -> tuple[str, str]:
+def fastest_validated_path(run: str | os.PathLike, skip_slow: bool = False) -> tuple[str, str]:
     """The fastest validated path of a training run, from its last ``cnnzoo bench`` (``RUN/bench.json``).
+
+    Args:
+        skip_slow: leave out :data:`~cnnzoo.deploy.paths.SLOW_PATHS` (they compile for minutes
+            before the first image: a loss for a few images, as ``predict`` classifies).
 
     Returns:
         (path name, why): ``("eager", "no bench.json ...")`` when the run was never benchmarked or
@@ -179,19 +183,23 @@ def fastest_validated_path(run: str | os.PathLike) -> tuple[str, str]:
         rows = json.loads((folder / BENCH_FILE).read_text())["rows"]
     except (OSError, ValueError, KeyError):
         return "eager", f"no {BENCH_FILE} in {folder}: run `cnnzoo bench {run}` to validate faster paths"
-    ok = [r for r in rows if r.get("validated") and r.get("images_per_s")]
+    ok = [r for r in rows if r.get("validated") and r.get("images_per_s")
+          and not (skip_slow and r["path"] in SLOW_PATHS)]
     if not ok:
         return "eager", "no path validated"
     best = max(ok, key=lambda r: r["images_per_s"])
     return best["path"], (f"{best['images_per_s']:.0f} images/s at batch {best['batch_size']}, agreement "
-                          f"{best['agreement']:.2%} with eager fp32 ({BENCH_FILE})")
+                          f"{best['agreement']:.2%} with eager fp32 in {BENCH_FILE}"
+                          f"{'; compiling paths left out' if skip_slow else ''}")
 
 
-def validated_runner(run: str | os.PathLike, model: nn.Module, ckpt: dict) -> tuple[Runner, str, str]:
+def validated_runner(run: str | os.PathLike, model: nn.Module, ckpt: dict,
+                     skip_slow: bool = True) -> tuple[Runner, str, str]:
     """The runner of a training run's fastest validated path (see :func:`fastest_validated_path`).
 
     Args:
         run: the run's folder or checkpoint; model, ckpt: as :func:`~cnnzoo.training.load_model` returns.
+        skip_slow: leave out the paths that compile for minutes (as :func:`fastest_validated_path`).
 
     Returns:
         (runner ``x (N, C, H, W) -> logits (N, K) float32``, path name, why that path); eager fp32
@@ -199,7 +207,7 @@ def validated_runner(run: str | os.PathLike, model: nn.Module, ckpt: dict) -> tu
     """
     from .paths import _eager
 
-    name, why = fastest_validated_path(run)
+    name, why = fastest_validated_path(run, skip_slow)
     if name != "eager":
         src = Source(model, str(run), (ckpt["in_chans"], ckpt["input_size"], ckpt["input_size"]), ckpt)
         try:
