@@ -186,8 +186,10 @@ def _pt2e_int8(model, example, calib) -> Runner:
     quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
     with quiet(), torch.no_grad():
         # strict (dynamo) capture: the quantizer finds conv/add/relu patterns by the source_fn_stack
-        # metadata that only it records ("Input partition has more than one output node" otherwise)
-        graph = torch.export.export(copy.deepcopy(model).eval(), (example,), dynamic_shapes=_batch_dim(True),
+        # metadata that only it records ("Input partition has more than one output node" otherwise);
+        # traced at batch >= 2, since torch.export specialises a batch of 1 ("Constraints violated")
+        capture = example if len(example) > 1 else example.expand(2, *example.shape[1:])
+        graph = torch.export.export(copy.deepcopy(model).eval(), (capture,), dynamic_shapes=_batch_dim(True),
                                     strict=True).module()
         prepared = prepare_pt2e(graph, quantizer)
         for b in calib:
