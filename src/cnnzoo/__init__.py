@@ -7,6 +7,8 @@ Public API::
     model_info(name) -> ModelInfo
     resolve_model(arg, num_classes=None, in_chans=None, width=None) -> ResolvedModel
         (arg: registry name, FILE.py:FACTORY, or a run folder / checkpoint; docs/zoo-contract.md)
+    export_model(model_or_run, format, out, ...) -> ExportReport    (verified ONNX / TorchScript / ExportedProgram)
+    bench(model_or_run, batch_size=16, paths=None) -> list[PathResult]  (every CPU inference path, validated)
 """
 from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallError, UnknownModelError
 from .registry import ModelInfo, create_model, list_models, model_info
@@ -17,11 +19,12 @@ from .models._torchvision import load_torchvision_weights
 from .draw import draw
 from .models._weights import WeightsMismatchError
 from .resolve import ModelLoadError, ResolvedModel, resolve_model
+from .deploy import bench, export_model
 
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
     "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "draw",
-    "resolve_model", "ResolvedModel", "ModelLoadError", "WeightsMismatchError",
+    "export_model", "bench", "resolve_model", "ResolvedModel", "ModelLoadError", "WeightsMismatchError",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]

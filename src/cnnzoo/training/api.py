@@ -339,19 +339,26 @@ def predict(checkpoint: str | os.PathLike, images: list[str | os.PathLike], topk
     (:func:`cnnzoo.data.read_image`). Note that Fashion-MNIST images are light objects on a black
     background; a photo on a white background looks different to the model.
 
+    The model runs on the run's fastest inference path validated by ``cnnzoo bench`` (agreement
+    with eager fp32 >= 99.5%, see :func:`cnnzoo.deploy.fastest_validated_path`), else eager fp32.
+
     Returns:
-        one dict per image: ``image`` (path) and ``top`` ([(class name, probability), ...],
-        ``topk`` entries, most likely first).
+        one dict per image: ``image`` (path), ``top`` ([(class name, probability), ...],
+        ``topk`` entries, most likely first), ``path`` (the inference path) and ``path_why``.
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or image.
     """
+    from ..deploy import validated_runner
+
     model, ck = load_model(checkpoint)
+    run, run_path, why = validated_runner(checkpoint, model, ck)     # the fastest validated path (cnnzoo bench)
     k = min(topk, ck["num_classes"])
     results = []
     for path in images:
         x = read_image(Path(path), ck["in_chans"], ck["input_size"])[None]   # (1, C, S, S) uint8
-        probs = model(to_input(x, ck["input_size"], ck["mean"], ck["std"])).softmax(1)[0]
+        probs = run(to_input(x, ck["input_size"], ck["mean"], ck["std"])).softmax(1)[0]
         p, idx = probs.topk(k)
-        results.append({"image": str(path), "top": [(ck["classes"][i], float(q)) for q, i in zip(p, idx.tolist())]})
+        results.append({"image": str(path), "top": [(ck["classes"][i], float(q)) for q, i in zip(p, idx.tolist())],
+                        "path": run_path, "path_why": why})
     return results

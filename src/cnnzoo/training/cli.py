@@ -73,7 +73,9 @@ def _predict(a: argparse.Namespace) -> None:
     from .api import load_run, predict
 
     print(f"model: {load_run(a.checkpoint).description}")
-    for r in predict(a.checkpoint, a.images, a.topk):
+    for i, r in enumerate(predict(a.checkpoint, a.images, a.topk)):
+        if i == 0:
+            print(f"inference path: {r['path']} ({r['path_why']})")
         print(r["image"])
         for name, p in r["top"]:
             print(f"  {p:7.2%}  {name}")

@@ -1,0 +1,14 @@
+"""Deploy a model: verified export (ONNX, TorchScript, ExportedProgram) and the inference paths of this CPU.
+
+    export_model(model_or_run, format, out, input_shape=None, batch="dynamic", dtype="fp32") -> ExportReport
+    bench(model_or_run, batch_size=16, input_shape=None, paths=None) -> list[PathResult]
+    fastest_validated_path(run) -> (path name, why)
+"""
+from .bench import PathResult, bench, fastest_validated_path, validated_runner
+from .export import FORMATS, ExportError, ExportReport, export_model
+from .paths import DEFAULT_PATHS, PATHS, SLOW_PATHS, fold_batchnorm
+from .source import Source, parse_input, resolve_model
+
+__all__ = ["export_model", "ExportReport", "ExportError", "FORMATS", "bench", "PathResult",
+           "fastest_validated_path", "validated_runner", "PATHS", "DEFAULT_PATHS", "SLOW_PATHS", "fold_batchnorm",
+           "Source", "resolve_model", "parse_input"]

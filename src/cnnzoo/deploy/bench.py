@@ -1,0 +1,219 @@
+"""``bench``: every inference path of this machine side by side, timed and validated in one run.
+
+Throughput and latency come from ``torch.utils.benchmark.Timer``, the paths measured in
+interleaved rounds (path 1, path 2, ..., then again) so that a change in the machine's load hits
+every path alike. A training run's paths are validated on its whole test set: top-1 and the
+agreement of their top-1 predictions with eager fp32's; a path is *validated* when it agrees on at
+least :data:`MIN_AGREEMENT` and loses at most :data:`MAX_TOP1_DROP` of top-1. A model without
+trained weights cannot be validated: its rows give the max logit difference from eager on random
+inputs and say ``unvalidated``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CnnzooError
+from ..training.checkpoint import write_json
+from .export import Runner, _first_line
+from .paths import PATHS, SLOW_PATHS, select_paths
+from .source import Source, resolve_model
+
+#: A path is validated when its top-1 predictions agree with eager fp32's on this fraction of
+#: the test set and its top-1 is at most MAX_TOP1_DROP (0.2 points) below eager's.
+MIN_AGREEMENT = 0.995
+MAX_TOP1_DROP = 0.002
+#: The file ``bench`` writes into a run's folder; ``fastest_validated_path`` reads it.
+BENCH_FILE = "bench.json"
+#: Calibration images for the int8 paths (the run's first training images, else random).
+CALIBRATION_IMAGES = 512
+
+
+@dataclass
+class PathResult:
+    """One path's row.
+
+    Attributes:
+        path: the path's name (see :mod:`cnnzoo.deploy.paths`).
+        batch_size: images per call.
+        images_per_s: batch_size / median_ms * 1000 (``None`` if the path is unavailable).
+        median_ms: median wall time of one call, milliseconds.
+        top1: top-1 on the run's test set (fraction), ``None`` for an untrained model.
+        agreement: fraction of test images whose top-1 class equals eager fp32's (``None`` untrained).
+        max_abs_diff: max |logits - eager fp32 logits| (test images of a run, else the random batch).
+        validated: agreement >= MIN_AGREEMENT and top-1 loss <= MAX_TOP1_DROP (eager: always).
+        note: why a path is unavailable or unvalidated.
+    """
+
+    path: str
+    batch_size: int
+    images_per_s: float | None = None
+    median_ms: float | None = None
+    top1: float | None = None
+    agreement: float | None = None
+    max_abs_diff: float | None = None
+    validated: bool = False
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _calibration(src: Source, gen: torch.Generator, batch: int = 32) -> list[torch.Tensor]:
+    if src.trained:
+        return list(src.images("train", CALIBRATION_IMAGES)[0].split(batch))
+    return [torch.randn(batch, *src.input_shape, generator=gen) for _ in range(CALIBRATION_IMAGES // batch // 4)]
+
+
+def _logits(run: Runner, x: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([run(b) for b in x.split(batch)])   # at the timed batch size: no recompiles
+
+
+def _score(rows: dict[str, PathResult], runners: dict[str, Runner], src: Source, example: torch.Tensor) -> None:
+    """Fill top1 / agreement / max_abs_diff / validated of each available row."""
+    x, y = src.images("test") if src.trained else (example, None)
+    ref = _logits(runners["eager"], x, len(example))
+    ref_top1 = float((ref.argmax(1) == y).float().mean()) if y is not None else None
+    for name, run in runners.items():
+        row, out = rows[name], _logits(run, x, len(example))
+        row.max_abs_diff = float((out - ref).abs().max())
+        if y is None:
+            row.validated = name == "eager"
+            row.note = row.note or ("reference" if name == "eager" else "unvalidated: no trained weights")
+            continue
+        row.top1 = float((out.argmax(1) == y).float().mean())
+        row.agreement = float((out.argmax(1) == ref.argmax(1)).float().mean())
+        fails = ([f"agreement {row.agreement:.2%} < {MIN_AGREEMENT:.1%}"] if row.agreement < MIN_AGREEMENT else []) + \
+            ([f"top-1 {100 * (row.top1 - ref_top1):+.2f} points vs eager (limit -{100 * MAX_TOP1_DROP:.1f})"]
+             if row.top1 < ref_top1 - MAX_TOP1_DROP else [])
+        row.validated = not fails
+        row.note = f"not validated: {'; '.join(fails)}" if fails else row.note
+
+
+def _time(rows: dict[str, PathResult], runners: dict[str, Runner], x: torch.Tensor, rounds: int,
+          min_seconds: float) -> None:
+    """Median time per call of each runner, interleaved over ``rounds`` rounds."""
+    from torch.utils.benchmark import Timer
+
+    timers, number = {}, {}
+    for name, run in runners.items():
+        run(x)                                   # warm-up (allocations, oneDNN primitive caches)
+        t0 = time.perf_counter()
+        run(x)
+        one = time.perf_counter() - t0
+        number[name] = max(1, int(min_seconds / max(one, 1e-6)))
+        timers[name] = Timer("run(x)", globals={"run": run, "x": x}, num_threads=torch.get_num_threads())
+    times: dict[str, list[float]] = {n: [] for n in runners}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            times[name].append(timer.timeit(number[name]).median)   # seconds per call
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rows[name].median_ms = med * 1e3
+        rows[name].images_per_s = len(x) / med
+
+
+def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape: tuple[int, int, int] | None = None,
+          paths: str | list[str] | None = None, weights: str | None = None, data_dir: str | None = None,
+          rounds: int = 5, min_seconds: float = 0.05, seed: int = 0, save: bool = True) -> list[PathResult]:
+    """Time and validate each inference path of this machine on one model, side by side.
+
+    Args:
+        model: registry name, training run folder / checkpoint, ``nn.Module`` (with ``input_shape``)
+            or a :class:`~cnnzoo.deploy.source.Source`.
+        batch_size: images per timed call. input_shape: (C, H, W) (default: the run's / registry's).
+        paths: ``None`` (:data:`~cnnzoo.deploy.paths.DEFAULT_PATHS`), ``"all"``, or names
+            (comma-separated or a list); ``eager`` is always measured, first, as the baseline.
+        rounds: interleaved timing rounds; each measurement repeats a call until ``min_seconds``.
+        save: for a training run, also write the rows to ``RUN/bench.json`` (read by
+            :func:`fastest_validated_path`).
+
+    Returns:
+        One :class:`PathResult` per path, in the order of ``paths``; a path that cannot be built
+        here has ``images_per_s=None`` and says why in ``note``.
+
+    Raises:
+        CnnzooError (and subclasses): an unknown path, model, run or data; a batch size below 1.
+    """
+    if batch_size < 1:
+        raise CnnzooError(f"--batch-size {batch_size}: give a positive integer")
+    names = select_paths(paths)
+    src = model if isinstance(model, Source) else resolve_model(model, input_shape, weights, data_dir)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, *src.input_shape, generator=gen)
+    calib = _calibration(src, gen)
+    rows = {n: PathResult(n, batch_size) for n in names}
+    runners: dict[str, Runner] = {}
+    for name in names:
+        try:
+            runners[name] = PATHS[name](src.model, x, calib)
+        except Exception as err:  # noqa: BLE001 - a path this machine or model lacks is reported, not fatal
+            if name == "eager":
+                raise
+            rows[name].note = f"unavailable: {_first_line(err)}"
+    _score(rows, runners, src, x)
+    _time(rows, runners, x, rounds, min_seconds)
+    results = list(rows.values())
+    if save and src.trained:
+        folder = Path(src.name) if Path(src.name).is_dir() else Path(src.name).parent
+        write_json(folder / BENCH_FILE, {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                                         "rows": [r.to_dict() for r in results]})
+    return results
+
+
+def fastest_validated_path(run: str | os.PathLike, skip_slow: bool = False) -> tuple[str, str]:
+    """The fastest validated path of a training run, from its last ``cnnzoo bench`` (``RUN/bench.json``).
+
+    Args:
+        skip_slow: leave out :data:`~cnnzoo.deploy.paths.SLOW_PATHS` (they compile for minutes
+            before the first image: a loss for a few images, as ``predict`` classifies).
+
+    Returns:
+        (path name, why): ``("eager", "no bench.json ...")`` when the run was never benchmarked or
+        no faster path was validated.
+    """
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    try:
+        rows = json.loads((folder / BENCH_FILE).read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return "eager", f"no {BENCH_FILE} in {folder}: run `cnnzoo bench {run}` to validate faster paths"
+    ok = [r for r in rows if r.get("validated") and r.get("images_per_s")
+          and not (skip_slow and r["path"] in SLOW_PATHS)]
+    if not ok:
+        return "eager", "no path validated"
+    best = max(ok, key=lambda r: r["images_per_s"])
+    return best["path"], (f"{best['images_per_s']:.0f} images/s at batch {best['batch_size']}, agreement "
+                          f"{best['agreement']:.2%} with eager fp32 in {BENCH_FILE}"
+                          f"{'; compiling paths left out' if skip_slow else ''}")
+
+
+def validated_runner(run: str | os.PathLike, model: nn.Module, ckpt: dict,
+                     skip_slow: bool = True) -> tuple[Runner, str, str]:
+    """The runner of a training run's fastest validated path (see :func:`fastest_validated_path`).
+
+    Args:
+        run: the run's folder or checkpoint; model, ckpt: as :func:`~cnnzoo.training.load_model` returns.
+        skip_slow: leave out the paths that compile for minutes (as :func:`fastest_validated_path`).
+
+    Returns:
+        (runner ``x (N, C, H, W) -> logits (N, K) float32``, path name, why that path); eager fp32
+        when no faster path was validated or the path cannot be rebuilt here (``why`` says so).
+    """
+    from .paths import _eager
+
+    name, why = fastest_validated_path(run, skip_slow)
+    if name != "eager":
+        src = Source(model, str(run), (ckpt["in_chans"], ckpt["input_size"], ckpt["input_size"]), ckpt)
+        try:
+            example = src.images("test", 1)[0]
+            return PATHS[name](model, example, _calibration(src, torch.Generator().manual_seed(0))), name, why
+        except Exception as err:  # noqa: BLE001 - fall back to the reference path, and say why
+            name, why = "eager", f"{name} cannot be rebuilt here ({_first_line(err)})"
+    return _eager(model, None, []), name, why

@@ -1,0 +1,94 @@
+"""CLI verbs ``export`` and ``bench``: thin wrappers around :mod:`cnnzoo.deploy`."""
+from __future__ import annotations
+
+import argparse
+import json
+
+_MODEL_HELP = "registry name (fresh weights, or --weights), or a training run's folder / checkpoint.pt"
+
+
+def _export(a: argparse.Namespace) -> None:
+    from .export import export_model
+    from .source import parse_input
+
+    batch = a.batch if a.batch == "dynamic" else _positive_int(a.batch, "--batch")
+    r = export_model(a.model, a.format, a.out, input_shape=parse_input(a.input), batch=batch, dtype=a.dtype,
+                     weights=a.weights, data_dir=a.data_dir)
+    c, h, w = r.input_shape
+    print(f"exported {r.model} to {r.path} ({r.format}, {r.dtype}, input (N={r.batch}, {c}, {h}, {w})) in "
+          f"{r.seconds:.1f} s")
+    for ch in r.checks:
+        print(f"  verified on {ch['images']} {ch['inputs']} (batch {ch['batch_size']}): max |diff| "
+              f"{ch['max_abs_diff']:.3g} <= tolerance {r.tolerance:.3g}, top-1 agreement {ch['agreement']:.2%}")
+    for note in r.notes:
+        print(f"  note: {note}")
+    print(f"  report: {r.path}.json")
+
+
+def _positive_int(text: str, flag: str) -> int:
+    from ..errors import CnnzooError
+
+    if not text.isdigit() or int(text) < 1:
+        raise CnnzooError(f"{flag} {text!r}: give 'dynamic' or a positive integer")
+    return int(text)
+
+
+def bench_table(rows) -> str:
+    """The rows of :func:`~cnnzoo.deploy.bench.bench` as a markdown table, speed-up vs eager."""
+    base = rows[0].images_per_s
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    lines = ["| path | batch | images/s | x eager | median ms | top-1 | agreement | max abs diff | validated |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        speed = None if r.images_per_s is None else r.images_per_s / base
+        lines.append(f"| {r.path} | {r.batch_size} | {fmt(r.images_per_s, '.1f')} | {fmt(speed, '.2f')} | "
+                     f"{fmt(r.median_ms, '.2f')} | {fmt(r.top1, '.2%')} | {fmt(r.agreement, '.2%')} | "
+                     f"{fmt(r.max_abs_diff, '.3g')} | {'yes' if r.validated else 'no'} |")
+    notes = [f"- {r.path}: {r.note}" for r in rows if r.note and r.note != "reference"]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _bench(a: argparse.Namespace) -> None:
+    import torch
+
+    from .bench import bench
+    from .source import parse_input
+
+    rows = bench(a.model, batch_size=a.batch_size, input_shape=parse_input(a.input), paths=a.paths,
+                 weights=a.weights, data_dir=a.data_dir, rounds=a.rounds)
+    if a.format == "json":
+        keys = ("path", "batch_size", "images_per_s", "median_ms", "top1", "agreement", "max_abs_diff", "validated",
+                "note")
+        print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
+        return
+    print(f"{a.model}: batch {a.batch_size}, {torch.get_num_threads()} thread(s), median of {a.rounds} "
+          f"interleaved rounds (torch.utils.benchmark)")
+    print(bench_table(rows))
+
+
+def add_commands(sub) -> None:
+    from .export import FORMATS
+    from .paths import PATHS, SLOW_PATHS
+
+    p = sub.add_parser("export", help="ONNX, TorchScript or ExportedProgram file, verified")
+    p.add_argument("model", metavar="MODEL_OR_RUN", help=_MODEL_HELP)
+    p.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write (its report: FILE.json)")
+    p.add_argument("--input", metavar="CxHxW", help="input shape, e.g. 3x224x224 (default: the run's / model's)")
+    p.add_argument("--batch", default="dynamic", help="'dynamic' (default: any batch size) or a fixed N")
+    p.add_argument("--dtype", default="fp32", help="fp32 (default) or bf16 (torchscript, exported-program)")
+    p.add_argument("--weights", metavar="FILE", help="a torchvision weight file for a registry name")
+    p.add_argument("--data-dir", help="where the run's data set lives (for the check on its test images)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("bench", help="speed and accuracy of every inference path on this CPU")
+    p.add_argument("model", metavar="MODEL_OR_RUN", help=_MODEL_HELP)
+    p.add_argument("--batch-size", type=int, default=16, help="images per call (default 16)")
+    p.add_argument("--input", metavar="CxHxW", help="input shape, e.g. 3x224x224 (default: the run's / model's)")
+    p.add_argument("--paths", help=f"comma list of {', '.join(PATHS)}; 'all'; default: all but the slow "
+                                   f"{', '.join(SLOW_PATHS)} (they compile for minutes)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
+    p.add_argument("--weights", metavar="FILE", help="a torchvision weight file for a registry name")
+    p.add_argument("--data-dir", help="where the run's data set lives")
+    p.set_defaults(func=_bench)

@@ -1,0 +1,126 @@
+"""What ``export`` and ``bench`` run: a model with its input shape and, for a training run, its data.
+
+:func:`resolve_model` is the one place that turns the ``MODEL_OR_RUN`` argument into a
+:class:`Source`, through the shared model argument (:func:`cnnzoo.resolve_model`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CnnzooError
+
+
+@dataclass
+class Source:
+    """A model ready for export or benchmarking.
+
+    Attributes:
+        model: the network in eval mode, fp32, on the CPU.
+        name: what the user named (registry name, run folder or checkpoint file).
+        input_shape: (C, H, W) of one input image.
+        ckpt: the training run's checkpoint dict (``dataset``, ``input_size``, ``mean``, ``std``,
+            ``classes``), or ``None`` for a model without trained weights of a run.
+        data_dir: where the run's data set lives (``None``: the usual places, see ``load_dataset``).
+    """
+
+    model: nn.Module
+    name: str
+    input_shape: tuple[int, int, int]
+    ckpt: dict | None = None
+    data_dir: str | None = None
+    _data: object = field(default=None, repr=False)
+
+    @property
+    def trained(self) -> bool:
+        """Whether real images (a training run's data set) can validate the model."""
+        return self.ckpt is not None
+
+    def images(self, split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's ``"train"`` or ``"test"`` images as model inputs.
+
+        Returns:
+            (x, y): x (n, C, H, W) float32, resized and normalised as in training; y (n,) int64.
+
+        Raises:
+            CnnzooError: the source is not a training run; DataFileError: its data are missing.
+        """
+        if self.ckpt is None:
+            raise CnnzooError(f"{self.name} is not a training run: it has no images to validate with")
+        from ..data import load_dataset, to_input
+
+        if self._data is None:                  # as cnnzoo eval reads it: the run's folder, channels and size
+            ck = self.ckpt
+            self._data = load_dataset(ck["dataset"], self.data_dir or ck.get("config", {}).get("data_dir"),
+                                      channels=ck["in_chans"], size=ck["input_size"])
+        x, y = (self._data.train_x, self._data.train_y) if split == "train" else (self._data.test_x, self._data.test_y)
+        x, y = (x[:n], y[:n]) if n else (x, y)
+        return to_input(x, self.ckpt["input_size"], self.ckpt["mean"], self.ckpt["std"]), y
+
+
+def parse_input(text: str | None) -> tuple[int, int, int] | None:
+    """``"3x224x224"`` -> (3, 224, 224); ``None`` stays ``None``.
+
+    Raises:
+        CnnzooError: not three positive integers joined by ``x``.
+    """
+    if text is None:
+        return None
+    try:
+        c, h, w = (int(v) for v in text.lower().split("x"))
+        if min(c, h, w) <= 0:
+            raise ValueError
+    except ValueError:
+        raise CnnzooError(f"--input {text!r}: give C x H x W as three positive integers, e.g. 3x224x224") from None
+    return c, h, w
+
+
+def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | None = None,
+                  weights: str | os.PathLike | None = None, data_dir: str | None = None) -> Source:
+    """Turn a ``MODEL_OR_RUN`` argument into a :class:`Source`.
+
+    Args:
+        spec: a registry name (fresh weights, or ``weights``), ``FILE.py:FACTORY``, a training
+            run's folder or its ``checkpoint.pt`` (loaded with ``weights_only=True``), or an
+            ``nn.Module`` (the forms of :func:`cnnzoo.resolve_model`).
+        input_shape: (C, H, W); default: the run's input, else the registry's default input size.
+        weights: a torchvision weight file for a registry name (``load_torchvision_weights``).
+        data_dir: where a run's data set lives.
+
+    Raises:
+        UnknownModelError, CheckpointError, DataFileError: a name, run or weight file that is wrong.
+        CnnzooError: ``input_shape`` differs from a run's input, or ``weights`` given with a run.
+    """
+    if isinstance(spec, nn.Module):
+        if input_shape is None:
+            raise CnnzooError("give input_shape (C, H, W) with a module")
+        return Source(spec.eval(), type(spec).__name__, tuple(input_shape))
+    from ..resolve import model_kind, resolve_model as resolve
+
+    kind = model_kind(str(spec))                 # the shared model argument (cnnzoo.resolve_model)
+    path = Path(spec)
+    if kind == "run":
+        from ..training import load_model
+
+        if weights is not None:
+            raise CnnzooError(f"--weights is for a registry name; {spec} is a training run with its own weights")
+        model, ckpt = load_model(path)
+        run_shape = (ckpt["in_chans"], ckpt["input_size"], ckpt["input_size"])
+        if input_shape is not None and tuple(input_shape) != run_shape:
+            raise CnnzooError(f"--input {'x'.join(map(str, input_shape))} differs from the run's input "
+                              f"{'x'.join(map(str, run_shape))}; leave --input out for a run")
+        return Source(model, str(spec), run_shape, ckpt, data_dir)
+    if weights is not None:
+        from ..models._torchvision import load_torchvision_weights
+
+        if kind != "registry":
+            raise CnnzooError(f"--weights is for a registry name; {spec} is a model file")
+        model = load_torchvision_weights(spec, weights)
+        shape = tuple(input_shape) if input_shape else tuple(getattr(model, "default_input_size", (3, 224, 224)))
+        return Source(model.eval(), spec, shape)
+    r = resolve(spec, in_chans=input_shape[0] if input_shape else None)   # the paper's classes, the file's own
+    return Source(r.model.eval(), spec, tuple(input_shape) if input_shape else tuple(r.input_size))
