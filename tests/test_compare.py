@@ -348,3 +348,33 @@ def test_report_names_the_host_of_cached_stages(run):
     moved = {**meta, "hardware": {**meta["hardware"], "processor": "Other CPU"}}
     line = report.hosts_line(moved, res["models"])
     assert "training: " in line and "ImageNet-scale timing: " in line and res["hardware"]["processor"] in line
+
+
+# -- the fast path, checked on the trained model (as cnnzoo bench validates a path) ---------------
+def test_the_timed_fast_path_is_checked_on_the_trained_model(run):
+    from cnnzoo.compare.job import fast_path_check
+    from cnnzoo.data import load_dataset, to_input
+    from cnnzoo.training import load_model
+
+    out, res = run
+    name = next(iter(res["models"]))
+    run_dir = out / "models" / name / "train"
+    chk = fast_path_check(run_dir, "bf16_cl")
+    # by hand: the same test images through plain eager fp32 and through bf16 autocast + channels_last
+    model, ck = load_model(run_dir)
+    data = load_dataset(ck["dataset"], ck["config"]["data_dir"], channels=ck["in_chans"], size=ck["input_size"])
+    n = ck["config"].get("limit_test") or len(data.test_x)
+    x, y = to_input(data.test_x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test_y[:n]
+    with torch.inference_mode():
+        ref = model(x).argmax(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    fast = fast.float().argmax(1)
+    assert chk["images"] == n
+    assert chk["agreement"] == pytest.approx(float((fast == ref).float().mean()))
+    assert chk["top1_fp32"] == pytest.approx(float((ref == y).float().mean()))
+    assert chk["validated"] == (chk["agreement"] >= 0.995 and chk["top1_fp32"] - chk["top1_fast"] <= 0.002)
+    for r in res["models"].values():                 # every run records its own check, fp32 needs none
+        assert (r["fast_path_check"] is None) == (r["latency"]["fast_path"] == "fp32")
+    if any(r["fast_path_check"] for r in res["models"].values()):
+        assert "agrees " in (out / "report.md").read_text()

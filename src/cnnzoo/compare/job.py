@@ -34,7 +34,7 @@ from ..errors import CnnzooError
 from ..registry import model_info
 from ..resolve import canonical_spec, model_kind, model_label, resolve_model
 from ..training.checkpoint import write_json
-from .latency import batch_curve, fastest_path, measure_latency, peak_memory
+from .latency import batch_curve, fastest_path, measure_latency, peak_memory, predictions_on_path
 
 #: The lecture's networks (L1-L30), paper-faithful variants where they train sensibly.
 DEFAULT_MODELS = ("lenet5", "alexnet_paper", "zfnet", "vgg16", "googlenet_paper", "resnet18", "resnet50",
@@ -250,6 +250,32 @@ def imagenet_latency(spec: str, preset: Preset) -> dict:
             "load_average": [*load, os.getloadavg()[0]], "wall_seconds": time.perf_counter() - t0}
 
 
+def fast_path_check(run_dir: Path, path: str, data_dir: str | None = None) -> dict:
+    """Whether the fast path a model was timed on keeps its predictions, on the trained model and
+    the test images its run scored (as ``cnnzoo bench`` validates a path: agreement with fp32 at
+    least :data:`~cnnzoo.deploy.bench.MIN_AGREEMENT`, top-1 at most
+    :data:`~cnnzoo.deploy.bench.MAX_TOP1_DROP` below fp32's).
+
+    Returns:
+        dict: ``path``, ``images``, ``agreement`` and ``top1_fp32`` / ``top1_fast`` (fractions),
+        ``validated``.
+    """
+    from ..data import load_dataset, to_input
+    from ..deploy.bench import MAX_TOP1_DROP, MIN_AGREEMENT
+    from ..training import load_model
+
+    model, ck = load_model(run_dir)
+    data = load_dataset(ck["dataset"], data_dir or ck["config"].get("data_dir"), channels=ck["in_chans"],
+                        size=ck["input_size"])
+    n = ck["config"].get("limit_test") or len(data.test_x)
+    x, y = to_input(data.test_x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test_y[:n]
+    pred = {p: predictions_on_path(model, x, p) for p in ("fp32", path)}
+    agreement = float((pred[path] == pred["fp32"]).float().mean())
+    top1 = {p: float((v == y).float().mean()) for p, v in pred.items()}
+    return {"path": path, "images": n, "agreement": agreement, "top1_fp32": top1["fp32"], "top1_fast": top1[path],
+            "validated": agreement >= MIN_AGREEMENT and top1["fp32"] - top1[path] <= MAX_TOP1_DROP}
+
+
 def train_seconds_per_image(name: str, dataset: str, data_dir: str | None, steps: int = 2) -> float:
     """Measured training time per image of the model's recipe on this machine, seconds: the
     fastest of ``steps`` real :class:`~cnnzoo.training.Trainer` steps on one recipe batch."""
@@ -388,8 +414,13 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
             acc = accuracy(spec, d / "train", preset,
                            lambda: training_options(spec, preset, dataset, data_dir, len(data.train_x)), progress)
             acc["test_images"] = min(len(data.test_x), acc["limit_test"] or len(data.test_x))  # for the noise test
+            check = None                                   # the timed fast path, checked on the trained model
+            if lat["fast_path"] != "fp32":
+                check = _cached(d / "fast_path_check.json",
+                                lambda: fast_path_check(d / "train", lat["fast_path"], data_dir))
             bar.update(1)
-            records[name] = {"analysis": an, "latency": lat, "imagenet_latency": im, "accuracy": acc}
+            records[name] = {"analysis": an, "latency": lat, "imagenet_latency": im, "accuracy": acc,
+                             "fast_path_check": check}
     finally:
         bar.close()
     from ..training.trainer import environment

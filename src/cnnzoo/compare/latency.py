@@ -196,6 +196,18 @@ def time_paths(model: nn.Module, input_shape, candidates: tuple[str, ...] | None
             for p in candidates}
 
 
+def predictions_on_path(model: nn.Module, x: torch.Tensor, path: str, batch_size: int = 256) -> torch.Tensor:
+    """Predicted classes (N,) of ``x`` (N, C, H, W), float32, run on ``path`` in batches; the model is
+    left in that path's memory format.
+
+    Raises:
+        LatencyOptionError: an unknown path.
+    """
+    run, _ = _prepared(model, _check((1, *x.shape[1:]), path, PATHS), path)
+    fmt = torch.channels_last if path.endswith("_cl") else torch.contiguous_format
+    return torch.cat([run(xb.contiguous(memory_format=fmt)).float().argmax(1) for xb in x.split(batch_size)])
+
+
 def fastest_path(model: nn.Module, input_shape, candidates: tuple[str, ...] | None = None,
                  min_seconds: float = 0.2) -> str:
     """The concrete path with the lowest median forward time for this model and input shape.
