@@ -250,3 +250,14 @@ def test_draw_takes_a_model_files_own_channels_and_summarys_input_forms(tmp_path
     assert main(["draw", "lenet5", "--input", "40", "--out", str(tmp_path / "l.svg")]) == 0
     svg = (tmp_path / "l.svg").read_text()
     assert "input 1x40x40" in svg or "40x40x1" in svg                    # a side S is SxS, LeNet-5's one channel
+
+
+def test_small_things_a_new_user_trips_on(tmp_path, capsys, monkeypatch):
+    assert main(["list", "nope*"]) == 2
+    assert "no model matches 'nope*'" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["cnnzoo"])
+    assert main() == 0 and "commands:" in capsys.readouterr().out          # bare cnnzoo: the help
+    assert main(["draw", "lenet5", "--format", "png", "--out", str(tmp_path / "l.svg")]) == 2
+    assert "names a .svg file but --format is png" in capsys.readouterr().err and not (tmp_path / "l.svg").exists()
+    assert main(["page", "lenet5", "--out", str(tmp_path / "pages" / "lenet.html")]) == 0
+    assert (tmp_path / "pages" / "lenet.html").is_file()                 # the page itself, not a folder

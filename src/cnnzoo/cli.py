@@ -29,8 +29,11 @@ def _cmd_list(args: argparse.Namespace) -> None:
     from ._text import text_table
     from .registry import list_models, model_figures, model_info
 
+    names = list_models(args.pattern)
+    if not names:
+        raise CnnzooError(f"no model matches {args.pattern!r}; cnnzoo list without a pattern shows them all")
     rows = [("name", "family", "year", "classes", "params", "input (C,H,W)", "min side", "torchvision")]
-    for name in list_models(args.pattern):
+    for name in names:
         info = model_info(name)
         params, side = model_figures(name)
         c, h, w = info.default_input_size
@@ -67,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):     # a bare `cnnzoo`: the help, not an error
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except CnnzooError as err:

@@ -42,14 +42,15 @@ import ast
 import contextlib
 import importlib.util
 import inspect
+import os
 import sys
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ._text import plural
 from .errors import CnnzooError, UnknownModelError
 
 #: What the argument may be, for help texts and error messages.
@@ -294,7 +295,7 @@ def resolve_model(arg: str, *, num_classes: int | None = None, in_chans: int | N
 def _describe(what: str, nc, ch, kwargs: dict, size) -> str:
     """``what: 10 classes, 1 input channel, width 1, norm=True, input 1x28x28``."""
     extra = "".join(f", {k}={v!r}" for k, v in kwargs.items() if k != "width")
-    classes = f"{nc} classes" if nc is not None else "classes as built"
+    classes = plural(nc, "class", "classes") if nc is not None else "classes as built"
     chans = f"{ch} input channel{'s' if ch != 1 else ''}" if ch is not None else "input channels as built"
     return (f"{what}: {classes}, {chans}, width {kwargs.get('width', 1):g}{extra}, "
             f"input {'x'.join(map(str, size))}")

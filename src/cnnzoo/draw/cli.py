@@ -41,7 +41,10 @@ def _cmd_draw(args: argparse.Namespace) -> None:
         raise DrawError("give a MODEL (registry name or path/to/file.py:factory) or --lecture")
     r = resolve(args.model)
     out = Path(args.out) if args.out else None
-    fmt = args.format or (out.suffix.lstrip(".").lower() if out and out.suffix else "svg")
+    suffix = out.suffix.lstrip(".").lower() if out and out.suffix else None
+    fmt = args.format or suffix or "svg"
+    if args.format and suffix in FORMATS and suffix != args.format:   # never PNG bytes in a .svg file
+        raise DrawError(f"--out {out} names a .{suffix} file but --format is {args.format}; make them agree")
     if fmt not in FORMATS:
         raise DrawError(f"--out {out}: format {fmt!r} is not one of {', '.join(FORMATS)}; pass --format")
     diagram = draw(r.model, _size(args, r), args.depth, show=_show(args.show), aux=not args.no_aux)
@@ -56,7 +59,10 @@ def _cmd_page(args: argparse.Namespace) -> None:
     path, _, factory = args.model.rpartition(":")
     run_dir = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
     stem = {"file": f"{Path(path).stem}_{factory}", "run": run_dir.resolve().name}.get(r.kind)
-    print(write_page(r.model, Path(args.out), _size(args, r), name=args.model if r.kind == "registry" else None,
+    out = Path(args.out)
+    if out.suffix.lower() == ".html":            # --out names the page itself, not its folder
+        out, stem = out.parent, out.stem
+    print(write_page(r.model, out, _size(args, r), name=args.model if r.kind == "registry" else None,
                      depth=args.depth, stem=stem))
 
 
@@ -82,7 +88,7 @@ def add_commands(sub) -> None:
                        description="Write MODEL.html into --out: the diagram, the per-layer table (sortable, "
                                    "filterable), the totals and a receptive-field viewer; no network needed.")
     p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
-    p.add_argument("--out", required=True, help="directory to write the page into")
+    p.add_argument("--out", required=True, help="directory to write MODEL.html into, or the page's own path (*.html)")
     p.add_argument("--input", type=input_size, metavar="SIZE",
                    help=f"input size: {INPUT_FORMS} (default: the model's input, as cnnzoo summary)")
     p.add_argument("--depth", choices=DEPTHS, default="layer", help="depth of the diagram (default layer)")
