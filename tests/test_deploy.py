@@ -100,7 +100,7 @@ def test_a_model_that_cannot_export_names_its_layer(tmp_path, monkeypatch, capsy
     (["--format", "tflite"], "unknown --format 'tflite'"),
     (["--format", "onnx", "--dtype", "bf16"], "ONNX's Conv has no bfloat16"),
     (["--format", "onnx", "--batch", "0"], "--batch '0'"),
-    (["--format", "onnx", "--input", "1x28"], "--input '1x28'"),
+    (["--format", "onnx", "--input", "2x1x28x28"], "--input 2x1x28x28: give one image's size"),
 ])
 def test_cli_refusals_are_one_line_exit_2(tmp_path, capsys, args, words):
     assert main(["export", "lenet5_modern", "--out", str(tmp_path / "m.onnx"), *args]) == 2
@@ -157,3 +157,14 @@ def test_bench_validates_a_run_and_predict_uses_the_fastest_validated_path(tiny_
     assert p["path"] == name
     assert fastest_validated_path(tmp_path)[0] == "eager"    # never benchmarked
 
+
+
+def test_export_and_bench_take_summarys_input_forms_and_positive_counts(tmp_path, capsys):
+    # a side S is SxS with the model's own channel count (lenet5_modern: 1 grey channel)
+    assert main(["export", "lenet5_modern", "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
+                 "--input", "32"]) == 0
+    assert "input (N=dynamic, 1, 32, 32)" in capsys.readouterr().out
+    for argv in (["bench", "lenet5_modern", "--rounds", "0"], ["bench", "lenet5_modern", "--batch-size", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and "argument --" in capsys.readouterr().err

@@ -4,15 +4,18 @@ from __future__ import annotations
 import argparse
 import json
 
-_MODEL_HELP = "registry name (fresh weights, or --weights), or a training run's folder / checkpoint.pt"
+from .._text import positive_int
+from ..analysis.cli import INPUT_FORMS, input_size
+from ..resolve import FORMS
+
+_MODEL_HELP = f"{FORMS}; a registry name has fresh weights, or --weights"
+_INPUT_HELP = f"input size: {INPUT_FORMS}, without the batch (default: the run's / model's input)"
 
 
 def _export(a: argparse.Namespace) -> None:
     from .export import export_model
-    from .source import parse_input
-
     batch = a.batch if a.batch == "dynamic" else _positive_int(a.batch, "--batch")
-    r = export_model(a.model, a.format, a.out, input_shape=parse_input(a.input), batch=batch, dtype=a.dtype,
+    r = export_model(a.model, a.format, a.out, input_shape=a.input, batch=batch, dtype=a.dtype,
                      weights=a.weights, data_dir=a.data_dir)
     c, h, w = r.input_shape
     print(f"exported {r.model} to {r.path} ({r.format}, {r.dtype}, input (N={r.batch}, {c}, {h}, {w})) in "
@@ -52,9 +55,8 @@ def _bench(a: argparse.Namespace) -> None:
     import torch
 
     from .bench import bench
-    from .source import parse_input
 
-    rows = bench(a.model, batch_size=a.batch_size, input_shape=parse_input(a.input), paths=a.paths,
+    rows = bench(a.model, batch_size=a.batch_size, input_shape=a.input, paths=a.paths,
                  weights=a.weights, data_dir=a.data_dir, rounds=a.rounds)
     if a.format == "json":
         keys = ("path", "batch_size", "images_per_s", "median_ms", "top1", "agreement", "max_abs_diff", "validated",
@@ -74,7 +76,7 @@ def add_commands(sub) -> None:
     p.add_argument("model", metavar="MODEL_OR_RUN", help=_MODEL_HELP)
     p.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
     p.add_argument("--out", required=True, metavar="FILE", help="the file to write (its report: FILE.json)")
-    p.add_argument("--input", metavar="CxHxW", help="input shape, e.g. 3x224x224 (default: the run's / model's)")
+    p.add_argument("--input", type=input_size, metavar="SIZE", help=_INPUT_HELP)
     p.add_argument("--batch", default="dynamic", help="'dynamic' (default: any batch size) or a fixed N")
     p.add_argument("--dtype", default="fp32", help="fp32 (default) or bf16 (torchscript, exported-program)")
     p.add_argument("--weights", metavar="FILE", help="a torchvision weight file for a registry name")
@@ -83,12 +85,12 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("bench", help="speed and accuracy of every inference path on this CPU")
     p.add_argument("model", metavar="MODEL_OR_RUN", help=_MODEL_HELP)
-    p.add_argument("--batch-size", type=int, default=16, help="images per call (default 16)")
-    p.add_argument("--input", metavar="CxHxW", help="input shape, e.g. 3x224x224 (default: the run's / model's)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per call (default 16)")
+    p.add_argument("--input", type=input_size, metavar="SIZE", help=_INPUT_HELP)
     p.add_argument("--paths", help=f"comma list of {', '.join(PATHS)}; 'all'; default: all but the slow "
                                    f"{', '.join(SLOW_PATHS)} (they compile for minutes)")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
+    p.add_argument("--rounds", type=positive_int, default=5, help="interleaved timing rounds (default 5)")
     p.add_argument("--weights", metavar="FILE", help="a torchvision weight file for a registry name")
     p.add_argument("--data-dir", help="where the run's data set lives")
     p.set_defaults(func=_bench)

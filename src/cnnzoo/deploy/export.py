@@ -319,9 +319,13 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
         checks, tol = [], 0.0
         for kind, x in inputs:
             step = n_export if batch != "dynamic" else min(len(x), 64)
-            x = x.to(DTYPES[dtype])
+            x = x[:len(x) // step * step].to(DTYPES[dtype])         # whole batches only (a fixed --batch)
             ref = torch.cat([net(c) for c in x.split(step)])
-            got = torch.cat([runner(c) for c in x.split(step)])
+            try:
+                got = torch.cat([runner(c) for c in x.split(step)])
+            except Exception as err:  # noqa: BLE001 - the reloaded file fails in its own runtime
+                raise ExportError(f"{src.name} exported to {format}, but the file fails when run on {kind} "
+                                  f"(batch {step}): {_first_line(err)}; nothing written to {out}") from None
             diff, agree = _compare(ref, got)
             tol = max(tol, RTOL[dtype] * max(1.0, float(ref.float().abs().max())))
             checks.append({"inputs": kind, "images": len(x), "batch_size": step, "max_abs_diff": diff,

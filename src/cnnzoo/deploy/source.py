@@ -62,21 +62,20 @@ class Source:
         return to_input(x, self.ckpt["input_size"], self.ckpt["mean"], self.ckpt["std"]), y
 
 
-def parse_input(text: str | None) -> tuple[int, int, int] | None:
-    """``"3x224x224"`` -> (3, 224, 224); ``None`` stays ``None``.
+def _shape(given: tuple[int, ...] | None, default: tuple[int, ...]) -> tuple[int, int, int]:
+    """(C, H, W) from ``--input`` dims in the forms of ``cnnzoo summary`` (S, HxW, CxHxW; the channel
+    count of ``default`` where not given) or ``default``.
 
     Raises:
-        CnnzooError: not three positive integers joined by ``x``.
+        CnnzooError: a size with a batch axis (the batch is ``--batch`` / ``--batch-size``).
     """
-    if text is None:
-        return None
-    try:
-        c, h, w = (int(v) for v in text.lower().split("x"))
-        if min(c, h, w) <= 0:
-            raise ValueError
-    except ValueError:
-        raise CnnzooError(f"--input {text!r}: give C x H x W as three positive integers, e.g. 3x224x224") from None
-    return c, h, w
+    from ..analysis.cli import complete_input
+
+    shape = complete_input(tuple(given), tuple(default)) if given else tuple(default)
+    if len(shape) != 3:
+        raise CnnzooError(f"--input {'x'.join(map(str, given))}: give one image's size (CxHxW, HxW or S); "
+                          "the batch is --batch (export) or --batch-size (bench)")
+    return shape
 
 
 def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | None = None,
@@ -110,7 +109,7 @@ def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | Non
             raise CnnzooError(f"--weights is for a registry name; {spec} is a training run with its own weights")
         model, ckpt = load_model(path)
         run_shape = (ckpt["in_chans"], ckpt["input_size"], ckpt["input_size"])
-        if input_shape is not None and tuple(input_shape) != run_shape:
+        if input_shape is not None and _shape(input_shape, run_shape) != run_shape:
             raise CnnzooError(f"--input {'x'.join(map(str, input_shape))} differs from the run's input "
                               f"{'x'.join(map(str, run_shape))}; leave --input out for a run")
         return Source(model, str(spec), run_shape, ckpt, data_dir)
@@ -120,7 +119,7 @@ def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | Non
         if kind != "registry":
             raise CnnzooError(f"--weights is for a registry name; {spec} is a model file")
         model = load_torchvision_weights(spec, weights)
-        shape = tuple(input_shape) if input_shape else tuple(getattr(model, "default_input_size", (3, 224, 224)))
-        return Source(model.eval(), spec, shape)
-    r = resolve(spec, in_chans=input_shape[0] if input_shape else None)   # the paper's classes, the file's own
-    return Source(r.model.eval(), spec, tuple(input_shape) if input_shape else tuple(r.input_size))
+        return Source(model.eval(), spec, _shape(input_shape, getattr(model, "default_input_size", (3, 224, 224))))
+    chans = input_shape[0] if input_shape and len(input_shape) == 3 else None
+    r = resolve(spec, in_chans=chans)               # the paper's classes and input, or the file's own
+    return Source(r.model.eval(), spec, _shape(input_shape, r.input_size))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 from ..analysis.cli import INPUT_FORMS, complete_input, input_size
-from ..resolve import ResolvedModel, resolve_model
+from ..resolve import FORMS, ResolvedModel, resolve_model
 from . import DEPTHS, FORMATS, SHOW, DrawError, draw
 
 
@@ -25,6 +25,14 @@ def _size(args: argparse.Namespace, r: ResolvedModel) -> tuple[int, ...]:
     return complete_input(args.input, r.input_size) if args.input else tuple(r.input_size)
 
 
+def _stem(spec: str, r: ResolvedModel) -> str | None:
+    """The file name (without suffix) of a model's drawing or page: ``FILE_FACTORY`` for a model
+    file, the run folder's name for a run, ``None`` for a registry name (its own name is used)."""
+    path, _, factory = spec.rpartition(":")
+    run_dir = Path(spec) if Path(spec).is_dir() else Path(spec).parent
+    return {"file": f"{Path(path).stem}_{factory}", "run": run_dir.resolve().name}.get(r.kind)
+
+
 def _show(text: str | None) -> tuple[str, ...]:
     if not text:
         return ()
@@ -38,7 +46,7 @@ def _cmd_draw(args: argparse.Namespace) -> None:
             print(path)
         return
     if not args.model:
-        raise DrawError("give a MODEL (registry name or path/to/file.py:factory) or --lecture")
+        raise DrawError(f"give a MODEL ({FORMS}) or --lecture")
     r = resolve(args.model)
     out = Path(args.out) if args.out else None
     suffix = out.suffix.lstrip(".").lower() if out and out.suffix else None
@@ -49,16 +57,14 @@ def _cmd_draw(args: argparse.Namespace) -> None:
         raise DrawError(f"--out {out}: format {fmt!r} is not one of {', '.join(FORMATS)}; pass --format")
     diagram = draw(r.model, _size(args, r), args.depth, show=_show(args.show), aux=not args.no_aux)
     if out is None:
-        out = Path(f"{args.model.rpartition(':')[2] or 'model'}.{fmt}")
+        out = Path(f"{_stem(args.model, r) or args.model}.{fmt}")
     print(diagram.save(out, fmt))
 
 
 def _cmd_page(args: argparse.Namespace) -> None:
     from .page import write_page
     r = resolve(args.model)
-    path, _, factory = args.model.rpartition(":")
-    run_dir = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
-    stem = {"file": f"{Path(path).stem}_{factory}", "run": run_dir.resolve().name}.get(r.kind)
+    stem = _stem(args.model, r)
     out = Path(args.out)
     if out.suffix.lower() == ".html":            # --out names the page itself, not its folder
         out, stem = out.parent, out.stem
@@ -71,7 +77,7 @@ def add_commands(sub) -> None:
                        description="Draw a model from the analyzer's trace with Graphviz: one box per layer "
                                    "(or block/stage) with its output shape; --lecture writes the lecture's "
                                    "figures into docs/figures/.")
-    p.add_argument("model", nargs="?", help="registry name (e.g. resnet34) or path/to/file.py:factory")
+    p.add_argument("model", nargs="?", help=FORMS)
     p.add_argument("--input", type=input_size, metavar="SIZE",
                    help=f"input size: {INPUT_FORMS} (default: the model's input, as cnnzoo summary)")
     p.add_argument("--depth", choices=DEPTHS, default="layer",
@@ -87,7 +93,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("page", help="one offline HTML page: diagram, layers, receptive fields",
                        description="Write MODEL.html into --out: the diagram, the per-layer table (sortable, "
                                    "filterable), the totals and a receptive-field viewer; no network needed.")
-    p.add_argument("model", help="registry name (e.g. resnet50) or path/to/file.py:factory")
+    p.add_argument("model", help=FORMS)
     p.add_argument("--out", required=True, help="directory to write MODEL.html into, or the page's own path (*.html)")
     p.add_argument("--input", type=input_size, metavar="SIZE",
                    help=f"input size: {INPUT_FORMS} (default: the model's input, as cnnzoo summary)")

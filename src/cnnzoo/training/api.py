@@ -344,14 +344,16 @@ def predict(checkpoint: str | os.PathLike, images: list[str | os.PathLike], topk
 
     Returns:
         one dict per image: ``image`` (path), ``top`` ([(class name, probability), ...],
-        ``topk`` entries, most likely first), ``path`` (the inference path) and ``path_why``.
+        ``topk`` entries, most likely first), ``path`` (the inference path), ``path_why`` and
+        ``description`` (the model's configuration in one line).
 
     Raises:
         CheckpointError, DataFileError: missing/corrupt checkpoint or image.
     """
     from ..deploy import validated_runner
 
-    model, ck = load_model(checkpoint)
+    resolved = load_run(checkpoint)
+    model, ck = resolved.model, resolved.checkpoint
     run, run_path, why = validated_runner(checkpoint, model, ck)     # the fastest validated path (cnnzoo bench)
     k = min(topk, ck["num_classes"])
     results = []
@@ -360,5 +362,5 @@ def predict(checkpoint: str | os.PathLike, images: list[str | os.PathLike], topk
         probs = run(to_input(x, ck["input_size"], ck["mean"], ck["std"])).softmax(1)[0]
         p, idx = probs.topk(k)
         results.append({"image": str(path), "top": [(ck["classes"][i], float(q)) for q, i in zip(p, idx.tolist())],
-                        "path": run_path, "path_why": why})
+                        "path": run_path, "path_why": why, "description": resolved.description})
     return results

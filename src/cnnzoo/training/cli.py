@@ -70,11 +70,11 @@ def _accuracy(top1: float, top5: float, num_classes: int | None) -> str:
 
 
 def _predict(a: argparse.Namespace) -> None:
-    from .api import load_run, predict
+    from .api import predict
 
-    print(f"model: {load_run(a.checkpoint).description}")
     for i, r in enumerate(predict(a.checkpoint, a.images, a.topk)):
         if i == 0:
+            print(f"model: {r['description']}")
             print(f"inference path: {r['path']} ({r['path_why']})")
         print(r["image"])
         for name, p in r["top"]:
