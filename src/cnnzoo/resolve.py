@@ -94,6 +94,13 @@ class ResolvedModel:
     checkpoint: dict | None = None
 
 
+def run_folder(run: str | os.PathLike) -> Path:
+    """The folder of a run given as its folder or as its ``checkpoint.pt`` (where metrics.json,
+    eval.json and the drawings go)."""
+    path = Path(run)
+    return path if path.is_dir() else path.parent
+
+
 def model_kind(arg: str) -> str:
     """``"registry"``, ``"file"`` or ``"run"`` for a model argument, without building it.
 

@@ -260,13 +260,13 @@ def fast_path_check(run_dir: Path, path: str, data_dir: str | None = None) -> di
         dict: ``path``, ``images``, ``agreement`` and ``top1_fp32`` / ``top1_fast`` (fractions),
         ``validated``.
     """
-    from ..data import load_dataset, to_input
+    from ..data import to_input
     from ..deploy.bench import MAX_TOP1_DROP, MIN_AGREEMENT
     from ..training import load_model
+    from ..training.api import run_data
 
     model, ck = load_model(run_dir)
-    data = load_dataset(ck["dataset"], data_dir or ck["config"].get("data_dir"), channels=ck["in_chans"],
-                        size=ck["input_size"])
+    data = run_data(ck, data_dir)
     n = ck["config"].get("limit_test") or len(data.test_x)
     x, y = to_input(data.test_x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test_y[:n]
     pred = {p: predictions_on_path(model, x, p) for p in ("fp32", path)}

@@ -24,6 +24,7 @@ from ..errors import CnnzooError
 from ..training.checkpoint import write_json
 from .export import Runner, _first_line
 from .paths import PATHS, SLOW_PATHS, select_paths
+from ..resolve import run_folder
 from .source import Source, resolve_model
 
 #: A path is validated when its top-1 predictions agree with eager fp32's on this fraction of
@@ -162,7 +163,7 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
     _time(rows, runners, x, rounds, min_seconds)
     results = list(rows.values())
     if save and src.trained:
-        folder = Path(src.name) if Path(src.name).is_dir() else Path(src.name).parent
+        folder = run_folder(src.name)
         write_json(folder / BENCH_FILE, {"threads": torch.get_num_threads(), "torch": torch.__version__,
                                          "rows": [r.to_dict() for r in results]})
     return results
@@ -179,7 +180,7 @@ def fastest_validated_path(run: str | os.PathLike, skip_slow: bool = False) -> t
         (path name, why): ``("eager", "no bench.json ...")`` when the run was never benchmarked or
         no faster path was validated.
     """
-    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    folder = run_folder(run)
     try:
         rows = json.loads((folder / BENCH_FILE).read_text())["rows"]
     except (OSError, ValueError, KeyError):

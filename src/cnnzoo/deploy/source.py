@@ -51,12 +51,11 @@ class Source:
         """
         if self.ckpt is None:
             raise CnnzooError(f"{self.name} is not a training run: it has no images to validate with")
-        from ..data import load_dataset, to_input
+        from ..data import to_input
+        from ..training.api import run_data
 
         if self._data is None:                  # as cnnzoo eval reads it: the run's folder, channels and size
-            ck = self.ckpt
-            self._data = load_dataset(ck["dataset"], self.data_dir or ck.get("config", {}).get("data_dir"),
-                                      channels=ck["in_chans"], size=ck["input_size"])
+            self._data = run_data(self.ckpt, self.data_dir)
         x, y = (self._data.train_x, self._data.train_y) if split == "train" else (self._data.test_x, self._data.test_y)
         x, y = (x[:n], y[:n]) if n else (x, y)
         return to_input(x, self.ckpt["input_size"], self.ckpt["mean"], self.ckpt["std"]), y

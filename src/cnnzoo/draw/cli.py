@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 from ..analysis.cli import INPUT_FORMS, complete_input, input_size
-from ..resolve import FORMS, ResolvedModel, resolve_model
+from ..resolve import FORMS, ResolvedModel, resolve_model, run_folder
 from . import DEPTHS, FORMATS, SHOW, DrawError, draw
 
 
@@ -29,8 +29,7 @@ def _stem(spec: str, r: ResolvedModel) -> str | None:
     """The file name (without suffix) of a model's drawing or page: ``FILE_FACTORY`` for a model
     file, the run folder's name for a run, ``None`` for a registry name (its own name is used)."""
     path, _, factory = spec.rpartition(":")
-    run_dir = Path(spec) if Path(spec).is_dir() else Path(spec).parent
-    return {"file": f"{Path(path).stem}_{factory}", "run": run_dir.resolve().name}.get(r.kind)
+    return {"file": f"{Path(path).stem}_{factory}", "run": run_folder(spec).resolve().name}.get(r.kind)
 
 
 def _show(text: str | None) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import torch
 from ..data import load_dataset, read_image, to_input
 from .._text import plural
 from ..errors import CnnzooError
-from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model
+from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model, run_folder
 from .checkpoint import CheckpointError, load_checkpoint
 from .distributed import dist_env, make_trainer, rank_errors
 from .trainer import TrainConfig, evaluate_model
@@ -170,7 +170,7 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         options["data_dir"] = os.path.abspath(options["data_dir"])
     given_model = model_kind(model) != "run"       # a run to resume names its own model
     if not given_model:
-        run_dir = Path(model) if Path(model).is_dir() else Path(model).parent
+        run_dir = run_folder(model)
         if not resume:
             saved_model = load_checkpoint(run_dir)["model"]
             raise CnnzooError(f"{model} is a trained run: to continue it add --resume; to train its model anew "
@@ -212,6 +212,20 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
                 print(f"--resume: no checkpoint in {out} yet, so the run starts from its first step", flush=True)
             trainer = make_trainer(cfg, out, progress=progress)
         return _result(out, trainer.fit())
+
+
+def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
+    """The data set of a run's checkpoint ``ck``, read as its training read it: the folder it
+    recorded (unless ``data_dir`` names another, or ``dataset`` another data set), converted to its
+    channels and, for an image folder, resized to its input size. Used by ``eval``, ``bench``/``export``
+    and compare's fast-path check.
+
+    Raises:
+        DataFileError: the data are missing or unreadable (names the file and how to get it).
+    """
+    if dataset in (None, ck["dataset"]):
+        data_dir = data_dir or (ck.get("config") or {}).get("data_dir")
+    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
 
 
 def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:
@@ -276,9 +290,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     """
     run = load_run(checkpoint)
     model, ck = run.model, run.checkpoint
-    if dataset in (None, ck["dataset"]):
-        data_dir = data_dir or ck["config"].get("data_dir")
-    data = load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
+    data = run_data(ck, data_dir, dataset)
     if data.num_classes != ck["num_classes"]:
         raise CnnzooError(f"{data.name} has {plural(data.num_classes, 'class', 'classes')}; the model expects "
                           f"{ck['num_classes']}")
@@ -290,7 +302,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     conf = m["confusion"]
     per_class = (conf.diag().double() / conf.sum(1).clamp_min(1)).tolist()
     cp = Path(checkpoint)
-    out = Path(out) if out is not None else (cp if cp.is_dir() else cp.parent)
+    out = Path(out) if out is not None else run_folder(cp)
     out.mkdir(parents=True, exist_ok=True)
     png = out / "confusion.png"
     _plot_confusion(conf, ck["classes"], png, f"{model_label(ck['model'])} on {data.name}: top-1 {m['top1']:.2%}")

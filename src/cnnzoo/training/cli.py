@@ -38,14 +38,14 @@ def _train(a: argparse.Namespace) -> None:
 
 
 def _eval(a: argparse.Namespace) -> None:
-    from ..resolve import model_label
+    from ..resolve import model_label, run_folder
     from .api import evaluate
 
     r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, a.batch_size, tta=a.tta)
     k = len(r["per_class"])
     if r["epochs_done"] < r["epochs"]:
         print(f"unfinished run: the checkpoint holds epoch {r['epochs_done']} of {r['epochs']}, so the figures are "
-              f"mid-schedule; continue it with cnnzoo train {_run_dir(a.checkpoint)} --resume")
+              f"mid-schedule; continue it with cnnzoo train {run_folder(a.checkpoint)} --resume")
     print(f"model: {r['description']}")
     print(f"{model_label(r['model'])} on {r['dataset']} ({r['n']} test images, {r['seconds']:.1f} s): "
           f"{_accuracy(r['top1'], r['top5'], k)}")
@@ -56,10 +56,6 @@ def _eval(a: argparse.Namespace) -> None:
     if a.tta:                                  # the lines above are the single view's
         print(f"{_tta_words(a.tta)}: {_accuracy(r['tta']['top1'], r['tta']['top5'], k)}")
 
-
-def _run_dir(checkpoint: str) -> str:
-    path = Path(checkpoint)
-    return str(path if path.is_dir() else path.parent)
 
 
 def _accuracy(top1: float, top5: float, num_classes: int | None) -> str:
