@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -200,11 +199,9 @@ def _cached_figures() -> dict[str, list[int]]:
 
 def _store_figures(figures: dict[str, list[int]]) -> None:
     """Write the cache atomically; a cache that cannot be written (read-only home) is skipped."""
-    path = _figures_file()
+    from .training.checkpoint import atomic_write_bytes
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump({"key": _source_key(), "models": figures}, f)
-        os.replace(f.name, path)
+        atomic_write_bytes(_figures_file(), json.dumps({"key": _source_key(), "models": figures}).encode())
     except OSError:
         pass

@@ -71,11 +71,10 @@ class Diagram:
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file (atomic); one-line :class:`DrawError` if not possible."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    from ..training.checkpoint import atomic_write_bytes
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(path, data)
     except OSError as err:
         raise DrawError(f"cannot write {path}: {err.strerror or err}; choose another --out") from None
 

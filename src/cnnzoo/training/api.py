@@ -169,15 +169,16 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
     if options.get("data_dir"):             # recorded absolute, so that eval finds it from anywhere
         options["data_dir"] = os.path.abspath(options["data_dir"])
     given_model = model_kind(model) != "run"       # a run to resume names its own model
+    ckpt = None                                     # a run's checkpoint, loaded once
     if not given_model:
         run_dir = run_folder(model)
+        ckpt = load_checkpoint(run_dir)
         if not resume:
-            saved_model = load_checkpoint(run_dir)["model"]
             raise CnnzooError(f"{model} is a trained run: to continue it add --resume; to train its model anew "
-                              f"give the model ({model_label(saved_model)}) and another --out")
+                              f"give the model ({model_label(ckpt['model'])}) and another --out")
         if out is not None and Path(out).resolve() != run_dir.resolve():
             raise CnnzooError(f"--out {out} is not the run {model} to resume; drop --out")
-        out, model = run_dir, load_checkpoint(run_dir)["model"]
+        out, model = run_dir, ckpt["model"]
     model = canonical_spec(model)
     cfg = TrainConfig(model=model, **options)
     cfg.check()                             # before any file is written
@@ -202,7 +203,7 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         raise CnnzooError(f"{out} holds an unfinished run; add --resume to continue it or choose another --out")
     with rank_errors():                     # under torchrun: one line naming a failed rank
         if resume and ckpt_path.exists():
-            ckpt = load_checkpoint(ckpt_path)
+            ckpt = ckpt or load_checkpoint(ckpt_path)
             changes = resume_plan(ckpt, given, dist_env().world_size)
             saved = {**_ADDED_FIELDS, **ckpt["config"], **changes}
             trainer = make_trainer(TrainConfig(**saved), out, progress=progress)
