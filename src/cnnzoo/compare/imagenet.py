@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
-from ..registry import create_model, model_info
+from ..registry import model_info
 from .published import IMAGENET_VAL_IMAGES, PAPER_FIGURES, TORCHVISION_MODELS, accuracy_rows
 
 #: The batch size whose per-image time the table shows beside batch 1 (as the issue's table asks).
@@ -25,11 +23,9 @@ def chart_models(compared) -> list[str]:
 @functools.lru_cache(maxsize=None)
 def _imagenet_profile(name: str) -> dict:
     """The analyzer's record of ``name`` at 3x224x224, 1000 classes (meta device; cached per process)."""
-    from .job import IMAGENET, IMAGENET_CLASSES, _profile_record
+    from .job import IMAGENET, IMAGENET_CLASSES, _build, _profile_record
 
-    with torch.device("meta"):
-        model = create_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0])
-    return _profile_record(model, IMAGENET)
+    return _profile_record(_build(name, IMAGENET_CLASSES, IMAGENET[0], meta=True), IMAGENET)
 
 
 def _per_image(rows: list[dict], batch: int) -> tuple[float | None, str | None]:
