@@ -120,7 +120,7 @@ def _fake_run(folder):
     import torch
 
     import cnnzoo
-    from cnnzoo.training.checkpoint import save_checkpoint
+    from cnnzoo.training import save_checkpoint
 
     model = cnnzoo.create_model("lenet5_modern", num_classes=10, in_chans=1, norm=True)
     save_checkpoint({"model": "lenet5_modern", "model_kwargs": {"norm": True}, "num_classes": 10, "in_chans": 1,

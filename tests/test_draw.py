@@ -235,8 +235,8 @@ def test_page_receptive_field_viewer_shows_the_analyzers_figures(tmp_path):
 def test_lecture_figures_are_committed_with_the_analyzers_totals():
     from pathlib import Path
 
-    from cnnzoo.draw.lecture import FIGURES, figures_for
-    from cnnzoo.lecture import short
+    from cnnzoo._text import short
+    from cnnzoo.lecture import FIGURES, figures_for
     from cnnzoo.models.googlenet import Inception
     docs = Path(__file__).resolve().parents[1] / "docs"
     lecture_md = (docs / "lecture.md").read_text()

@@ -526,7 +526,7 @@ def test_eval_of_a_checkpoint_saved_from_a_wrapped_model(data_dir, tmp_path, cap
     run(data_dir, tmp_path / "c", epochs=1)
     ck = load_checkpoint(tmp_path / "c")
     ck["state_dict"] = {f"module.{k}": v for k, v in ck["state_dict"].items()}     # as DataParallel saves it
-    from cnnzoo.training.checkpoint import save_checkpoint
+    from cnnzoo.training import save_checkpoint
 
     save_checkpoint({k: v for k, v in ck.items() if k != "format"}, tmp_path / "dp" / "checkpoint.pt")
     with caplog.at_level("WARNING", logger="cnnzoo"):

@@ -33,7 +33,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ._text import hwc, num, short
 from .analysis import Profile, profile
+from .models.resnet import BasicBlock, Bottleneck
 from .registry import create_model
 
 AGREES, ROUNDING, DIFFERS, ELSEWHERE = "agrees", "agrees up to rounding", "differs", "measured elsewhere"
@@ -103,27 +105,6 @@ class Result:
 
 
 # --------------------------------------------------------------------------------------- formatting
-
-def num(x: float) -> str:
-    """``34944 -> "34,944"``; large non-integers are rounded, small ones keep 4 significant digits."""
-    if float(x).is_integer() or abs(x) >= 1000:
-        return f"{round(x):,}"
-    return f"{x:.4g}"
-
-
-def short(x: float) -> str:
-    """``271351808 -> "271.4M"``: 4 significant digits with K, M, G (powers of 1000)."""
-    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{x / div:.4g}{unit}"
-    return f"{x:.4g}"
-
-
-def hwc(shape: tuple) -> str:
-    """(C, H, W) -> ``"HxWxC"``, the lecture's way of writing a volume."""
-    c, h, w = shape
-    return f"{h}x{w}x{c}"
-
 
 def _show(value: Any) -> str:
     if isinstance(value, dict):
@@ -438,10 +419,15 @@ def googlenet_params() -> Computed:
                      "googlenet_paper with its two aux heads": p.totals.params})
 
 
-def _inception(naive: bool, in_ch: int = 256):
+def _example_inception(naive: bool, in_ch: int = 256) -> nn.Module:
+    """The lecture's Inception example on 28x28x``in_ch``: naive, or with 64-channel 1x1 reductions."""
     from .models.googlenet import Inception
     red = None if naive else 64
-    return _meta(lambda: Inception(in_ch, 128, red, 192, red, 96, red, naive=naive), (in_ch, 28, 28))
+    return Inception(in_ch, 128, red, 192, red, 96, red, naive=naive)
+
+
+def _inception(naive: bool, in_ch: int = 256):
+    return _meta(lambda: _example_inception(naive, in_ch), (in_ch, 28, 28))
 
 
 def naive_shape() -> Computed:
@@ -650,6 +636,61 @@ CLAIMS: list[Claim] = [
 ]
 
 
+# ----------------------------------------------------------------------------------------- figures
+
+@dataclass(frozen=True)
+class Figure:
+    """One lecture figure: ``file`` stem, ``section`` and ``claims`` of docs/lecture.md it goes
+    with, ``caption``, the module ``build``\\ er, ``input_size`` (C, H, W), ``depth``, ``show``."""
+
+    file: str
+    section: str
+    claims: tuple[str, ...]
+    caption: str
+    build: Callable[[], nn.Module]
+    input_size: tuple[int, int, int]
+    depth: str = "layer"
+    show: tuple[str, ...] = ()
+
+
+def _model(name: str, **kwargs) -> Callable[[], nn.Module]:
+    """A builder of the registry model ``name`` (the drawing builds it on the meta device)."""
+    return functools.partial(create_model, name, **kwargs)
+
+
+#: The figures of docs/lecture.md (``cnnzoo draw --lecture`` draws them): file, section, claims, caption,
+#: builder of the module, input (C, H, W), depth, figures per box.
+FIGURES: list[Figure] = [
+    Figure("lenet5", LENET, ("L2",), "LeNet-5 (1998 paper version)", _model("lenet5", num_classes=10, in_chans=1),
+           (1, 32, 32)),
+    Figure("alexnet", ALEXNET, ("L3", "L4", "L6", "L8", "L9"), "AlexNet (2012 paper): two towers, groups=2 on "
+           "CONV2, CONV4, CONV5", _model("alexnet_paper"), (3, 227, 227)),
+    Figure("vgg16", VGG, ("L12", "L15"), "VGG-16, stacks of 3x3 convs collapsed (x N)", _model("vgg16"), (3, 224, 224),
+           "block"),
+    Figure("inception_naive", GOOGLENET, ("L20", "L21", "L22"), "Naive Inception module on 28x28x256",
+           functools.partial(_example_inception, True), (256, 28, 28), show=("macs",)),
+    Figure("inception_bottleneck", GOOGLENET, ("L23",), "Inception module with 1x1 bottlenecks on 28x28x256",
+           functools.partial(_example_inception, False), (256, 28, 28), show=("macs",)),
+    Figure("googlenet", GOOGLENET, ("L18", "L24", "L25"), "GoogLeNet (paper), one box per Inception module, "
+           "auxiliary classifiers as side exits", _model("googlenet_paper"), (3, 224, 224), "stage"),
+    Figure("residual_block", RESNET, ("L28",), "Residual (basic) block: F(x) + x",
+           functools.partial(BasicBlock, 64, 64), (64, 56, 56), show=("params",)),
+    Figure("bottleneck_block", RESNET, ("L30",), "Bottleneck block on 28x28x256",
+           functools.partial(Bottleneck, 256, 64), (256, 28, 28), show=("params", "macs")),
+    Figure("resnet34", RESNET, ("L26", "L29"), "ResNet-34, identical blocks collapsed (x N)", _model("resnet34"),
+           (3, 224, 224), "block"),
+    Figure("plain34", RESNET, ("L27",), "Plain-34: ResNet-34 without shortcuts", _model("plain34"), (3, 224, 224),
+           "block"),
+    Figure("resnet50", RESNET, ("L26", "L30"), "ResNet-50 (bottleneck blocks), collapsed (x N)", _model("resnet50"),
+           (3, 224, 224), "block"),
+]
+
+
+def figures_for(section: str) -> list[Figure]:
+    """The figures that go under ``section`` of docs/lecture.md."""
+    return [f for f in FIGURES if f.section == section]
+
+
 # --------------------------------------------------------------------------------------- rendering
 
 def summary_line(results: list[Result]) -> str:
@@ -711,7 +752,6 @@ def render_markdown(results: list[Result]) -> str:
 def _figures(section: str) -> list[str]:
     """The section's figures (``cnnzoo draw --lecture`` writes them to docs/figures/), each with the
     claims it illustrates."""
-    from .draw.lecture import figures_for  # here: cnnzoo.draw imports this module
     return [line for f in figures_for(section) for line in
             (f"![{f.caption}](figures/{f.file}.svg)", "", f"*{f.caption}; illustrates {', '.join(f.claims)}. "
              f"Drawn from the module by `cnnzoo draw --lecture`.*", "")]

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ._io import atomic_write_bytes
 from .errors import UnknownModelError
 
 
@@ -199,8 +200,6 @@ def _cached_figures() -> dict[str, list[int]]:
 
 def _store_figures(figures: dict[str, list[int]]) -> None:
     """Write the cache atomically; a cache that cannot be written (read-only home) is skipped."""
-    from .training.checkpoint import atomic_write_bytes
-
     try:
         atomic_write_bytes(_figures_file(), json.dumps({"key": _source_key(), "models": figures}).encode())
     except OSError:

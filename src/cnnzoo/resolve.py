@@ -35,6 +35,11 @@ A new command takes the argument with ``add_model_argument(parser)`` for its hel
 calls :func:`resolve_model` (with ``meta=True`` when it only needs shapes) and prints
 ``r.description`` so the user sees which configuration it used. :func:`model_kind` tells the
 form without building anything (``train`` uses it to refuse a run without ``--resume``).
+
+Runs are loaded here too: :func:`load_run` (a run only, as a :class:`ResolvedModel`),
+:func:`load_model` (its model and checkpoint dict) and :func:`run_data` (its data set as its
+training read it), for ``eval``, ``predict``, ``draw``, ``export``/``bench``, compare and the
+experiments.
 """
 from __future__ import annotations
 
@@ -50,7 +55,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._io import CheckpointError, load_checkpoint
 from ._text import plural
+from .data import load_dataset
 from .errors import CnnzooError, UnknownModelError
 
 #: What the argument may be, for help texts and error messages.
@@ -310,7 +317,6 @@ def _describe(what: str, nc, ch, kwargs: dict, size) -> str:
 
 def _resolve_run(arg: str, opts: dict, meta: bool) -> ResolvedModel:
     from .models._weights import load_state_dict
-    from .training.checkpoint import load_checkpoint
 
     if opts:
         raise ModelLoadError(f"{arg} is a trained run: its model is fixed; drop "
@@ -329,6 +335,54 @@ def _resolve_run(arg: str, opts: dict, meta: bool) -> ResolvedModel:
     what = f"{arg} (run of {model_label(ck['model'])} on {ck['dataset']}, {done})"
     return ResolvedModel(model.eval(), _describe(what, ck["num_classes"], ch, inner.model_kwargs, (ch, s, s)),
                          "run", ck["model"], ck["num_classes"], ch, (ch, s, s), inner.model_kwargs, ck)
+
+
+def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
+    """The data set of a run's checkpoint ``ck``, read as its training read it: the folder it
+    recorded (unless ``data_dir`` names another, or ``dataset`` another data set), converted to its
+    channels and, for an image folder, resized to its input size. Used by ``eval``, ``bench``/``export``
+    and compare's fast-path check.
+
+    Raises:
+        DataFileError: the data are missing or unreadable (names the file and how to get it).
+    """
+    if dataset in (None, ck["dataset"]):
+        data_dir = data_dir or (ck.get("config") or {}).get("data_dir")
+    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
+
+
+def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:
+    """The trained model of a run folder or ``checkpoint.pt`` (eval mode, fp32, CPU), with its
+    description (:func:`resolve_model` of the run).
+
+    Raises:
+        CheckpointError: missing or corrupt checkpoint, or a model name or file given instead.
+        WeightsMismatchError: weights that do not fit the recorded model (a few lines: counts,
+            names, likely cause).
+    """
+    arg = str(checkpoint)
+    if not Path(arg).exists():
+        try:
+            kind = model_kind(arg)
+        except CnnzooError:
+            kind = None
+        if kind is not None:
+            raise CheckpointError(f"{arg} is a model, not a trained run: give a run folder or its checkpoint.pt "
+                                  f"(train one with: cnnzoo train {arg})")
+        raise CheckpointError(f"missing checkpoint {arg}")
+    if Path(arg).suffix == ".py":
+        raise CheckpointError(f"{arg} is a model file, not a trained run: give a run folder or its checkpoint.pt")
+    return resolve_model(arg)
+
+
+def load_model(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model of a checkpoint (eval mode, fp32, CPU); see :func:`load_run`.
+
+    Returns:
+        (model, checkpoint dict without tensors of the optimizer).
+    """
+    r = load_run(checkpoint)
+    return r.model, r.checkpoint
 
 
 def add_model_argument(parser, name: str = "model", help_prefix: str = "") -> None:

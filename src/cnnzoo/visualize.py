@@ -160,7 +160,7 @@ def visualize(checkpoint: str | os.PathLike, image: str | os.PathLike | None = N
             Each is raised before any file is written.
     """
     from .data import read_image, to_input
-    from .training import load_model
+    from .resolve import load_model
 
     cp = Path(checkpoint)
     cp = cp / "checkpoint.pt" if cp.is_dir() else cp

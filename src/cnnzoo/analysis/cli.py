@@ -6,40 +6,13 @@ import sys
 
 import torch
 
-from .._text import positive_float, positive_int
+from .._text import INPUT_FORMS, complete_input, input_size, positive_float, positive_int
 from ..resolve import FORMS, ModelLoadError, resolve_model  # noqa: F401  (ModelLoadError: re-exported)
 from .ops import CATEGORIES
 from .profile import profile
 
-INPUT_FORMS = "CxHxW (3x224x224), NxCxHxW (8x3x224x224), HxW (224x224) or a side S (224)"
-
 #: ``--dtype`` choices: the dtype the model's floating-point weights (and so the input) are cast to.
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def input_size(text: str) -> tuple[int, ...]:
-    """Parse ``--input``: ``CxHxW``, ``NxCxHxW``, ``HxW`` or a single side ``S`` (a square input).
-
-    ``HxW`` and ``S`` leave the channel count to the model (see :func:`complete_input`).
-
-    Raises:
-        argparse.ArgumentTypeError: anything else, with the accepted forms (argparse then prints
-            it as one line naming ``--input`` and exits with status 2).
-    """
-    try:
-        dims = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        dims = ()
-    if not 1 <= len(dims) <= 4 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an input size; give {INPUT_FORMS}")
-    return dims
-
-
-def complete_input(dims: tuple[int, ...], default_input_size: tuple[int, ...]) -> tuple[int, ...]:
-    """(C, H, W) or (N, C, H, W) from parsed ``--input`` dims: a side ``S`` is ``SxS``, and an
-    ``HxW`` takes the channel count of ``default_input_size`` (C, H, W)."""
-    dims = dims * 2 if len(dims) == 1 else dims
-    return (default_input_size[0], *dims) if len(dims) == 2 else dims
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import functools
 
+import torch
+
+from ..analysis import profile
 from ..registry import model_info
+from ..resolve import resolve_model
 from .published import IMAGENET_VAL_IMAGES, PAPER_FIGURES, TORCHVISION_MODELS, accuracy_rows
 
 #: The batch size whose per-image time the table shows beside batch 1 (as the issue's table asks).
 TABLE_BATCH = 16
+IMAGENET = (3, 224, 224)          # (C, H, W) and 1000 classes: the scale of the lecture's figures
+IMAGENET_CLASSES = 1000
 
 
 def chart_models(compared) -> list[str]:
@@ -20,12 +26,22 @@ def chart_models(compared) -> list[str]:
     return list(dict.fromkeys([*TORCHVISION_MODELS, *(f.model for f in PAPER_FIGURES), *compared]))
 
 
+def profile_record(model: torch.nn.Module, input_size: tuple) -> dict:
+    """The analyzer's figures of ``model`` at ``input_size`` (C, H, W) as compare records them:
+    parameters (all, executed at inference, bytes), MACs, activation bytes, receptive field, depth."""
+    p = profile(model, input_size)
+    t = p.totals
+    return {"input": list(input_size), "params": t.params, "params_executed": t.params_executed,
+            "param_bytes": t.param_bytes, "macs": t.macs, "activation_bytes": t.activation_bytes,
+            "receptive_field": p.receptive_field.size[0] if p.receptive_field else None,
+            "receptive_field_text": str(p.receptive_field) if p.receptive_field else None, "depth": p.depth}
+
+
 @functools.lru_cache(maxsize=None)
 def _imagenet_profile(name: str) -> dict:
     """The analyzer's record of ``name`` at 3x224x224, 1000 classes (meta device; cached per process)."""
-    from .job import IMAGENET, IMAGENET_CLASSES, _build, _profile_record
-
-    return _profile_record(_build(name, IMAGENET_CLASSES, IMAGENET[0], meta=True), IMAGENET)
+    model = resolve_model(name, num_classes=IMAGENET_CLASSES, in_chans=IMAGENET[0], meta=True).model
+    return profile_record(model, IMAGENET)
 
 
 def _per_image(rows: list[dict], batch: int) -> tuple[float | None, str | None]:
@@ -86,4 +102,4 @@ def short_citation(row: dict) -> str:
     return "no figure"
 
 
-__all__ = ["chart_models", "imagenet_rows", "l31_points", "timing_columns", "short_citation", "TABLE_BATCH"]
+__all__ = ["IMAGENET", "IMAGENET_CLASSES", "profile_record", "chart_models", "imagenet_rows", "l31_points", "timing_columns", "short_citation", "TABLE_BATCH"]

@@ -33,15 +33,14 @@ import torch
 from ..errors import CnnzooError
 from ..registry import model_info
 from ..resolve import canonical_spec, model_kind, model_label, resolve_model
-from ..training.checkpoint import write_json
+from .._io import write_json
+from .imagenet import IMAGENET, IMAGENET_CLASSES, profile_record
 from .latency import batch_curve, fastest_path, measure_latency, peak_memory, predictions_on_path
 
 #: The lecture's networks (L1-L30), paper-faithful variants where they train sensibly.
 DEFAULT_MODELS = ("lenet5", "alexnet_paper", "zfnet", "vgg16", "googlenet_paper", "resnet18", "resnet50",
                   "resnet152")
 
-IMAGENET = (3, 224, 224)          # (C, H, W) and 1000 classes: the scale of the lecture's figures
-IMAGENET_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -186,17 +185,6 @@ def _about(spec: str) -> dict:
     return {"family": info.family, "year": info.year, "paper": info.paper, "ilsvrc": info.ilsvrc, "notes": info.notes}
 
 
-def _profile_record(model: torch.nn.Module, input_size: tuple) -> dict:
-    from ..analysis import profile
-
-    p = profile(model, input_size)
-    t = p.totals
-    return {"input": list(input_size), "params": t.params, "params_executed": t.params_executed,
-            "param_bytes": t.param_bytes, "macs": t.macs, "activation_bytes": t.activation_bytes,
-            "receptive_field": p.receptive_field.size[0] if p.receptive_field else None,
-            "receptive_field_text": str(p.receptive_field) if p.receptive_field else None, "depth": p.depth}
-
-
 def analyze(name: str, num_classes: int, in_chans: int) -> dict:
     """Profile one model (registry name or model file) at ImageNet scale and at its trained scale
     (registry models on the meta device, no arithmetic)."""
@@ -204,8 +192,8 @@ def analyze(name: str, num_classes: int, in_chans: int) -> dict:
     s = scale["input_size"]
     big = _build(name, IMAGENET_CLASSES, IMAGENET[0], meta=True)
     small = _build(name, num_classes, in_chans, scale["width"], meta=True)
-    return {"model": model_label(name), **_about(name), "imagenet": _profile_record(big, IMAGENET),
-            "trained": {**scale, "num_classes": num_classes, **_profile_record(small, (in_chans, s, s))}}
+    return {"model": model_label(name), **_about(name), "imagenet": profile_record(big, IMAGENET),
+            "trained": {**scale, "num_classes": num_classes, **profile_record(small, (in_chans, s, s))}}
 
 
 def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
@@ -262,8 +250,7 @@ def fast_path_check(run_dir: Path, path: str, data_dir: str | None = None) -> di
     """
     from ..data import to_input
     from ..deploy.bench import MAX_TOP1_DROP, MIN_AGREEMENT
-    from ..training import load_model
-    from ..training.api import run_data
+    from ..resolve import load_model, run_data
 
     model, ck = load_model(run_dir)
     data = run_data(ck, data_dir)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
-from ..training.checkpoint import write_json
+from .._io import write_json
 from .export import Runner, _first_line
 from .paths import PATHS, SLOW_PATHS, select_paths
 from ..resolve import run_folder

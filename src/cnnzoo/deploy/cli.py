@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .._text import positive_int
-from ..analysis.cli import INPUT_FORMS, input_size
+from .._text import INPUT_FORMS, input_size, positive_int
 from ..resolve import FORMS
 
 _MODEL_HELP = f"{FORMS}; a registry name has fresh weights, or --weights"

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
-from ..training.checkpoint import write_json
+from .._io import write_json
 from .source import Source, resolve_model
 
 #: Relative tolerance on the logits, times max(1, max |eager logit|): fp32 kernels differ in

@@ -52,7 +52,7 @@ class Source:
         if self.ckpt is None:
             raise CnnzooError(f"{self.name} is not a training run: it has no images to validate with")
         from ..data import to_input
-        from ..training.api import run_data
+        from ..resolve import run_data
 
         if self._data is None:                  # as cnnzoo eval reads it: the run's folder, channels and size
             self._data = run_data(self.ckpt, self.data_dir)
@@ -68,7 +68,7 @@ def _shape(given: tuple[int, ...] | None, default: tuple[int, ...]) -> tuple[int
     Raises:
         CnnzooError: a size with a batch axis (the batch is ``--batch`` / ``--batch-size``).
     """
-    from ..analysis.cli import complete_input
+    from .._text import complete_input
 
     shape = complete_input(tuple(given), tuple(default)) if given else tuple(default)
     if len(shape) != 3:
@@ -97,13 +97,11 @@ def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | Non
         if input_shape is None:
             raise CnnzooError("give input_shape (C, H, W) with a module")
         return Source(spec.eval(), type(spec).__name__, tuple(input_shape))
-    from ..resolve import model_kind, resolve_model as resolve
+    from ..resolve import load_model, model_kind, resolve_model as resolve
 
     kind = model_kind(str(spec))                 # the shared model argument (cnnzoo.resolve_model)
     path = Path(spec)
     if kind == "run":
-        from ..training import load_model
-
         if weights is not None:
             raise CnnzooError(f"--weights is for a registry name; {spec} is a training run with its own weights")
         model, ckpt = load_model(path)

@@ -19,6 +19,7 @@ from pathlib import Path
 import graphviz
 from torch import nn
 
+from .._io import atomic_write_bytes
 from ..analysis import Profile, profile
 from ..errors import CnnzooError
 from .dot import SHOW, to_dot
@@ -71,8 +72,6 @@ class Diagram:
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file (atomic); one-line :class:`DrawError` if not possible."""
-    from ..training.checkpoint import atomic_write_bytes
-
     try:
         atomic_write_bytes(path, data)
     except OSError as err:

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-from ..analysis.cli import INPUT_FORMS, complete_input, input_size
+from .._text import INPUT_FORMS, complete_input, input_size
 from ..resolve import FORMS, ResolvedModel, resolve_model, run_folder
 from . import DEPTHS, FORMATS, SHOW, DrawError, draw
 

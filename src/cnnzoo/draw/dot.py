@@ -14,8 +14,8 @@ from collections import Counter
 
 import graphviz
 
-from ..lecture import short
-from .graph import Graph, Node, hwc
+from .._text import hwc, short
+from .graph import Graph, Node
 
 FILL = {"conv": "#fdd9b5", "pool": "#c6dbef", "fc": "#e2d4f0", "norm": "#d4edda", "group": "#fff1a8",
         "add": "#ffffff", "cat": "#ffffff", "input": "#eeeeee", "output": "#eeeeee", "other": "#f4f4f4"}
@@ -55,7 +55,7 @@ def node_label(n: Node, show: tuple[str, ...]) -> str:
     if n.detail:
         lines.append(small.format(_text(n.detail)))
     if n.kind not in ("add",) or n.detail:
-        lines.append(small.format(_text(hwc(n.shape))))
+        lines.append(small.format(_text(hwc(n.shape[1:]) if n.shape and len(n.shape) > 1 else "?")))
     extra = stats(n, show)
     if extra:
         lines.append(small.format(_text(extra)))

@@ -103,15 +103,6 @@ def _type(row) -> str:
     return row.type.lower().rstrip("_")
 
 
-def hwc(shape: tuple | None) -> str:
-    """(N, C, H, W) -> ``"56x56x256"`` (the lecture's H x W x C); (N, C) -> ``"4096"``; any other
-    rank (a sequence (N, L, D), a volume) as it is, without N."""
-    if not shape or len(shape) < 2:
-        return "?"
-    dims = (*shape[2:], shape[1]) if len(shape) == 4 else shape[1:]
-    return "x".join(map(str, dims))
-
-
 def _kernel(k: tuple) -> str:
     return "x".join(map(str, k))
 

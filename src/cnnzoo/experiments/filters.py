@@ -28,7 +28,7 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
 
     from ..data import load_dataset
     from ..registry import create_model
-    from ..training import load_model
+    from ..resolve import load_model
     from ..visualize import first_conv, low_frequency_share, plot_filters, visualize
 
     rep = Report("filters", "What the first layer learns: filters and feature maps",

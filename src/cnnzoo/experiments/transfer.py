@@ -76,7 +76,7 @@ def _target_data(ck: dict, data_dir, preset: dict):
 
 def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
     from ..registry import create_model
-    from ..training import load_model
+    from ..resolve import load_model
 
     rep = Report("transfer", "Transfer: FC7 features on held-out classes",
                  "L17: FC7 (4096-d) is a good generic feature representation that transfers to other data and tasks.",

@@ -1,7 +1,8 @@
 """Training on in-memory data: :func:`train`, :func:`evaluate`, :func:`predict`, the
 :class:`Trainer` and the per-model recipe table."""
-from .api import RESUME_APPLIES, TrainResult, evaluate, load_model, load_run, predict, resume_plan, train
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..resolve import load_model, load_run   # public here too: a run is what training makes
+from .api import RESUME_APPLIES, TrainResult, evaluate, predict, resume_plan, train
+from .._io import CheckpointError, load_checkpoint, save_checkpoint
 from .recipes import RECIPES, recipe_for
 from .results import results_table
 from .trainer import TrainConfig, TrainConfigError, Trainer, TrainingDivergedError, evaluate_model, lr_at

@@ -1,5 +1,5 @@
-"""The training API: :func:`train`, :func:`evaluate`, :func:`predict`, :func:`load_model`,
-:func:`results_table`. The CLI verbs ``train``, ``eval``, ``predict`` and ``results`` wrap them.
+"""The training API: :func:`train`, :func:`evaluate`, :func:`predict`. The CLI verbs ``train``,
+``eval`` and ``predict`` wrap them; a run is loaded by :func:`cnnzoo.resolve.load_run`.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from ..data import load_dataset, read_image, to_input
+from .._io import load_checkpoint, write_json
 from .._text import plural
+from ..data import read_image, to_input
 from ..errors import CnnzooError
-from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model, run_folder
-from .checkpoint import CheckpointError, load_checkpoint
+from ..resolve import canonical_spec, load_run, model_kind, model_label, run_data, run_folder
 from .distributed import dist_env, make_trainer, rank_errors
 from .trainer import TrainConfig, evaluate_model
 
@@ -215,54 +215,6 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         return _result(out, trainer.fit())
 
 
-def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
-    """The data set of a run's checkpoint ``ck``, read as its training read it: the folder it
-    recorded (unless ``data_dir`` names another, or ``dataset`` another data set), converted to its
-    channels and, for an image folder, resized to its input size. Used by ``eval``, ``bench``/``export``
-    and compare's fast-path check.
-
-    Raises:
-        DataFileError: the data are missing or unreadable (names the file and how to get it).
-    """
-    if dataset in (None, ck["dataset"]):
-        data_dir = data_dir or (ck.get("config") or {}).get("data_dir")
-    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
-
-
-def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:
-    """The trained model of a run folder or ``checkpoint.pt`` (eval mode, fp32, CPU), with its
-    description (:func:`cnnzoo.resolve.resolve_model` of the run).
-
-    Raises:
-        CheckpointError: missing or corrupt checkpoint, or a model name or file given instead.
-        WeightsMismatchError: weights that do not fit the recorded model (a few lines: counts,
-            names, likely cause).
-    """
-    arg = str(checkpoint)
-    if not Path(arg).exists():
-        try:
-            kind = model_kind(arg)
-        except CnnzooError:
-            kind = None
-        if kind is not None:
-            raise CheckpointError(f"{arg} is a model, not a trained run: give a run folder or its checkpoint.pt "
-                                  f"(train one with: cnnzoo train {arg})")
-        raise CheckpointError(f"missing checkpoint {arg}")
-    if Path(arg).suffix == ".py":
-        raise CheckpointError(f"{arg} is a model file, not a trained run: give a run folder or its checkpoint.pt")
-    return resolve_model(arg)
-
-
-def load_model(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model of a checkpoint (eval mode, fp32, CPU); see :func:`load_run`.
-
-    Returns:
-        (model, checkpoint dict without tensors of the optimizer).
-    """
-    r = load_run(checkpoint)
-    return r.model, r.checkpoint
-
-
 def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir: str | None = None,
              out: str | os.PathLike | None = None, batch_size: int = 1000, tta: str | None = None) -> dict:
     """Evaluate a checkpoint on a test set.
@@ -313,7 +265,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
            "epochs_done": ck["epoch"], "epochs": ck["config"]["epochs"]}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
-    (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(out / "eval.json", res)
     return res
 
 

@@ -30,7 +30,7 @@ from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_
 from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import resolve_model
-from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
+from .._io import save_checkpoint, write_csv, write_json
 from .recipes import recipe_for
 
 

@@ -1,4 +1,5 @@
-"""Checkpoints and metric files, written atomically (temp file + ``os.replace``).
+"""File writing under every layer: atomic writes (temp file + ``os.replace``), JSON, CSV and
+cnnzoo's checkpoints. Imports nothing of cnnzoo but :mod:`cnnzoo.errors`.
 
 A checkpoint is a dict of plain data and tensors, loadable with ``torch.load(...,
 weights_only=True)``. It holds everything ``eval``/``predict`` need to rebuild the model:
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CnnzooError
+from .errors import CnnzooError
 
 FORMAT = "cnnzoo-checkpoint/1"
 
