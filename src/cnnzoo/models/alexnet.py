@@ -270,41 +270,69 @@ class AlexNetTwoTower(nn.Module):
         return torch.cat([parts[0], parts[1].to(self.devices[0])], dim=1)  # (N, num_classes)
 
 
-def _register(name: str, cfg: AlexNetConfig, size: int, **meta):
-    """Register a thin builder ``name(num_classes, in_chans, width, dropout, init)`` for ``cfg``;
-    ``init="torch"`` keeps PyTorch's default init instead of the paper's N(0, 0.01) (which needs the
-    paper's 90 epochs to get going; the short Fashion-MNIST recipes use it)."""
+# ---- registered variants: one thin builder per network; the tables above are the data -------------
 
-    def builder(num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, dropout: float = 0.5,
-                init: str = "paper") -> AlexNet:
-        return AlexNet(cfg, num_classes, in_chans, width=width, dropout=dropout, default_input_size=(3, size, size),
-                       init=init)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"{meta['notes']}\n\nInput (N, in_chans, H, W), default {size}x{size} -> logits (N, num_classes)."
-    globals()[name] = register_model(default_input_size=(3, size, size), name=name, **meta)(builder)
+def _alexnet(cfg: AlexNetConfig, size: int, num_classes: int, in_chans: int, **kwargs) -> AlexNet:
+    return AlexNet(cfg, num_classes, in_chans, default_input_size=(3, size, size), **kwargs)
 
 
-_register("alexnet_paper", ALEXNET_PAPER, 227, family="alexnet", paper=_ALEXNET_PAPER, year=2012,
-          ilsvrc=_ALEXNET_ILSVRC, torchvision=None,
-          notes="The 2012 paper (Sec. 3, Fig. 2): convs 96-256-384-384-256; groups=2 on CONV2, CONV4, CONV5 "
-                "(the two GPUs, Sec. 3.2); ReLU then LRN (k=2, n=5, alpha=1e-4, beta=0.75, within each GPU's "
-                "maps, Sec. 3.3) then 3x3/2 max pool after CONV1 and CONV2 (the lecture puts the pool before "
-                "the norm); dropout 0.5 on FC6 and FC7 outputs; N(0, 0.01) weights, biases 1 in CONV2, 4, 5, "
-                "FC6, FC7 (Sec. 5). Input 227x227: the paper's text says 224, but 11x11/4 without padding "
-                "gives 55x55 only from 227. Adaptive 6x6 average pool before FC6 (identity at 227).")
-_register("alexnet", ALEXNET_TORCHVISION, 224, family="alexnet", paper=_WEIRD_TRICK, year=2014,
-          ilsvrc=_ALEXNET_ILSVRC, torchvision="alexnet",
-          notes="torchvision's AlexNet, from 'One weird trick' (1404.5997): convs 64-192-384-256-256, CONV1 "
-                "padding 2, no LRN, no groups (one GPU), dropout before FC6 and FC7, adaptive 6x6 average "
-                "pool, PyTorch default init. state_dict-compatible with torchvision.models.alexnet.")
-_register("zfnet", ZFNET, 224, family="zfnet", paper=_ZFNET_PAPER, year=2013, ilsvrc=_ZFNET_ILSVRC,
-          notes="Zeiler & Fergus Fig. 3: CONV1 96 7x7/2 pad 1, CONV2 256 5x5/2 pad 0, 3x3/2 max pools in "
-                "ceil mode (Caffe's rounding), each followed by contrast normalisation across maps (LRN with "
-                "AlexNet's constants: the paper gives none), 384-384-256, dense convs (one GPU); these give "
-                "Fig. 3's 110, 55, 26, 13, 13, 13, 6 at 224. Dropout 0.5 on FC6, FC7; weights N(0, 1e-2), "
-                "biases 0 (Sec. 3.1).")
-_register("zfnet_lecture", ZFNET_LECTURE, 224, family="zfnet", paper=_ZFNET_PAPER, year=2013,
-          ilsvrc=_ZFNET_ILSVRC,
-          notes="The lecture's ZFNet (L11): zfnet with CONV3, CONV4, CONV5 of 512, 1024, 512 filters, the "
-                "paper's larger model '(b)' (Table 2: 1 convnet, 16.1% top-5 test error).")
+@register_model(family="alexnet", paper=_ALEXNET_PAPER, year=2012, ilsvrc=_ALEXNET_ILSVRC,
+                default_input_size=(3, 227, 227),
+                notes="The 2012 paper (Sec. 3, Fig. 2): convs 96-256-384-384-256; groups=2 on CONV2, CONV4, CONV5 "
+                      "(the two GPUs, Sec. 3.2); ReLU then LRN (k=2, n=5, alpha=1e-4, beta=0.75, within each GPU's "
+                      "maps, Sec. 3.3) then 3x3/2 max pool after CONV1 and CONV2 (the lecture puts the pool before "
+                      "the norm); dropout 0.5 on FC6 and FC7 outputs; N(0, 0.01) weights, biases 1 in CONV2, 4, 5, "
+                      "FC6, FC7 (Sec. 5). Input 227x227: the paper's text says 224, but 11x11/4 without padding "
+                      "gives 55x55 only from 227. Adaptive 6x6 average pool before FC6 (identity at 227).")
+def alexnet_paper(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
+    """AlexNet as in Krizhevsky et al. 2012 (Sec. 3, Fig. 2): two towers (``groups=2`` on CONV2,
+    CONV4, CONV5), LRN, the paper's init; see :data:`ALEXNET_PAPER` and the registry notes.
+
+    Input (N, in_chans, H, W), default 227x227 -> logits (N, num_classes). ``**kwargs``: ``width``,
+    ``dropout``, ``init`` (see :class:`AlexNet`); ``init="torch"`` keeps PyTorch's default init
+    instead of the paper's N(0, 0.01) (which needs the paper's 90 epochs to get going; the short
+    Fashion-MNIST recipes use it).
+    """
+    return _alexnet(ALEXNET_PAPER, 227, num_classes, in_chans, **kwargs)
+
+
+@register_model(family="alexnet", paper=_WEIRD_TRICK, year=2014, ilsvrc=_ALEXNET_ILSVRC, torchvision="alexnet",
+                notes="torchvision's AlexNet, from 'One weird trick' (1404.5997): convs 64-192-384-256-256, CONV1 "
+                      "padding 2, no LRN, no groups (one GPU), dropout before FC6 and FC7, adaptive 6x6 average "
+                      "pool, PyTorch default init. state_dict-compatible with torchvision.models.alexnet.")
+def alexnet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
+    """torchvision's AlexNet (Krizhevsky 2014, "One weird trick", arXiv:1404.5997): one tower, no
+    LRN; ``state_dict``-compatible with ``torchvision.models.alexnet``.
+
+    Input (N, in_chans, H, W), default 224x224 -> logits (N, num_classes). ``**kwargs``:
+    as :func:`alexnet_paper` (this network keeps PyTorch's default init either way).
+    """
+    return _alexnet(ALEXNET_TORCHVISION, 224, num_classes, in_chans, **kwargs)
+
+
+@register_model(family="zfnet", paper=_ZFNET_PAPER, year=2013, ilsvrc=_ZFNET_ILSVRC,
+                notes="Zeiler & Fergus Fig. 3: CONV1 96 7x7/2 pad 1, CONV2 256 5x5/2 pad 0, 3x3/2 max pools in "
+                      "ceil mode (Caffe's rounding), each followed by contrast normalisation across maps (LRN with "
+                      "AlexNet's constants: the paper gives none), 384-384-256, dense convs (one GPU); these give "
+                      "Fig. 3's 110, 55, 26, 13, 13, 13, 6 at 224. Dropout 0.5 on FC6, FC7; weights N(0, 1e-2), "
+                      "biases 0 (Sec. 3.1).")
+def zfnet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
+    """ZFNet as in Zeiler & Fergus 2013, Fig. 3: AlexNet with a 7x7/2 CONV1 and a 5x5/2 CONV2.
+
+    Input (N, in_chans, H, W), default 224x224 -> logits (N, num_classes). ``**kwargs``:
+    as :func:`alexnet_paper`.
+    """
+    return _alexnet(ZFNET, 224, num_classes, in_chans, **kwargs)
+
+
+@register_model(family="zfnet", paper=_ZFNET_PAPER, year=2013, ilsvrc=_ZFNET_ILSVRC,
+                notes="The lecture's ZFNet (L11): zfnet with CONV3, CONV4, CONV5 of 512, 1024, 512 filters, the "
+                      "paper's larger model '(b)' (Table 2: 1 convnet, 16.1% top-5 test error).")
+def zfnet_lecture(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
+    """The lecture's ZFNet (L11): :func:`zfnet` with CONV3-5 of 512, 1024, 512 filters, Zeiler &
+    Fergus 2013's larger model (Table 2, "(b)").
+
+    Input (N, in_chans, H, W), default 224x224 -> logits (N, num_classes). ``**kwargs``:
+    as :func:`alexnet_paper`.
+    """
+    return _alexnet(ZFNET_LECTURE, 224, num_classes, in_chans, **kwargs)

@@ -33,6 +33,7 @@ torchvision does it (``kaiming_normal_``, fan_out, ReLU gain); BN weight 1, bias
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -277,7 +278,7 @@ class ResNet(ZooModel):
         return torch.flatten(self.avgpool(x), 1)
 
 
-# ---- registered variants: configuration as data --------------------------------------------------
+# ---- registered variants: the tables are data, one thin builder per variant -----------------------
 
 #: Table 1: block type and blocks per stage (conv2_x, conv3_x, conv4_x, conv5_x).
 IMAGENET_DEPTHS: dict[int, tuple[type[_ResidualBlock], tuple[int, ...]]] = {
@@ -303,60 +304,237 @@ def cifar_layers(depth: int) -> tuple[int, int, int]:
     return n, n, n
 
 
-def _register(name: str, summary: str, notes: str, defaults: dict, fixed: dict, *,
-              default_input_size=(3, 224, 224), torchvision: str | None = None, ilsvrc: str | None = None):
-    """Define, register and export the builder ``name(num_classes=1000 or 10 for CIFAR, in_chans=3, **kwargs)``.
+_register = functools.partial(register_model, family="resnet", paper=_PAPER, year=2015)
+_B = "; projection shortcuts (option B) when dimensions change"
+_BASIC = "paper = torchvision (v1 and v1.5 coincide for basic blocks: both put stride 2 on the first 3x3)" + _B
+_CIFAR = ("3x3 conv 16 stem, 3 stages of n basic blocks (16/32/64 filters, maps 32/16/8), global avg pool, FC; "
+          "shortcut='A' zero-padding (paper) or 'B' projection")
 
-    ``defaults`` are ResNet kwargs the user may override; ``fixed`` define the variant.
+
+def _v15(depth: int) -> str:
+    return (f"torchvision's v1.5: stride 2 on the bottleneck's 3x3 conv (the paper's models put it on the first 1x1; "
+            f"see resnet{depth}_v1)" + _B)
+
+
+def _v1(depth: int) -> str:
+    return (f"paper's v1: stride 2 on the first 1x1 conv of conv3_1/conv4_1/conv5_1; same parameters as "
+            f"resnet{depth} (torchvision v1.5), fewer MACs")
+
+
+def _plain(of: str) -> str:
+    return f"{of} with every shortcut removed (the paper's plain baseline)"
+
+
+def _imagenet(depth: int, block: type[_ResidualBlock] | None = None) -> dict:
+    """Table 1's configuration of ResNet-``depth``: its block (or ``block`` instead) and blocks per stage."""
+    table_block, layers = IMAGENET_DEPTHS[depth]
+    return {"block": block or table_block, "layers": layers}
+
+
+def _cifar(depth: int) -> dict:
+    """Sec 4.2's 6n+2-layer CIFAR-10 net: 3x3 stem, three stages of n basic blocks at 16/32/64 filters."""
+    return {"block": BasicBlock, "layers": cifar_layers(depth), "planes": (16, 32, 64), "stem": "cifar"}
+
+
+def _resnet(name: str, num_classes: int, in_chans: int, kwargs: dict, fixed: dict, **defaults) -> ResNet:
+    """The :class:`ResNet` of a registered variant: ``fixed`` defines it, ``defaults`` are the options the
+    user may override in ``kwargs`` (with ``width`` and ``zero_init_residual``).
+
+    Raises:
+        ModelConfigError: an option the variant fixes (pick another model) or that no ResNet takes.
     """
     allowed = sorted({"width", "zero_init_residual", *defaults})
-    paper_classes = 10 if default_input_size[1] == 32 else 1000     # CIFAR-10 or ImageNet
-
-    def builder(num_classes: int = paper_classes, in_chans: int = 3, **kwargs) -> ResNet:
-        for key in sorted(kwargs):
-            if key in fixed:
-                raise ModelConfigError(f"{name} fixes {key}={fixed[key]!r}; pick another model instead")
-            if key not in allowed:
-                raise ModelConfigError(f"{name} takes no argument {key!r}; it accepts {', '.join(allowed)}")
-        return ResNet(num_classes=num_classes, in_chans=in_chans, **{**defaults, **kwargs, **fixed})
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = (f"{summary}\n\n{notes}\n\nSource: {_PAPER}.\n"
-                       f"Returns a :class:`ResNet`; keyword arguments: {', '.join(allowed)}.")
-    globals()[name] = register_model(family="resnet", paper=_PAPER, year=2015, ilsvrc=ilsvrc,
-                                     default_input_size=default_input_size, notes=notes,
-                                     torchvision=torchvision, name=name,
-                                     num_classes=paper_classes)(builder)
-    __all__.append(name)
+    for key in sorted(kwargs):
+        if key in fixed:
+            raise ModelConfigError(f"{name} fixes {key}={fixed[key]!r}; pick another model instead")
+        if key not in allowed:
+            raise ModelConfigError(f"{name} takes no argument {key!r}; it accepts {', '.join(allowed)}")
+    return ResNet(num_classes=num_classes, in_chans=in_chans, **{**defaults, **kwargs, **fixed})
 
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "BottleneckV1", "ZeroPadShortcut",
-           "IMAGENET_DEPTHS", "CIFAR_DEPTHS", "cifar_layers"]
+@_register(torchvision="resnet18", ilsvrc=_ILSVRC, notes=_BASIC)
+def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-18 (Table 1): basic blocks, (2, 2, 2, 2) per stage; the paper's and torchvision's
+    network (``state_dict``-compatible with ``torchvision.models.resnet18``).
 
-for _d, (_block, _layers) in IMAGENET_DEPTHS.items():
-    _cfg = {"block": _block, "layers": _layers}
-    _v15 = ("torchvision's v1.5: stride 2 on the bottleneck's 3x3 conv (the paper's models put it on the "
-            "first 1x1; see resnet%d_v1)" % _d if _block is Bottleneck else
-            "paper = torchvision (v1 and v1.5 coincide for basic blocks: both put stride 2 on the first 3x3)")
-    _register(f"resnet{_d}", f"ResNet-{_d} (Table 1, {_layers} blocks per stage).",
-              _v15 + "; projection shortcuts (option B) when dimensions change", {"shortcut": "B"}, _cfg,
-              torchvision=f"resnet{_d}", ilsvrc=_ILSVRC)
-    if _block is Bottleneck:
-        _register(f"resnet{_d}_v1", f"ResNet-{_d} v1 (Table 1, {_layers}), the paper's stride placement.",
-                  "paper's v1: stride 2 on the first 1x1 conv of conv3_1/conv4_1/conv5_1; same parameters as "
-                  f"resnet{_d} (torchvision v1.5), fewer MACs", {"shortcut": "B"}, {**_cfg, "block": BottleneckV1},
-                  ilsvrc=_ILSVRC)
-    if _block is BasicBlock:
-        _register(f"plain{_d}", f"Plain-{_d} (Sec 4.1, Table 2): ResNet-{_d} without shortcuts.",
-                  f"resnet{_d} with every shortcut removed (the paper's plain baseline)", {},
-                  {**_cfg, "shortcut": None})
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet18", num_classes, in_chans, kwargs, _imagenet(18), shortcut="B")
 
-for _d in CIFAR_DEPTHS:
-    _cfg = {"block": BasicBlock, "layers": cifar_layers(_d), "planes": (16, 32, 64), "stem": "cifar"}
-    _register(f"cifar_resnet{_d}", f"CIFAR-10 ResNet-{_d} (Sec 4.2, Table 6), n={(_d - 2) // 6}.",
-              "3x3 conv 16 stem, 3 stages of n basic blocks (16/32/64 filters, maps 32/16/8), global "
-              "avg pool, FC; shortcut='A' zero-padding (paper) or 'B' projection", {"shortcut": "A"}, _cfg,
-              default_input_size=(3, 32, 32))
-    _register(f"cifar_plain{_d}", f"CIFAR-10 plain-{_d} (Sec 4.2, Fig. 6 left): cifar_resnet{_d} without shortcuts.",
-              f"cifar_resnet{_d} with every shortcut removed (the paper's plain baseline)", {},
-              {**_cfg, "shortcut": None}, default_input_size=(3, 32, 32))
+
+@_register(torchvision="resnet34", ilsvrc=_ILSVRC, notes=_BASIC)
+def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-34 (Table 1): basic blocks, (3, 4, 6, 3) per stage; the paper's and torchvision's
+    network (``state_dict``-compatible with ``torchvision.models.resnet34``).
+
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet34", num_classes, in_chans, kwargs, _imagenet(34), shortcut="B")
+
+
+@_register(torchvision="resnet50", ilsvrc=_ILSVRC, notes=_v15(50))
+def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-50 (Table 1): bottleneck blocks, (3, 4, 6, 3) per stage, with torchvision's v1.5
+    stride placement (``state_dict``-compatible with ``torchvision.models.resnet50``).
+
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet50", num_classes, in_chans, kwargs, _imagenet(50), shortcut="B")
+
+
+@_register(torchvision="resnet101", ilsvrc=_ILSVRC, notes=_v15(101))
+def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-101 (Table 1): bottleneck blocks, (3, 4, 23, 3) per stage, with torchvision's v1.5
+    stride placement (``state_dict``-compatible with ``torchvision.models.resnet101``).
+
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet101", num_classes, in_chans, kwargs, _imagenet(101), shortcut="B")
+
+
+@_register(torchvision="resnet152", ilsvrc=_ILSVRC, notes=_v15(152))
+def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-152 (Table 1): bottleneck blocks, (3, 8, 36, 3) per stage, with torchvision's v1.5
+    stride placement (``state_dict``-compatible with ``torchvision.models.resnet152``).
+
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet152", num_classes, in_chans, kwargs, _imagenet(152), shortcut="B")
+
+
+@_register(ilsvrc=_ILSVRC, notes=_v1(50))
+def resnet50_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-50 v1 (Table 1, (3, 4, 6, 3)) with the paper's stride placement: stride 2 on the
+    first 1x1 conv of conv3_1, conv4_1, conv5_1 (:class:`BottleneckV1`).
+
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet50_v1", num_classes, in_chans, kwargs, _imagenet(50, BottleneckV1), shortcut="B")
+
+
+@_register(ilsvrc=_ILSVRC, notes=_v1(101))
+def resnet101_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-101 v1 (Table 1, (3, 4, 23, 3)) with the paper's stride placement: stride 2 on the
+    first 1x1 conv of conv3_1, conv4_1, conv5_1 (:class:`BottleneckV1`).
+
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet101_v1", num_classes, in_chans, kwargs, _imagenet(101, BottleneckV1), shortcut="B")
+
+
+@_register(ilsvrc=_ILSVRC, notes=_v1(152))
+def resnet152_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """ResNet-152 v1 (Table 1, (3, 8, 36, 3)) with the paper's stride placement: stride 2 on the
+    first 1x1 conv of conv3_1, conv4_1, conv5_1 (:class:`BottleneckV1`).
+
+    Keyword arguments: ``shortcut`` (default ``"B"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("resnet152_v1", num_classes, in_chans, kwargs, _imagenet(152, BottleneckV1), shortcut="B")
+
+
+@_register(notes=_plain("resnet18"))
+def plain18(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """Plain-18 (Sec 4.1, Table 2): ResNet-18 without shortcuts, the paper's plain baseline.
+
+    Keyword arguments: ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("plain18", num_classes, in_chans, kwargs, {**_imagenet(18), "shortcut": None})
+
+
+@_register(notes=_plain("resnet34"))
+def plain34(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """Plain-34 (Sec 4.1, Table 2): ResNet-34 without shortcuts, the paper's plain baseline.
+
+    Keyword arguments: ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("plain34", num_classes, in_chans, kwargs, {**_imagenet(34), "shortcut": None})
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_CIFAR)
+def cifar_resnet20(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 ResNet-20 (Sec 4.2, Table 6): 6n+2 layers with n=3.
+
+    Keyword arguments: ``shortcut`` (default ``"A"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_resnet20", num_classes, in_chans, kwargs, _cifar(20), shortcut="A")
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_plain("cifar_resnet20"))
+def cifar_plain20(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 plain-20 (Sec 4.2, Fig. 6 left): :func:`cifar_resnet20` without shortcuts.
+
+    Keyword arguments: ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_plain20", num_classes, in_chans, kwargs, {**_cifar(20), "shortcut": None})
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_CIFAR)
+def cifar_resnet32(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 ResNet-32 (Sec 4.2, Table 6): 6n+2 layers with n=5.
+
+    Keyword arguments: ``shortcut`` (default ``"A"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_resnet32", num_classes, in_chans, kwargs, _cifar(32), shortcut="A")
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_plain("cifar_resnet32"))
+def cifar_plain32(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 plain-32 (Sec 4.2, Fig. 6 left): :func:`cifar_resnet32` without shortcuts.
+
+    Keyword arguments: ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_plain32", num_classes, in_chans, kwargs, {**_cifar(32), "shortcut": None})
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_CIFAR)
+def cifar_resnet44(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 ResNet-44 (Sec 4.2, Table 6): 6n+2 layers with n=7.
+
+    Keyword arguments: ``shortcut`` (default ``"A"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_resnet44", num_classes, in_chans, kwargs, _cifar(44), shortcut="A")
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_plain("cifar_resnet44"))
+def cifar_plain44(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 plain-44 (Sec 4.2, Fig. 6 left): :func:`cifar_resnet44` without shortcuts.
+
+    Keyword arguments: ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_plain44", num_classes, in_chans, kwargs, {**_cifar(44), "shortcut": None})
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_CIFAR)
+def cifar_resnet56(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 ResNet-56 (Sec 4.2, Table 6): 6n+2 layers with n=9.
+
+    Keyword arguments: ``shortcut`` (default ``"A"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_resnet56", num_classes, in_chans, kwargs, _cifar(56), shortcut="A")
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_plain("cifar_resnet56"))
+def cifar_plain56(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 plain-56 (Sec 4.2, Fig. 6 left): :func:`cifar_resnet56` without shortcuts.
+
+    Keyword arguments: ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_plain56", num_classes, in_chans, kwargs, {**_cifar(56), "shortcut": None})
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_CIFAR)
+def cifar_resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 ResNet-110 (Sec 4.2, Table 6): 6n+2 layers with n=18.
+
+    Keyword arguments: ``shortcut`` (default ``"A"``), ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_resnet110", num_classes, in_chans, kwargs, _cifar(110), shortcut="A")
+
+
+@_register(default_input_size=(3, 32, 32), num_classes=10, notes=_plain("cifar_resnet110"))
+def cifar_plain110(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
+    """CIFAR-10 plain-110 (Sec 4.2, Fig. 6 left): :func:`cifar_resnet110` without shortcuts.
+
+    Keyword arguments: ``width``, ``zero_init_residual`` (see :class:`ResNet`).
+    """
+    return _resnet("cifar_plain110", num_classes, in_chans, kwargs, {**_cifar(110), "shortcut": None})

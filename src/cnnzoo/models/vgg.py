@@ -20,6 +20,8 @@ torchvision's ``vgg11/13/16/19(_bn)``):
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -141,34 +143,83 @@ class VGG(ZooModel):
         return self.classifier[:5](torch.flatten(self.avgpool(self.forward_features(x)), 1))
 
 
-#: Table 2's parameter counts (millions) and Table 1's weight layers, for the builders' docstrings.
-_TABLE2 = {"A": (11, 133), "B": (13, 133), "C": (16, 134), "D": (16, 138), "E": (19, 144)}
+# ---- registered variants: one thin builder per configuration of Table 1 ---------------------------
+
+_register = functools.partial(register_model, family="vgg", paper=_PAPER, year=2014, ilsvrc=_ILSVRC)
+_BN = "; BatchNorm after every conv (torchvision's addition, not in the paper)"
 
 
-def _builder(name: str, cfg: str, batch_norm: bool = False, torchvision: bool = True):
-    """A thin registered builder ``name(num_classes=1000, in_chans=3, width=1.0, dropout=0.5) -> VGG``."""
-    depth, millions = _TABLE2[cfg]
-    bn = "; BatchNorm after every conv (torchvision's addition, not in the paper)" if batch_norm else ""
-
-    def build(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-        return VGG(CFGS[cfg], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, **kwargs)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = (f"VGG-{depth}, configuration {cfg} of Table 1 ({millions}M parameters in Table 2){bn}. "
-                     f"{'Same state_dict as torchvision.models.' + name if torchvision else 'Not in torchvision'}; "
-                     "``**kwargs``: ``width``, ``dropout`` (see :class:`VGG`).")
-    notes = (f"configuration {cfg} of Table 1{bn}; 7x7 adaptive average pool before FC6 as torchvision "
-             "(the identity at 224x224)")
-    return register_model(family="vgg", paper=_PAPER, year=2014, ilsvrc=_ILSVRC, default_input_size=(3, 224, 224),
-                          notes=notes, torchvision=name if torchvision else None, name=name)(build)
+def _notes(cfg: str, batch_norm: bool = False) -> str:
+    return (f"configuration {cfg} of Table 1{_BN if batch_norm else ''}; 7x7 adaptive average pool before FC6 as "
+            "torchvision (the identity at 224x224)")
 
 
-vgg11 = _builder("vgg11", "A")
-vgg11_bn = _builder("vgg11_bn", "A", batch_norm=True)
-vgg13 = _builder("vgg13", "B")
-vgg13_bn = _builder("vgg13_bn", "B", batch_norm=True)
-vgg16_c = _builder("vgg16_c", "C", torchvision=False)  # B plus a 1x1 conv in blocks 3, 4 and 5
-vgg16 = _builder("vgg16", "D")
-vgg16_bn = _builder("vgg16_bn", "D", batch_norm=True)
-vgg19 = _builder("vgg19", "E")
-vgg19_bn = _builder("vgg19_bn", "E", batch_norm=True)
+def _vgg(cfg: str, batch_norm: bool, num_classes: int, in_chans: int, **kwargs) -> VGG:
+    return VGG(CFGS[cfg], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, **kwargs)
+
+
+@_register(torchvision="vgg11", notes=_notes("A"))
+def vgg11(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-11, configuration A of Table 1 (133M parameters in Table 2). Same state_dict as
+    torchvision.models.vgg11; ``**kwargs``: ``width``, ``dropout`` (see :class:`VGG`)."""
+    return _vgg("A", False, num_classes, in_chans, **kwargs)
+
+
+@_register(torchvision="vgg11_bn", notes=_notes("A", batch_norm=True))
+def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-11 (configuration A of Table 1) with BatchNorm after every conv (torchvision's addition,
+    not in the paper). Same state_dict as torchvision.models.vgg11_bn; ``**kwargs``: ``width``,
+    ``dropout`` (see :class:`VGG`)."""
+    return _vgg("A", True, num_classes, in_chans, **kwargs)
+
+
+@_register(torchvision="vgg13", notes=_notes("B"))
+def vgg13(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-13, configuration B of Table 1 (133M parameters in Table 2). Same state_dict as
+    torchvision.models.vgg13; ``**kwargs``: ``width``, ``dropout`` (see :class:`VGG`)."""
+    return _vgg("B", False, num_classes, in_chans, **kwargs)
+
+
+@_register(torchvision="vgg13_bn", notes=_notes("B", batch_norm=True))
+def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-13 (configuration B of Table 1) with BatchNorm after every conv (torchvision's addition,
+    not in the paper). Same state_dict as torchvision.models.vgg13_bn; ``**kwargs``: ``width``,
+    ``dropout`` (see :class:`VGG`)."""
+    return _vgg("B", True, num_classes, in_chans, **kwargs)
+
+
+@_register(notes=_notes("C"))
+def vgg16_c(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-16, configuration C of Table 1 (134M parameters in Table 2): B plus a 1x1 conv in blocks
+    3, 4 and 5. Not in torchvision; ``**kwargs``: ``width``, ``dropout`` (see :class:`VGG`)."""
+    return _vgg("C", False, num_classes, in_chans, **kwargs)
+
+
+@_register(torchvision="vgg16", notes=_notes("D"))
+def vgg16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-16, configuration D of Table 1 (138M parameters in Table 2). Same state_dict as
+    torchvision.models.vgg16; ``**kwargs``: ``width``, ``dropout`` (see :class:`VGG`)."""
+    return _vgg("D", False, num_classes, in_chans, **kwargs)
+
+
+@_register(torchvision="vgg16_bn", notes=_notes("D", batch_norm=True))
+def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-16 (configuration D of Table 1) with BatchNorm after every conv (torchvision's addition,
+    not in the paper). Same state_dict as torchvision.models.vgg16_bn; ``**kwargs``: ``width``,
+    ``dropout`` (see :class:`VGG`)."""
+    return _vgg("D", True, num_classes, in_chans, **kwargs)
+
+
+@_register(torchvision="vgg19", notes=_notes("E"))
+def vgg19(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-19, configuration E of Table 1 (144M parameters in Table 2). Same state_dict as
+    torchvision.models.vgg19; ``**kwargs``: ``width``, ``dropout`` (see :class:`VGG`)."""
+    return _vgg("E", False, num_classes, in_chans, **kwargs)
+
+
+@_register(torchvision="vgg19_bn", notes=_notes("E", batch_norm=True))
+def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG-19 (configuration E of Table 1) with BatchNorm after every conv (torchvision's addition,
+    not in the paper). Same state_dict as torchvision.models.vgg19_bn; ``**kwargs``: ``width``,
+    ``dropout`` (see :class:`VGG`)."""
+    return _vgg("E", True, num_classes, in_chans, **kwargs)
