@@ -165,3 +165,13 @@ def test_cli_list_prints_the_registry_table(capsys):
     # 269,722 is the exact count that rounds to it (hand count in tests/test_resnet.py).
     assert row.split()[:5] == ["cifar_resnet20", "resnet", "2015", "10", "269,722"]
     assert "3x32x32" in row
+
+
+def test_families_come_in_the_lectures_order():
+    """registry.families() (the colours of compare's ImageNet chart) follows the lecture's sections."""
+    from cnnzoo.lecture import CLAIMS, FAMILY_SECTIONS
+    from cnnzoo.registry import families
+
+    sections = list(dict.fromkeys(c.section for c in CLAIMS))
+    assert set(families()) == set(FAMILY_SECTIONS)
+    assert families() == sorted(FAMILY_SECTIONS, key=lambda f: sections.index(FAMILY_SECTIONS[f]))

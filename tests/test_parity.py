@@ -170,3 +170,17 @@ def test_a_models_own_module_prefix_is_kept():
     state = Wrapper().state_dict()
     assert strip_wrapper_prefixes(state, state.keys()) == (state, [])
     assert list(strip_wrapper_prefixes(state)[0]) == ["weight", "bias"]      # without the model: stripped
+
+
+def test_torchvision_twins_are_every_registry_name_torchvision_builds(tmp_path):
+    """The registry's list of torchvision twins (compare's ImageNet chart, the weight loader's error)
+    is every registry name that torchvision also builds."""
+    from cnnzoo.registry import torchvision_models
+
+    tv = set(torchvision.models.list_models(module=torchvision.models))
+    assert sorted(torchvision_models()) == sorted(n for n in cnnzoo.list_models() if n in tv)
+    path = tmp_path / "alexnet.pth"
+    torch.save(_tv_model("alexnet").state_dict(), path)
+    with pytest.raises(cnnzoo.CnnzooError, match="'lenet5' has no torchvision counterpart; torchvision-compatible "
+                                                 "models: alexnet, vgg11, .*, googlenet, resnet18, .*resnet152$"):
+        cnnzoo.load_torchvision_weights("lenet5", path)

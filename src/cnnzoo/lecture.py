@@ -636,6 +636,16 @@ CLAIMS: list[Claim] = [
 ]
 
 
+#: The lecture's section of each architecture family (:attr:`cnnzoo.registry.ModelInfo.family`).
+FAMILY_SECTIONS = {"lenet": LENET, "alexnet": ALEXNET, "zfnet": ZFNET, "vgg": VGG, "googlenet": GOOGLENET,
+                   "resnet": RESNET}
+
+
+def claims_of(family: str) -> list[Claim]:
+    """The claims of the lecture's section on ``family`` (none for a family the lecture does not treat)."""
+    return [c for c in CLAIMS if c.section == FAMILY_SECTIONS.get(family)]
+
+
 # ----------------------------------------------------------------------------------------- figures
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ class ModelInfo:
             :func:`model_figures`).
         num_classes: the class count of the paper's own task (1000 for ImageNet, 10 for
             LeNet-5's digits and the CIFAR-10 nets); ``cnnzoo list`` counts parameters with it.
+        weights_hook: the family's quirk for torchvision's weight files, beside the family's
+            builders: ``hook(state_dict) -> builder kwargs`` the model needs to reproduce
+            torchvision's outputs with them (GoogLeNet: its aux heads and ``transform_input``);
+            called by :func:`cnnzoo.models._weights.model_for_weights`. ``None``: none needed.
     """
 
     name: str
@@ -60,6 +64,7 @@ class ModelInfo:
     min_input_size: int | None = None
     num_classes: int = 1000
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
+    weights_hook: Callable[[dict], dict] | None = field(default=None, repr=False, compare=False)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -67,8 +72,10 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 def register_model(*, family: str, paper: str, year: int, ilsvrc: str | None = None,
                    default_input_size: tuple[int, int, int] = (3, 224, 224), notes: str = "",
-                   torchvision: str | None = None, name: str | None = None, num_classes: int = 1000):
-    """Decorator that adds a builder ``fn(num_classes=1000, in_chans=3, **kwargs)`` to the registry.
+                   torchvision: str | None = None, name: str | None = None, num_classes: int = 1000,
+                   weights_hook: Callable[[dict], dict] | None = None):
+    """Decorator that adds a builder ``fn(num_classes=1000, in_chans=3, **kwargs)`` to the registry;
+    the keywords are the fields of :class:`ModelInfo`.
 
     Raises:
         ValueError: if the name is already registered.
@@ -79,7 +86,7 @@ def register_model(*, family: str, paper: str, year: int, ilsvrc: str | None = N
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
         _REGISTRY[key] = ModelInfo(key, family, paper, year, ilsvrc, tuple(default_input_size),
-                                   notes, torchvision, None, num_classes, fn)
+                                   notes, torchvision, None, num_classes, fn, weights_hook)
         return fn
 
     return deco
@@ -104,6 +111,20 @@ def list_models(pattern: str | None = None, family: str | None = None) -> list[s
     _ensure_loaded()
     names = sorted(n for n, i in _REGISTRY.items() if family is None or i.family == family)
     return fnmatch.filter(names, pattern) if pattern else names
+
+
+def families() -> list[str]:
+    """The architecture families in the registry's order, which is the lecture's (``models/__init__.py``
+    imports the families in it): lenet, alexnet, zfnet, vgg, googlenet, resnet."""
+    _ensure_loaded()
+    return list(dict.fromkeys(i.family for i in _REGISTRY.values()))
+
+
+def torchvision_models() -> list[str]:
+    """The torchvision builders whose ``state_dict`` a registry model loads strictly
+    (:attr:`ModelInfo.torchvision`), in the registry's order: alexnet, vgg11, ..., resnet152."""
+    _ensure_loaded()
+    return [i.torchvision for i in _REGISTRY.values() if i.torchvision]
 
 
 def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None, **kwargs) -> nn.Module:

@@ -10,9 +10,9 @@ import functools
 import torch
 
 from ..analysis import profile
-from ..registry import model_info
+from ..registry import model_info, torchvision_models
 from ..resolve import resolve_model
-from .published import IMAGENET_VAL_IMAGES, PAPER_FIGURES, TORCHVISION_MODELS, accuracy_rows
+from .published import IMAGENET_VAL_IMAGES, PAPER_FIGURES, accuracy_rows
 
 #: The batch size whose per-image time the table shows beside batch 1 (as the issue's table asks).
 TABLE_BATCH = 16
@@ -21,9 +21,9 @@ IMAGENET_CLASSES = 1000
 
 
 def chart_models(compared) -> list[str]:
-    """The architectures of the ImageNet view: torchvision's weights of the lecture's families,
-    every architecture with a paper figure, and the compared models, each once."""
-    return list(dict.fromkeys([*TORCHVISION_MODELS, *(f.model for f in PAPER_FIGURES), *compared]))
+    """The architectures of the ImageNet view: those with torchvision weights (the registry's
+    torchvision twins), every architecture with a paper figure, and the compared models, each once."""
+    return list(dict.fromkeys([*torchvision_models(), *(f.model for f in PAPER_FIGURES), *compared]))
 
 
 def profile_record(model: torch.nn.Module, input_size: tuple) -> dict:
@@ -102,4 +102,5 @@ def short_citation(row: dict) -> str:
     return "no figure"
 
 
-__all__ = ["IMAGENET", "IMAGENET_CLASSES", "profile_record", "chart_models", "imagenet_rows", "l31_points", "timing_columns", "short_citation", "TABLE_BATCH"]
+__all__ = ["IMAGENET", "IMAGENET_CLASSES", "profile_record", "chart_models", "imagenet_rows", "l31_points",
+           "timing_columns", "short_citation", "TABLE_BATCH"]

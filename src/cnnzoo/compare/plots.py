@@ -96,7 +96,6 @@ SOURCE_MARKERS = {"IMAGENET1K_V1": ("o", "torchvision IMAGENET1K_V1 weights"),
                   "IMAGENET1K_V2": ("s", "torchvision IMAGENET1K_V2 weights (2021 recipe)"),
                   "paper": ("^", "the paper's own table (single model; protocol in the report)"),
                   None: ("X", "no published ImageNet top-1 (drawn below the axis)")}
-_FAMILIES = ("lenet", "alexnet", "zfnet", "vgg", "googlenet", "resnet")
 
 
 def _marker_key(row: dict):
@@ -125,8 +124,10 @@ def imagenet_accuracy_figure(rows: list[dict], title: str):
     from adjustText import adjust_text
     from matplotlib.lines import Line2D
 
+    from ..registry import families as registry_families
     from .imagenet import short_citation
 
+    families = registry_families()                         # colour = the family's place in the lecture
     fig, ax = plt.subplots(figsize=(13, 8))
     texts, xs, ys = [], [], []
     strip = ax.get_xaxis_transform()                       # x in data units, y in axes fraction
@@ -134,8 +135,8 @@ def imagenet_accuracy_figure(rows: list[dict], title: str):
     for r in sorted(rows, key=lambda r: r["macs"]):
         key = _marker_key(r)
         x, mp = r["macs"] / 1e9, r["params"] / 1e6
-        fam = r["family"] if r["family"] in _FAMILIES else "other"
-        color = f"C{(_FAMILIES + ('other',)).index(fam)}"
+        fam = r["family"] if r["family"] in families else "other"
+        color = f"C{[*families, 'other'].index(fam)}"
         if key is None:                                     # shown without accuracy, not dropped
             why = (f"{r['dataset'].split()[0]} only" if r["top1"] is not None else
                    "top-5 only" if r["top5"] is not None else r["weights"] or "no figure")
@@ -160,7 +161,7 @@ def imagenet_accuracy_figure(rows: list[dict], title: str):
     if ys:
         ax.set_ylim(min(ys) - 0.3 * (max(ys) - min(ys)) - 1, max(ys) + 2)   # the lower band holds the strip
     handles = [Line2D([], [], marker=m, ls="", color="grey", mec="k", label=lab) for m, lab in SOURCE_MARKERS.values()]
-    handles += [Line2D([], [], marker="o", ls="", color=f"C{i}", label=f) for i, f in enumerate(_FAMILIES)]
+    handles += [Line2D([], [], marker="o", ls="", color=f"C{i}", label=f) for i, f in enumerate(families)]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               title="marker: source\ncolour: family\narea: parameters", title_fontsize=7)
     fig.tight_layout()

@@ -12,10 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-#: The lecture's families as torchvision names them (L31's networks): one chart point per weight.
-TORCHVISION_MODELS = ("alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-                      "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-
 #: Size of the ILSVRC-2012 validation set (the evaluation set of every ImageNet figure below).
 IMAGENET_VAL_IMAGES = 50_000
 
@@ -131,5 +127,5 @@ def accuracy_rows(name: str) -> list[dict]:
                      "top1": None, "top5": None, "imagenet": False}]
 
 
-__all__ = ["PAPER_FIGURES", "PaperFigure", "TORCHVISION_MODELS", "IMAGENET_VAL_IMAGES", "torchvision_weights",
+__all__ = ["PAPER_FIGURES", "PaperFigure", "IMAGENET_VAL_IMAGES", "torchvision_weights",
            "paper_figures", "accuracy_rows"]

@@ -21,10 +21,6 @@ from ..analysis import Profile
 from ..analysis.render import _kernel
 from . import draw, trace, write_bytes
 
-_SECTIONS = {"lenet": "LeNet-5", "alexnet": "AlexNet", "zfnet": "ZFNet", "vgg": "VGGNet", "googlenet": "GoogLeNet",
-             "resnet": "ResNet"}
-
-
 def rows_json(prof: Profile) -> list[dict]:
     """The table's rows: the analyzer's figures per layer, as the page's script reads them."""
     return [{"i": i, "name": r.name + (f" (call {r.call})" if r.call > 1 else ""), "type": r.type,
@@ -37,12 +33,10 @@ def _registry(name: str | None) -> dict | None:
     """Paper, year, ILSVRC result, notes and the lecture's claims (with verdicts) of a registry model."""
     if not name:
         return None
-    from ..lecture import evaluate, CLAIMS
+    from ..lecture import claims_of, evaluate
     from ..registry import model_info
     info = model_info(name)
-    section = _SECTIONS.get(info.family)
-    claims = [c for c in CLAIMS if section and c.section.startswith(section)]
-    results = evaluate(claims)
+    results = evaluate(claims_of(info.family))
     return {"name": name, "paper": info.paper, "year": info.year, "ilsvrc": info.ilsvrc, "notes": info.notes,
             "torchvision": info.torchvision,
             "claims": [{"id": r.claim.id, "text": r.claim.text,

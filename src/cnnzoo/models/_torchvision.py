@@ -15,9 +15,8 @@ import os
 import torch
 from torch import nn
 
-from ..errors import CnnzooError, DataFileError
-from ..registry import create_model, model_info
-from ._weights import load_state_dict, strip_wrapper_prefixes
+from ..errors import DataFileError
+from ._weights import load_state_dict, model_for_weights, strip_wrapper_prefixes
 
 
 def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, strict: bool = True,
@@ -28,14 +27,12 @@ def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, st
     ``"state_dict"`` or ``"model"`` entry is unwrapped, and the key prefixes of PyTorch's wrappers
     (``module.``, ``_orig_mod.``) are removed with a notice.
 
-    When a registry name is given, the model is built as torchvision builds it for its weights:
-    ``num_classes`` from the file's final layer; for ``googlenet`` the auxiliary heads when the
-    file has them (torchvision's own file does) and ``transform_input=True``, because
-    ``torchvision.models.googlenet(weights=...)`` sets it with every weight file it loads (its
-    ImageNet weights were trained on inputs in [-1, 1]; the flag re-normalises an input
-    normalised with ImageNet's mean/std to that range), so the logits equal torchvision's. Pass
-    ``transform_input=False`` for a GoogLeNet trained from scratch with torchvision's class
-    default. ``**kwargs`` override any of these.
+    When a registry name is given, the model is built as torchvision builds it for its weights
+    (:func:`~cnnzoo.models._weights.model_for_weights`): ``num_classes`` from the file's final
+    layer, and the family's quirks beside the family (``googlenet``: the auxiliary heads when the
+    file has them and ``transform_input=True``, as ``torchvision.models.googlenet(weights=...)``
+    sets it, so the logits equal torchvision's). Pass ``transform_input=False`` for a GoogLeNet
+    trained from scratch with torchvision's class default. ``**kwargs`` override any of these.
 
     Returns:
         The model with the weights loaded, in eval mode.
@@ -60,15 +57,5 @@ def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, st
     raw = state
     state, _ = strip_wrapper_prefixes(state)        # to read the head; load_state_dict tells the user
     if isinstance(model, str):
-        info = model_info(model)
-        if info.torchvision is None:
-            raise CnnzooError(f"{model!r} has no torchvision counterpart; torchvision-compatible models: "
-                              "alexnet, vgg*, googlenet, resnet18/34/50/101/152")
-        last = [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2][-1:]
-        kwargs.setdefault("num_classes", last[0].shape[0] if last else 1000)
-        kwargs.setdefault("in_chans", 3)
-        if info.torchvision == "googlenet":
-            kwargs.setdefault("aux_logits", any(k.startswith("aux1.") for k in state))
-            kwargs.setdefault("transform_input", True)
-        model = create_model(model, **kwargs)
+        model = model_for_weights(model, state, **kwargs)
     return load_state_dict(model, raw, str(path), strict=strict).eval()

@@ -155,6 +155,26 @@ def _common_prefixes(state: dict) -> list[str]:
     return out
 
 
+def model_for_weights(name: str, state: Mapping[str, torch.Tensor], **kwargs) -> nn.Module:
+    """Build the registry model ``name`` as torchvision builds it for a weight file's ``state`` (keys
+    without wrapper prefixes): ``num_classes`` from the file's final layer, 3 input channels, then
+    the family's quirks (:attr:`~cnnzoo.registry.ModelInfo.weights_hook`); ``kwargs`` override any.
+
+    Raises:
+        CnnzooError: ``name`` has no torchvision counterpart (the message lists those that have).
+    """
+    from ..registry import create_model, model_info, torchvision_models
+
+    info = model_info(name)
+    if info.torchvision is None:
+        raise CnnzooError(f"{name!r} has no torchvision counterpart; torchvision-compatible models: "
+                          f"{', '.join(torchvision_models())}")
+    last = [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2][-1:]
+    hook = info.weights_hook(dict(state)) if info.weights_hook else {}
+    options = {"num_classes": last[0].shape[0] if last else 1000, "in_chans": 3, **hook, **kwargs}
+    return create_model(name, **options)
+
+
 def _registry_match(keys: set[str]) -> str | None:
     """A registry model (built on the meta device with its defaults, GoogLeNet with its aux
     heads too) whose ``state_dict`` has exactly ``keys``, or None."""

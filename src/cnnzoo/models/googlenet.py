@@ -309,8 +309,18 @@ def googlenet_paper(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool
     return GoogLeNet(num_classes, in_chans, PAPER, aux_logits=aux_logits, **kwargs)
 
 
+def _torchvision_weights(state: dict) -> dict:
+    """Builder options for a torchvision GoogLeNet weight file (the registry's ``weights_hook``):
+    the auxiliary heads when the file has them (torchvision's own file does), and
+    ``transform_input=True``, because ``torchvision.models.googlenet(weights=...)`` sets it with
+    every weight file it loads (its ImageNet weights were trained on inputs in [-1, 1]; the flag
+    re-normalises an input normalised with ImageNet's mean/std to that range), so the logits equal
+    torchvision's."""
+    return {"aux_logits": any(k.startswith("aux1.") for k in state), "transform_input": True}
+
+
 @register_model(family="googlenet", paper=_PAPER, year=2014, ilsvrc=_ILSVRC, default_input_size=(3, 224, 224),
-                torchvision="googlenet",
+                torchvision="googlenet", weights_hook=_torchvision_weights,
                 notes="torchvision's variant: BatchNorm after every conv, no LRN, 3x3 conv in the '5x5' branch, "
                       "max pool 2x2/2 after 4e, dropout 20%, adaptive 4x4 pool in the aux heads; aux heads off "
                       "by default (aux_logits=True adds them)")
