@@ -90,7 +90,7 @@ def test_a_model_that_cannot_export_names_its_layer(tmp_path, monkeypatch, capsy
             export_model(bad, fmt, tmp_path / "bad.out", input_shape=(1, 8, 8))
         assert err.value.layer == "1.1"
     assert not (tmp_path / "bad.out").exists() and list(tmp_path.iterdir()) == []   # nothing left behind
-    monkeypatch.setattr("cnnzoo.deploy.export.resolve_model", lambda *a: Source(bad, "bad", (1, 8, 8)))
+    monkeypatch.setattr("cnnzoo.deploy.export.resolve_source", lambda *a: Source(bad, "bad", (1, 8, 8)))
     assert main(["export", "bad", "--format", "onnx", "--out", str(tmp_path / "bad.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "layer 1.1 (DataDependentBranch)" in err
@@ -99,7 +99,6 @@ def test_a_model_that_cannot_export_names_its_layer(tmp_path, monkeypatch, capsy
 @pytest.mark.parametrize("args, words", [
     (["--format", "tflite"], "unknown --format 'tflite'"),
     (["--format", "onnx", "--dtype", "bf16"], "ONNX's Conv has no bfloat16"),
-    (["--format", "onnx", "--batch", "0"], "--batch '0'"),
     (["--format", "onnx", "--input", "2x1x28x28"], "--input 2x1x28x28: give one image's size"),
 ])
 def test_cli_refusals_are_one_line_exit_2(tmp_path, capsys, args, words):

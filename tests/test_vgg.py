@@ -124,6 +124,18 @@ def test_forward_fc7_is_fc7_after_relu():
         assert full.forward_fc7(torch.empty(3, 3, 224, 224)).shape == (3, 4096)
 
 
+def test_forward_fc7_checks_the_input_as_forward_does():
+    from cnnzoo.errors import InputShapeError, InputTooSmallError
+
+    model = cnnzoo.create_model("vgg11", num_classes=5, width=0.125).eval()
+    # five 2x2/2 max pools: the last map is 1x1 from a 32x32 input (2**5) and empty below it
+    with pytest.raises(InputTooSmallError) as exc:
+        model.forward_fc7(torch.zeros(1, 3, 16, 16))
+    assert exc.value.min_size == 32
+    with pytest.raises(InputShapeError, match="expects 3 input channels, got 1"):
+        model.forward_fc7(torch.zeros(1, 1, 32, 32))
+
+
 def test_width_scales_channels_not_topology():
     full, half = _meta("vgg13"), _meta("vgg13", width=0.5)
     assert [c.out_channels // 2 for c in _convs(full)] == [c.out_channels for c in _convs(half)]

@@ -26,7 +26,6 @@ from ..errors import DataFileError
 
 #: IDX type codes -> numpy dtype (big-endian), from the IDX format description.
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def read_bytes(path: Path) -> bytes:

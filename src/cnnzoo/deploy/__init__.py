@@ -7,8 +7,8 @@
 from .bench import PathResult, bench, fastest_validated_path, validated_runner
 from .export import FORMATS, ExportError, ExportReport, export_model
 from .paths import DEFAULT_PATHS, PATHS, SLOW_PATHS, fold_batchnorm
-from .source import Source, resolve_model
+from .source import Source, resolve_source
 
 __all__ = ["export_model", "ExportReport", "ExportError", "FORMATS", "bench", "PathResult",
            "fastest_validated_path", "validated_runner", "PATHS", "DEFAULT_PATHS", "SLOW_PATHS", "fold_batchnorm",
-           "Source", "resolve_model"]
+           "Source", "resolve_source"]

@@ -25,7 +25,7 @@ from .._io import write_json
 from .export import Runner, _first_line
 from .paths import PATHS, SLOW_PATHS, select_paths
 from ..resolve import run_folder
-from .source import Source, resolve_model
+from .source import Source, resolve_source
 
 #: A path is validated when its top-1 predictions agree with eager fp32's on this fraction of
 #: the test set and its top-1 is at most MAX_TOP1_DROP (0.2 points) below eager's.
@@ -146,7 +146,7 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
     if batch_size < 1:
         raise CnnzooError(f"--batch-size {batch_size}: give a positive integer")
     names = select_paths(paths)
-    src = model if isinstance(model, Source) else resolve_model(model, input_shape, weights, data_dir)
+    src = model if isinstance(model, Source) else resolve_source(model, input_shape, weights, data_dir)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, *src.input_shape, generator=gen)
     calib = _calibration(src, gen)

@@ -13,8 +13,7 @@ _INPUT_HELP = f"input size: {INPUT_FORMS}, without the batch (default: the run's
 
 def _export(a: argparse.Namespace) -> None:
     from .export import export_model
-    batch = a.batch if a.batch == "dynamic" else _positive_int(a.batch, "--batch")
-    r = export_model(a.model, a.format, a.out, input_shape=a.input, batch=batch, dtype=a.dtype,
+    r = export_model(a.model, a.format, a.out, input_shape=a.input, batch=a.batch, dtype=a.dtype,
                      weights=a.weights, data_dir=a.data_dir)
     c, h, w = r.input_shape
     print(f"exported {r.model} to {r.path} ({r.format}, {r.dtype}, input (N={r.batch}, {c}, {h}, {w})) in "
@@ -27,12 +26,14 @@ def _export(a: argparse.Namespace) -> None:
     print(f"  report: {r.path}.json")
 
 
-def _positive_int(text: str, flag: str) -> int:
-    from ..errors import CnnzooError
-
-    if not text.isdigit() or int(text) < 1:
-        raise CnnzooError(f"{flag} {text!r}: give 'dynamic' or a positive integer")
-    return int(text)
+def _batch(text: str) -> str | int:
+    """An argparse ``type`` for ``--batch``: ``dynamic`` or a fixed N (:func:`~cnnzoo._text.positive_int`)."""
+    if text == "dynamic":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 'dynamic' or a whole number of at least 1") from None
 
 
 def bench_table(rows) -> str:
@@ -76,7 +77,8 @@ def add_commands(sub) -> None:
     p.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
     p.add_argument("--out", required=True, metavar="FILE", help="the file to write (its report: FILE.json)")
     p.add_argument("--input", type=input_size, metavar="SIZE", help=_INPUT_HELP)
-    p.add_argument("--batch", default="dynamic", help="'dynamic' (default: any batch size) or a fixed N")
+    p.add_argument("--batch", type=_batch, default="dynamic",
+                   help="'dynamic' (default: any batch size) or a fixed N")
     p.add_argument("--dtype", default="fp32", help="fp32 (default) or bf16 (torchscript, exported-program)")
     p.add_argument("--weights", metavar="FILE", help="a torchvision weight file for a registry name")
     p.add_argument("--data-dir", help="where the run's data set lives (for the check on its test images)")

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import CnnzooError
 from .._io import write_json
-from .source import Source, resolve_model
+from .source import Source, resolve_source
 
 #: Relative tolerance on the logits, times max(1, max |eager logit|): fp32 kernels differ in
 #: summation order (~1e-6 relative per layer); bf16 keeps 8 significant bits (2^-8 = 0.4%).
@@ -293,7 +293,7 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
                           "float or double), so no runtime would load it; export fp32 or use --format "
                           "torchscript / exported-program")
     t0 = time.perf_counter()
-    src = model if isinstance(model, Source) else resolve_model(model, input_shape, weights, data_dir)
+    src = model if isinstance(model, Source) else resolve_source(model, input_shape, weights, data_dir)
     out = Path(out)
     _check_out(out, format)
     n_export, n_checks = _batches(batch)

@@ -1,6 +1,6 @@
 """What ``export`` and ``bench`` run: a model with its input shape and, for a training run, its data.
 
-:func:`resolve_model` is the one place that turns the ``MODEL_OR_RUN`` argument into a
+:func:`resolve_source` is the one place that turns the ``MODEL_OR_RUN`` argument into a
 :class:`Source`, through the shared model argument (:func:`cnnzoo.resolve_model`).
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _shape(given: tuple[int, ...] | None, default: tuple[int, ...]) -> tuple[int
     return shape
 
 
-def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | None = None,
+def resolve_source(spec: str | nn.Module, input_shape: tuple[int, int, int] | None = None,
                   weights: str | os.PathLike | None = None, data_dir: str | None = None) -> Source:
     """Turn a ``MODEL_OR_RUN`` argument into a :class:`Source`.
 
@@ -97,7 +97,7 @@ def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | Non
         if input_shape is None:
             raise CnnzooError("give input_shape (C, H, W) with a module")
         return Source(spec.eval(), type(spec).__name__, tuple(input_shape))
-    from ..resolve import load_model, model_kind, resolve_model as resolve
+    from ..resolve import load_model, model_kind, resolve_model
 
     kind = model_kind(str(spec))                 # the shared model argument (cnnzoo.resolve_model)
     path = Path(spec)
@@ -118,5 +118,5 @@ def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | Non
         model = load_torchvision_weights(spec, weights)
         return Source(model.eval(), spec, _shape(input_shape, getattr(model, "default_input_size", (3, 224, 224))))
     chans = input_shape[0] if input_shape and len(input_shape) == 3 else None
-    r = resolve(spec, in_chans=chans)               # the paper's classes and input, or the file's own
+    r = resolve_model(spec, in_chans=chans)               # the paper's classes and input, or the file's own
     return Source(r.model.eval(), spec, _shape(input_shape, r.input_size))

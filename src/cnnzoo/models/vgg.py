@@ -139,8 +139,10 @@ class VGG(ZooModel):
         Raises:
             InputShapeError / InputTooSmallError: as :meth:`forward`.
         """
-        self.check_input(x)
-        return self.classifier[:5](torch.flatten(self.avgpool(self.forward_features(x)), 1))
+        def fc7(t: torch.Tensor) -> torch.Tensor:              # features, pool, FC6, ReLU, dropout, FC7, ReLU
+            return self.classifier[:5](torch.flatten(self.avgpool(self.forward_features(t)), 1))
+
+        return self.checked_call(fc7, x)
 
 
 # ---- registered variants: one thin builder per configuration of Table 1 ---------------------------
