@@ -89,6 +89,23 @@ def test_bubble_chart_has_one_labelled_bubble_per_model(run):
     assert ax.get_xscale() == "log"
 
 
+def test_summary_names_the_models_of_each_verdict(run):
+    from cnnzoo.compare.cli import summary_lines
+
+    _, res = run
+    v = res["verdicts"]
+    for verdict in v["L31"] + v["L32"] + v["L32_imagenet"]:
+        assert sorted(verdict["models"]) == sorted(MODELS), verdict["claim"]
+    for verdict in v["L31_imagenet"]:     # published top-1 of torchvision's weights, not the compared models
+        assert sorted(verdict["models"]) == sorted(torchvision_models())
+    lines = summary_lines(res)
+    i = lines.index("ImageNet scale:")
+    assert lines[1] == f"{'models':>15}: {', '.join(v['L31'][0]['models'])}"
+    assert lines[i + 1] == f"{'models':>15}: {', '.join(v['L31_imagenet'][0]['models'])}"
+    assert f"{'models':>15}: {', '.join(v['L32_imagenet'][0]['models'])}" in lines[i + 2:]
+    assert sum(line.strip().startswith("models:") for line in lines) == 3    # said again only when it changes
+
+
 def test_resume_skips_finished_work(run, data_dir):
     out, first = run
     name = MODELS[1]

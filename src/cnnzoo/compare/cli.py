@@ -8,6 +8,23 @@ import sys
 from ..data import DATASETS
 
 
+def summary_lines(result: dict) -> list[str]:
+    """The terminal summary of a :func:`~cnnzoo.compare.compare` result: per scale, each verdict on
+    L31 and L32 under a line naming the models it used, when they change (the ImageNet-scale L31
+    verdicts judge every architecture with torchvision weights, not only the compared ones)."""
+    lines = []
+    for scale, keys in ((result["dataset"], ("L31", "L32")), ("ImageNet scale", ("L31_imagenet", "L32_imagenet"))):
+        lines.append(f"{scale}:")
+        shown = None
+        for v in result["verdicts"][keys[0]] + result["verdicts"][keys[1]]:
+            models = v.get("models")
+            if models is not None and models != shown:
+                lines.append(f"{'models':>15}: {', '.join(models) or 'none'}")
+                shown = models
+            lines.append(f"{v['verdict']:>15}: {v['claim']}")
+    return lines
+
+
 def _compare(a: argparse.Namespace) -> None:
     from .job import compare
 
@@ -15,10 +32,7 @@ def _compare(a: argparse.Namespace) -> None:
     r = compare(a.models, preset=a.preset, dataset=a.dataset, out=a.out, data_dir=a.data_dir,
                 progress=not a.quiet, command=command, readme=a.readme)
     out = a.out or f"runs/compare-{a.preset}"
-    for scale, keys in ((r["dataset"], ("L31", "L32")), ("ImageNet scale", ("L31_imagenet", "L32_imagenet"))):
-        print(f"{scale}:")
-        for v in r["verdicts"][keys[0]] + r["verdicts"][keys[1]]:
-            print(f"{v['verdict']:>15}: {v['claim']}")
+    print("\n".join(summary_lines(r)))
     print(f"report: {out}/report.md (results.json, {', '.join(r['files']['plots'])})"
           + (f"; README section updated in {a.readme}" if a.readme else ""))
 

@@ -150,15 +150,16 @@ def l31_claims(points: dict) -> list[dict]:
     """L31's claims judged on ``points`` ({model: family, macs, params, density_params, top1 as a
     fraction, n test images}): "not tested" with the reason when there are too few models or the
     claim's family is absent, "not shown" when an accuracy lead is within noise
-    (:data:`~cnnzoo.compare.evidence.ACCURACY_RULE`)."""
+    (:data:`~cnnzoo.compare.evidence.ACCURACY_RULE`); each verdict lists the ``models`` it judged."""
     few = _too_few(points)
     fams = {p["family"] for p in points.values()}
     out = []
     for claim, fam in L31_CLAIMS:
         if few or fam not in fams:
-            out.append(_v(claim, "not tested", few or f"no {fam} model in this comparison"))
+            v = _v(claim, "not tested", few or f"no {fam} model in this comparison")
         else:
-            out.append(_L31_RULES[fam](claim, points))
+            v = _L31_RULES[fam](claim, points)
+        out.append({**v, "models": list(points)})
     return out
 
 
@@ -198,7 +199,7 @@ def _batch_claim(curves: dict, conditions: str) -> dict:
     """Per-image time at the smallest vs the largest batch, per model, under :data:`TIME_RULE`."""
     claim = "Per-image forward time falls as the batch grows"
     if not curves:
-        return _v(claim, "not tested", "no timing")
+        return {**_v(claim, "not tested", "no timing"), "models": []}
     groups: dict[str, list[str]] = {"falls": [], "rises": [], "flat": []}
     for n, rows in curves.items():
         c = time_comparison(per_image(rows[0]), per_image(rows[-1]))
@@ -212,13 +213,13 @@ def _batch_claim(curves: dict, conditions: str) -> dict:
               f"{len(curves)} models ({', '.join(falls) or 'none'})"
               + (f"; rises for {', '.join(rises)}" if rises else "")
               + (f"; within noise for {', '.join(flat)}" if flat else "") + f" ({TIME_RULE})")
-    return _v(claim, verdict, detail)
+    return {**_v(claim, verdict, detail), "models": list(curves)}
 
 
 def _correlation(claim: str, x: dict, y: dict, conditions: str) -> dict:
     names = [n for n in x if n in y and x[n] and y[n] and x[n] > 0 and y[n] > 0]
     if len(names) < MIN_MODELS:
-        return _v(claim, "not tested", f"fewer than {MIN_MODELS} models ({conditions})")
+        return {**_v(claim, "not tested", f"fewer than {MIN_MODELS} models ({conditions})"), "models": names}
     xs, ys = [x[n] for n in names], [y[n] for n in names]
     rho, p = spearman_test(xs, ys)
     r = pearson_log(xs, ys)
@@ -229,6 +230,7 @@ def _correlation(claim: str, x: dict, y: dict, conditions: str) -> dict:
     else:
         verdict = "agrees" if strength(rho) == "strong" else "agrees in part"
     return {"claim": claim, "verdict": verdict, "spearman": rho, "p_value": p, "pearson_log": r, "n": len(names),
+            "models": names,
             "detail": f"{conditions}: Spearman rho = {rho:.2f} ({strength(rho)}; one-sided permutation p = {p:.3f}, "
                       f"counts when p < {ALPHA}), Pearson r of log10 values = {r:.2f}, over {len(names)} models; "
                       f"time per GMAC ranges from {1e3 * per_gmac[lo]:.2f} ms ({lo}) to "
@@ -251,10 +253,12 @@ def _power(curves: dict) -> dict:
     claim = "Power against batch size"
     watts = [row["watts"] for c in curves.values() for k in ("fp32", "fast") for row in c[k] if row.get("watts")]
     if not watts:
-        return _v(claim, "not measured", f"no readable RAPL energy counter ({RAPL_GLOB}) on this machine; "
-                                         "only time is measured")
-    return _v(claim, "measured", f"package power during the timed batches: {min(watts):.0f} to {max(watts):.0f} W "
-                                 "(RAPL; the lecture's figure plots it against batch size)")
+        v = _v(claim, "not measured", f"no readable RAPL energy counter ({RAPL_GLOB}) on this machine; "
+                                      "only time is measured")
+    else:
+        v = _v(claim, "measured", f"package power during the timed batches: {min(watts):.0f} to {max(watts):.0f} W "
+                                  "(RAPL; the lecture's figure plots it against batch size)")
+    return {**v, "models": list(curves)}
 
 
 def imagenet_l32_verdicts(records: dict) -> list[dict]:
