@@ -202,6 +202,12 @@ def test_page_receptive_field_viewer_shows_the_analyzers_figures(tmp_path):
         browser.get(path.as_uri())
         rows = browser.find_elements(By.CSS_SELECTOR, "#layers tbody tr")
         assert len(rows) == len(prof.layers)
+        # the diagram's title is text above it, whole within the pane (in the SVG it was cut off at the
+        # left once the pane scrolled to the input box)
+        caption, pane = browser.find_element(By.ID, "caption").rect, browser.find_element(By.ID, "diagram").rect
+        assert browser.find_element(By.ID, "caption").text == f"TinyInception, input 8x10x10: {prof.totals.params:,} " \
+            f"params, {prof.totals.macs:,} MACs (conv + linear)"
+        assert pane["x"] <= caption["x"] and caption["x"] + caption["width"] <= pane["x"] + pane["width"]
         fig = lambda k: browser.find_element(By.ID, f"rf-{k}").text  # noqa: E731
         for name in ("b3.2", "b2.2", "b4.0"):
             i = [r.name for r in prof.layers].index(name)

@@ -109,7 +109,8 @@ def draw(model: nn.Module, input_size=None, depth: str = "layer", *, show: tuple
         depth: ``"layer"`` (one box per layer; batch norm and activations join the box before them),
             ``"block"`` (blocks as clusters, identical ones collapsed with "x N") or ``"stage"``.
         show: extra figures per box, any of ``"params"``, ``"macs"``, ``"rf"``.
-        title: graph title; default the model's class, input and totals.
+        title: graph title; default the model's class, input and totals (:func:`default_title`);
+            ``""`` for none.
         aux: draw auxiliary classifiers (models with ``forward_with_aux``) as side exits.
         rankdir: Graphviz direction, ``"TB"`` (input on top) or ``"LR"``.
         prof: a profile already made by :func:`trace` (skips the run).
@@ -128,12 +129,16 @@ def draw(model: nn.Module, input_size=None, depth: str = "layer", *, show: tuple
         raise DrawError(f"cannot show {bad}; choose from {', '.join(SHOW)}")
     prof = prof or trace(model, input_size, aux)
     g = build(prof, depth)
-    if title is None:
-        t = prof.totals
-        title = (f"{type(model).__name__}, input {'x'.join(map(str, prof.input_shape[1:]))}: "
-                 f"{t.params:,} params, {t.macs:,} MACs ({' + '.join(prof.count)})"
-                 + (", auxiliary heads included" if prof.train else ""))
+    title = default_title(model, prof) if title is None else title
     return Diagram(prof, g, to_dot(g, tuple(show), title, rankdir))
+
+
+def default_title(model: nn.Module, prof: Profile) -> str:
+    """A diagram's title: ``ResNet, input 3x224x224: 11,689,512 params, 1,814,073,344 MACs (conv + linear)``."""
+    t = prof.totals
+    return (f"{type(model).__name__}, input {'x'.join(map(str, prof.input_shape[1:]))}: "
+            f"{t.params:,} params, {t.macs:,} MACs ({' + '.join(prof.count)})"
+            + (", auxiliary heads included" if prof.train else ""))
 
 
 def page(model: nn.Module, out: str | Path, input_size=None, *, name: str | None = None,

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..analysis import Profile
 from ..analysis.render import _kernel
-from . import draw, trace, write_bytes
+from . import default_title, draw, trace, write_bytes
 
 def rows_json(prof: Profile) -> list[dict]:
     """The table's rows: the analyzer's figures per layer, as the page's script reads them."""
@@ -50,9 +50,12 @@ def _svg_body(svg: str) -> str:
     return svg[svg.index("<svg"):]
 
 
-def render_page(prof: Profile, svg: str, box_rows: list[list[int]], title: str, registry: dict | None) -> str:
+def render_page(prof: Profile, svg: str, box_rows: list[list[int]], title: str, registry: dict | None,
+                caption: str = "") -> str:
     """The page's HTML text from a profile, the diagram's SVG and the rows each box stands for
-    (box K is ``<g id="box-K">``; its first row is the one a click on it chooses)."""
+    (box K is ``<g id="box-K">``; its first row is the one a click on it chooses); ``caption``: the
+    diagram's title, shown as text above it that wraps to the pane (an SVG title wider than the
+    pane was cut off when the pane scrolls to the input box)."""
     t = prof.totals
     totals = [("parameters", f"{t.params:,}"), ("executed parameters", f"{t.params_executed:,}"),
               ("MACs (" + " + ".join(prof.count) + ")", f"{t.macs:,}"), ("FLOPs (2 x MACs)", f"{t.flops:,}"),
@@ -64,7 +67,8 @@ def render_page(prof: Profile, svg: str, box_rows: list[list[int]], title: str, 
     data = {"title": title, "input": list(prof.input_shape), "rows": rows_json(prof), "boxes": box_rows,
             "totals": totals, "registry": registry, "conventions": prof.conventions()}
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    return _TEMPLATE.substitute(title=html.escape(title), svg=_svg_body(svg), data=payload)
+    return _TEMPLATE.substitute(title=html.escape(title), caption=html.escape(caption), svg=_svg_body(svg),
+                                data=payload)
 
 
 def write_page(model: nn.Module, out: str | Path, input_size=None, *, name: str | None = None,
@@ -77,10 +81,10 @@ def write_page(model: nn.Module, out: str | Path, input_size=None, *, name: str 
         model cannot run at ``input_size``.
     """
     prof = trace(model, input_size)
-    diagram = draw(model, input_size, depth, prof=prof, show=("params", "macs"))
+    diagram = draw(model, input_size, depth, prof=prof, show=("params", "macs"), title="")   # title: the caption
     boxes = [n.rows for n in diagram.graph.nodes]
     title = f"{name or type(model).__name__} at {'x'.join(map(str, prof.input_shape[1:]))}"
-    text = render_page(prof, diagram.svg(), boxes, title, _registry(name))
+    text = render_page(prof, diagram.svg(), boxes, title, _registry(name), default_title(model, prof))
     path = Path(out) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', stem or name or type(model).__name__)}.html"
     write_bytes(path, text.encode())
     return path
@@ -95,7 +99,7 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:18px 0 6px}
 main{display:flex;gap:16px;padding:0 20px;align-items:flex-start}
 #diagram{flex:1 1 45%;overflow:auto;max-height:92vh;border:1px solid #ddd;margin-top:12px}
 #side{flex:1 1 55%;min-width:420px}
-#zoom{position:sticky;top:0;left:0;z-index:1;padding:4px} #diagram.fit svg{width:100%;height:auto}
+#zoom{position:sticky;top:0;left:0;z-index:1;padding:4px;background:#fff} #diagram.fit svg{width:100%;height:auto}
 #diagram g.node{cursor:pointer} #diagram g.node.sel path,#diagram g.node.sel polygon,#diagram g.node.sel ellipse{stroke:#c00;stroke-width:3}
 table{border-collapse:collapse;font-size:12px;width:100%}
 th,td{border-bottom:1px solid #e4e4e4;padding:2px 6px;text-align:left;white-space:nowrap}
@@ -110,7 +114,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 <body>
 <header><h1>$title</h1><div id="meta" class="muted"></div></header>
 <main>
-<section id="diagram"><div id="zoom"><button id="fit">fit width</button></div>$svg</section>
+<section id="diagram"><div id="zoom"><button id="fit">fit width</button> <b id="caption">$caption</b></div>$svg</section>
 <section id="side">
 <h2>Totals</h2><table id="totals"></table>
 <h2>Receptive field</h2>
