@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import load_checkpoint, write_json
+from .._io import atomic_write_bytes, load_checkpoint, write_json
 from .._text import plural
 from ..data import read_image, to_input
 from ..errors import CnnzooError
@@ -270,27 +270,35 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
 
 
 def _plot_confusion(conf: torch.Tensor, classes: list[str], path: Path, title: str) -> None:
+    """The confusion matrix as a PNG; the title wraps to the figure's width and the saved canvas
+    takes in every label (bbox ``tight``), so neither is cut off with few classes or a long name."""
+    import io
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 1.0 + 0.55 * k))
+    width = max(4.0, 1.0 + 0.6 * k)                         # inches; the title wraps at ~11 characters per inch
+    fig, ax = plt.subplots(figsize=(width, 1.0 + 0.55 * k))
     ax.imshow(conf.numpy(), cmap="Blues")
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, int(11 * width)))
     hi = conf.max().item() / 2
     for i in range(k):
         for j in range(k):
             ax.text(j, i, str(int(conf[i, j])), ha="center", va="center", fontsize=7,
                     color="white" if conf[i, j] > hi else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 @torch.no_grad()
