@@ -7,6 +7,7 @@ Public API::
     model_info(name) -> ModelInfo
     resolve_model(arg, num_classes=None, in_chans=None, width=None) -> ResolvedModel
         (arg: registry name, FILE.py:FACTORY, or a run folder / checkpoint; docs/zoo-contract.md)
+    load_run(run) -> ResolvedModel; load_model(run) -> (nn.Module, checkpoint dict)   (a trained run)
     export_model(model_or_run, format, out, ...) -> ExportReport    (verified ONNX / TorchScript / ExportedProgram)
     bench(model_or_run, batch_size=16, paths=None) -> list[PathResult]  (every CPU inference path, validated)
 """
@@ -18,13 +19,13 @@ from .compare import compare
 from .models._torchvision import load_torchvision_weights
 from .draw import draw
 from .models._weights import WeightsMismatchError
-from .resolve import ModelLoadError, ResolvedModel, resolve_model
+from .resolve import ModelLoadError, ResolvedModel, load_model, load_run, resolve_model
 from .deploy import bench, export_model
 
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
     "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "draw",
-    "export_model", "bench", "resolve_model", "ResolvedModel", "ModelLoadError", "WeightsMismatchError",
+    "export_model", "bench", "resolve_model", "ResolvedModel", "load_run", "load_model", "ModelLoadError", "WeightsMismatchError",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]
