@@ -1,4 +1,4 @@
-"""Text for the terminal and documents: aligned tables, numbers (``num``, ``short``), shapes
+"""Text for the terminal and documents: aligned tables, numbers (``num``, ``short``, ``megabytes``), shapes
 (``hwc``), plurals, and argparse types for counts and sizes."""
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def hwc(shape: tuple) -> str:
     as it is."""
     dims = (*shape[1:], shape[0]) if len(shape) == 3 else shape
     return "x".join(map(str, dims))
+
+
+def megabytes(b: float) -> str:
+    """Bytes in both units: ``"15.05 MB (14.35 MiB)"`` (MB = 10^6 bytes, MiB = 2^20 bytes)."""
+    return f"{b / 1e6:,.2f} MB ({b / 2**20:,.2f} MiB)"
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ._text import hwc, num, short
+from ._text import hwc, megabytes, num, short
 from .analysis import Profile, profile
 from .models.resnet import BasicBlock, Bottleneck
 from .registry import create_model
@@ -382,7 +382,7 @@ def vgg_activations() -> Computed:
 def vgg_activation_bytes() -> Computed:
     t = _vgg().totals
     b, size = t.activation_bytes, t.activation_bytes // t.activation_elems
-    return Computed(b, f"{b / 1e6:.2f} MB ({b / 2**20:.2f} MiB)", "vgg16, analyzer activation bytes (float32)",
+    return Computed(b, megabytes(b), "vgg16, analyzer activation bytes (float32)",
                     [f"{num(t.activation_elems)} values (L16) x {size} bytes per value",
                      f"training estimate {t.train_bytes_per_image / 1e6:.2f} MB per image "
                      f"(analyzer: {t.train_bytes_per_image / b:.0f} x forward)"],

@@ -5,7 +5,7 @@ import csv
 import io
 import json
 
-from .._text import text_table as _table
+from .._text import megabytes, text_table as _table
 
 COLUMNS = ("layer", "type", "kernel", "input", "output", "params", "MACs", "act. bytes", "RF")
 
@@ -34,10 +34,6 @@ def _si(v: float, unit: str = "") -> str:
     return f"{v:g} {unit}".strip()
 
 
-def _bytes(b: int) -> str:
-    return f"{b / 1e6:,.2f} MB ({b / 2**20:,.2f} MiB)"
-
-
 def _cells(r) -> list[str]:
     name = r.name + (f" (call {r.call})" if r.call > 1 else "")
     return [name, r.type, _kernel(r), _shape(r.input_shape), _shape(r.output_shape), f"{r.params:,}",
@@ -56,9 +52,9 @@ def summary_lines(prof) -> list[tuple[str, str]]:
                    f"{t.params_frozen:,}; executed {t.params_executed:,}"),
         ("MACs", f"{t.macs:,} ({_si(t.macs)}MAC) for batch {n}; FLOPs {t.flops:,} ({_si(t.flops)}FLOP)"
                  + (f"; without {len(prof.uncounted)} uncounted ops" if prof.uncounted else "")),
-        ("param memory", f"{_bytes(t.param_bytes)} + buffers {_bytes(t.buffer_bytes)}"),
-        ("forward activations", f"{t.activation_elems:,} values, {_bytes(t.activation_bytes)} for batch {n}"),
-        ("training memory", f"{_bytes(t.train_bytes_fixed)} fixed + {_bytes(t.train_bytes_per_image)} per image"),
+        ("param memory", f"{megabytes(t.param_bytes)} + buffers {megabytes(t.buffer_bytes)}"),
+        ("forward activations", f"{t.activation_elems:,} values, {megabytes(t.activation_bytes)} for batch {n}"),
+        ("training memory", f"{megabytes(t.train_bytes_fixed)} fixed + {megabytes(t.train_bytes_per_image)} per image"),
         ("depth", f"{prof.depth} weight layers on the longest path"),
         ("receptive field", f"{prof.receptive_field or '?'} (last spatial map"
                             + ("; +gate: each unit also depends on the whole input through a gate"

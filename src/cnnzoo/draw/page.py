@@ -17,6 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
+from .._text import megabytes
 from ..analysis import Profile
 from ..analysis.render import _kernel
 from . import default_title, draw, trace, write_bytes
@@ -59,7 +60,7 @@ def render_page(prof: Profile, svg: str, box_rows: list[list[int]], title: str, 
     t = prof.totals
     totals = [("parameters", f"{t.params:,}"), ("executed parameters", f"{t.params_executed:,}"),
               ("MACs (" + " + ".join(prof.count) + ")", f"{t.macs:,}"), ("FLOPs (2 x MACs)", f"{t.flops:,}"),
-              ("activations (forward)", f"{t.activation_bytes / 1e6:,.2f} MB ({t.activation_bytes / 2**20:,.2f} MiB)"),
+              ("activations (forward)", megabytes(t.activation_bytes)),
               ("weights", f"{t.param_bytes / 1e6:,.2f} MB"), ("depth (weight layers)", str(prof.depth)),
               ("receptive field", str(prof.receptive_field) if prof.receptive_field else "-")]
     if prof.train:
