@@ -212,7 +212,8 @@ def test_probes_that_skip_shape_preserving_ops_find_the_same_minimum_input(name,
     (["summary", "lenet5", "--depth", "0"], "--depth"), (["summary", "lenet5", "--batch", "-2"], "--batch"),
     (["summary", "lenet5", "--num-classes", "0"], "--num-classes"), (["summary", "lenet5", "--width", "0"], "--width"),
     (["eval", "somewhere", "--batch-size", "-3"], "--batch-size"), (["predict", "run", "a.png", "--topk", "0"], "--topk"),
-    (["draw", "lenet5", "--input", "32x"], "--input"), (["export", "lenet5", "--out", "m.onnx", "--batch", "0"], "--batch"),
+    (["draw", "lenet5", "--input", "32x"], "--input"),
+    (["export", "lenet5", "--out", "m.onnx", "--batch", "0"], "--batch"),
 ])
 def test_counts_and_sizes_below_one_are_refused_by_the_parser(capsys, argv, flag):
     with pytest.raises(SystemExit) as exc:

@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
     "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "draw",
-    "export_model", "bench", "resolve_model", "ResolvedModel", "load_run", "load_model", "ModelLoadError", "WeightsMismatchError",
+    "export_model", "bench", "resolve_model", "ResolvedModel", "load_run", "load_model", "ModelLoadError",
+    "WeightsMismatchError",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",
 ]

@@ -375,7 +375,7 @@ def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:
     return resolve_model(arg)
 
 
-def load_model(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+def load_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint (eval mode, fp32, CPU); see :func:`load_run`.
 
     Returns:

@@ -1,10 +1,10 @@
 """``cnnzoo draw --lecture``: the lecture's figures, drawn from cnnzoo's real modules into docs/figures/.
 
-Each figure is data (:class:`Figure`): the file, the lecture section and claims it illustrates
-(``docs/lecture.md`` shows it under that section's table, see :func:`cnnzoo.lecture.render_markdown`),
-a builder of the module (run on the meta device), its input, the depth, and the figures shown per
-box. Titles state the analyzer's totals (the Inception modules' 854M vs 358M MACs are computed,
-not typed).
+Each figure is data, :data:`cnnzoo.lecture.FIGURES` (a :class:`~cnnzoo.lecture.Figure`: the
+file, the lecture section and claims it illustrates, which ``docs/lecture.md`` shows under that
+section's table, a builder of the module, run here on the meta device, its input, the depth, and
+the figures shown per box); this module draws them. Titles state the analyzer's totals (the
+Inception modules' 854M vs 358M MACs are computed, not typed).
 """
 from __future__ import annotations
 
