@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 from pathlib import Path
 
 import torch
 
+from .._io import atomic_write_bytes, write_json  # noqa: F401 - re-exported
 from ..errors import CnnzooError
 
 FORMAT = "cnnzoo-checkpoint/1"
@@ -28,19 +27,6 @@ FORMAT = "cnnzoo-checkpoint/1"
 
 class CheckpointError(CnnzooError):
     """A checkpoint that is missing, corrupt or not written by cnnzoo."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader (or a crash) sees the old or the new file,
-    never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(ckpt: dict, path: Path) -> None:
@@ -70,11 +56,6 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cnnzoo checkpoint (format {FORMAT})")
     return ckpt
-
-
-def write_json(path: Path, obj) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
