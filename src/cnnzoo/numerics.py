@@ -109,12 +109,12 @@ class Capabilities:
         return f"no native bf16 on this CPU ({self.isa}: bf16 would be emulated, several times slower)"
 
 
-def cpu_flags() -> tuple[set[str], str]:
+def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> tuple[set[str], str]:
     """(the CPU's feature flags, its model name) from ``/proc/cpuinfo`` (x86 ``flags``, Arm
     ``Features``); on macOS from ``sysctl`` (Apple's ``FEAT_BF16`` as ``bf16``); empty where unreadable."""
     flags, name = set(), ""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() in ("flags", "Features") and not flags:
