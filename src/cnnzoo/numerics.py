@@ -163,24 +163,25 @@ def machine(caps: Capabilities) -> dict:
             "bf16": caps.bf16, "torch": str(torch.__version__), "threads": torch.get_num_threads()}
 
 
-def candidates(allowed, caps: Capabilities) -> tuple[list[str], dict[str, str]]:
-    """The allowed paths this hardware runs well, in :data:`PATHS` order, and {left-out path: why}.
+def unusable(amp: str, caps: Capabilities) -> str | None:
+    """Why autocast to precision ``amp`` does not run well on this hardware, or None where it does:
+    bf16 needs native bf16; fp16 needs a GPU (``caps.fp16``) without bf16 (bf16 where the hardware
+    has it, else fp16, as PyTorch's AMP advice)."""
+    if amp == "bf16" and not caps.bf16:
+        return caps.bf16_words()
+    if amp == "fp16" and not caps.fp16:
+        return f"fp16 autocast is for GPUs, not {caps.device}"
+    if amp == "fp16" and caps.bf16:
+        return "bf16 is supported here"
+    return None
 
-    bf16 paths need ``caps.bf16``; fp16 paths need ``caps.fp16`` and no bf16 (bf16 where the
-    hardware has it, else fp16, as PyTorch's AMP advice).
-    """
-    kept, dropped = [], {}
-    for p in (p for p in PATHS if p in check_paths(allowed)):
-        amp = PATHS[p][0]
-        if amp == "bf16" and not caps.bf16:
-            dropped[p] = caps.bf16_words()
-        elif amp == "fp16" and not caps.fp16:
-            dropped[p] = f"fp16 autocast is for GPUs, not {caps.device}"
-        elif amp == "fp16" and caps.bf16:
-            dropped[p] = "bf16 is supported here"
-        else:
-            kept.append(p)
-    return kept, dropped
+
+def candidates(allowed, caps: Capabilities) -> tuple[list[str], dict[str, str]]:
+    """The allowed paths this hardware runs well (:func:`unusable`), in :data:`PATHS` order, and
+    {left-out path: why}."""
+    allowed = check_paths(allowed)
+    kept = [p for p in PATHS if p in allowed and unusable(PATHS[p][0], caps) is None]
+    return kept, {p: unusable(PATHS[p][0], caps) for p in PATHS if p in allowed and p not in kept}
 
 
 # -- the cache ---------------------------------------------------------------------------------
@@ -332,4 +333,4 @@ def choose(allowed, config: dict, measure: Callable[[str], float] | None, *, dev
 
 
 __all__ = ["PATHS", "DTYPES", "Capabilities", "Choice", "NumericsError", "capabilities", "candidates", "choose",
-           "machine", "cache_file", "cached", "store", "path_name", "check_paths", "cpu_flags", "measuring"]
+           "machine", "cache_file", "cached", "store", "path_name", "check_paths", "cpu_flags", "measuring", "unusable"]

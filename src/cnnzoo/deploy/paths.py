@@ -206,19 +206,44 @@ PATHS: dict[str, Builder] = {
 }
 #: Paths that compile with inductor (minutes for a ResNet-50 on 2 loaded cores).
 SLOW_PATHS = ("compile", "compile_bf16", "pt2e_int8")
-#: What ``bench`` runs without ``--paths``.
+#: Paths that need calibration images (statically quantised: validated on a trained model's data).
+CALIBRATED_PATHS = ("ort_int8", "pt2e_int8")
+#: The autocast precision of each path that is not float32 (where it runs well: :mod:`cnnzoo.numerics`).
+PRECISION = {"bf16": "bf16", "compile_bf16": "bf16"}
+#: What ``bench`` runs without ``--paths`` (less any this CPU does not run well: :func:`usable_paths`).
 DEFAULT_PATHS = tuple(p for p in PATHS if p not in SLOW_PATHS)
 
 
-def select_paths(spec: str | list[str] | None) -> list[str]:
-    """``None`` / ``"default"`` -> :data:`DEFAULT_PATHS`; ``"all"`` -> every path; else a comma list.
-    ``eager`` (the baseline) is always first.
+def timing_paths() -> list[str]:
+    """The paths ``compare`` times to find a model's fastest: every path of :data:`PATHS` that
+    builds in seconds and needs no calibration, less those this CPU does not run well
+    (:func:`usable_paths`). A path added to :data:`PATHS` is among them unless it is listed in
+    :data:`SLOW_PATHS` or :data:`CALIBRATED_PATHS`."""
+    return usable_paths([p for p in PATHS if p not in SLOW_PATHS and p not in CALIBRATED_PATHS])[0]
+
+
+def usable_paths(names) -> tuple[list[str], dict[str, str]]:
+    """The paths of ``names`` that this CPU runs well, and {left-out path: why}: a bf16 path only
+    with native bf16 (:func:`cnnzoo.numerics.unusable`), the rule training's numerics follow."""
+    from ..numerics import capabilities, unusable
+
+    why = {n: unusable(PRECISION.get(n, "fp32"), capabilities("cpu")) for n in names}
+    return [n for n in names if why[n] is None], {n: w for n, w in why.items() if w is not None}
+
+
+def select_paths(spec: str | list[str] | None) -> tuple[list[str], dict[str, str]]:
+    """The paths to run and {default path left out: why}.
+
+    ``None`` / ``"default"`` -> :data:`DEFAULT_PATHS` less the ones this CPU does not run well
+    (:func:`usable_paths`, said in the second value); ``"all"`` -> every path; else a comma list,
+    run as asked. ``eager`` (the baseline) is always first.
 
     Raises:
         CnnzooError: an unknown path name.
     """
+    left: dict[str, str] = {}
     if spec in (None, "default"):
-        names = list(DEFAULT_PATHS)
+        names, left = usable_paths(DEFAULT_PATHS)
     elif spec == "all":
         names = list(PATHS)
     else:
@@ -226,4 +251,4 @@ def select_paths(spec: str | list[str] | None) -> list[str]:
         bad = [n for n in names if n not in PATHS]
         if bad:
             raise CnnzooError(f"unknown --paths {', '.join(bad)}; choose from {', '.join(PATHS)}, 'default' or 'all'")
-    return ["eager", *[n for n in dict.fromkeys(names) if n != "eager"]]
+    return ["eager", *[n for n in dict.fromkeys(names) if n != "eager"]], left
