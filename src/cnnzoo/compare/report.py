@@ -423,8 +423,8 @@ def _conditions(meta: dict) -> str:
     acc = ("short-budget training: about {:.0f} s per model on a training subset, {} test images".format(
         p["train_seconds"], p["limit_test"] or "all") if p["train_seconds"] is not None
         else "each model's recipe (epochs, input side, width) on the whole training set, the whole test set")
-    return (f"Preset **{p['name']}**: {acc}. Latency: wall-clock median of timed blocks "
-            f"(torch.utils.benchmark, at least {p['min_seconds']} s per point), randomly initialised weights, "
+    return (f"Preset **{p['name']}**: {acc}. Latency: wall-clock median of timed blocks (about "
+            f"{p['min_seconds']} s per point, as `cnnzoo bench` times), randomly initialised weights, "
             "`torch.inference_mode`; *eager* = eager PyTorch fp32, NCHW; *fast* = the fastest of `cnnzoo bench`'s "
             f"quick paths that this CPU runs well ({', '.join(timing_paths())}), chosen per model at the largest "
             "batch; on the trained model its predictions are compared with eager's on the run's test images (*agrees*: the share that "

@@ -64,7 +64,7 @@ def _bench(a: argparse.Namespace) -> None:
         print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
         return
     print(f"{a.model}: batch {a.batch_size}, {torch.get_num_threads()} thread(s), median of {a.rounds} "
-          f"interleaved rounds (torch.utils.benchmark)")
+          f"interleaved rounds, wall clock")
     print(bench_table(rows))
 
 
