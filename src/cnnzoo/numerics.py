@@ -103,10 +103,10 @@ class Capabilities:
     def bf16_words(self) -> str:
         """Why bf16 is or is not native here, in words."""
         if self.device != "cpu":
-            return f"bf16 {'supported' if self.bf16 else 'not supported'} by {self.name}"
+            return f"{self.name} {'supports' if self.bf16 else 'does not support'} bf16"
         if self.bf16:
-            return f"native bf16 on this CPU ({', '.join(self.flags) or self.isa})"
-        return f"no native bf16 on this CPU ({self.isa}: bf16 would be emulated, several times slower)"
+            return f"native bf16 on this CPU: {', '.join(self.flags) or self.isa}"
+        return f"no native bf16 on this {self.isa} CPU: emulated, several times slower"
 
 
 def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> tuple[set[str], str]:
@@ -170,7 +170,7 @@ def unusable(amp: str, caps: Capabilities) -> str | None:
     if amp == "bf16" and not caps.bf16:
         return caps.bf16_words()
     if amp == "fp16" and not caps.fp16:
-        return f"fp16 autocast is for GPUs, not {caps.device}"
+        return "fp16 autocast is for GPUs"
     if amp == "fp16" and caps.bf16:
         return "bf16 is supported here"
     return None

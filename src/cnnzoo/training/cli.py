@@ -29,6 +29,8 @@ def _train(a: argparse.Namespace) -> None:
     k = run_classes(s)
     if s.get("model_description"):             # runs saved before it was recorded lack it
         print(f"model: {s['model_description']}")
+    if a.quiet and s.get("numerics"):          # else said at the start
+        print(f"numerics: {s['numerics']['reason']}")
     print(f"{model_label(s['model'])} on {s['dataset']} (input {s['input_size']}x{s['input_size']}, width {s['width']:g}, "
           f"seed {s['seed']}): test {_accuracy(f['test_acc'], f['test_top5'], k)} "
           f"after {plural(len(r.history), 'epoch')}, {r.wall_seconds:.0f} s{' (reused finished run)' if r.reused else ''}; "
