@@ -73,16 +73,17 @@ def _calibration(src: Source, gen: torch.Generator, batch: int = 32) -> list[tor
     return [torch.randn(batch, *src.input_shape, generator=gen) for _ in range(CALIBRATION_IMAGES // batch // 4)]
 
 
-def _logits(run: Runner, x: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([run(b) for b in x.split(batch)])   # at the timed batch size: no recompiles
+def _logits(run: Runner, x: torch.Tensor, example: torch.Tensor) -> torch.Tensor:
+    """Logits of ``x`` on the CPU, run at the timed batch size (no recompiles) on ``example``'s device."""
+    return torch.cat([run(b.to(example.device)).cpu() for b in x.split(len(example))])
 
 
 def _score(rows: dict[str, PathResult], runners: dict[str, Runner], src: Source, example: torch.Tensor) -> None:
     """Fill top1 / agreement / max_abs_diff / validated of each available row."""
     x, y = src.images("test") if src.trained else (example, None)
-    ref = _logits(runners["eager"], x, len(example))
+    ref = _logits(runners["eager"], x, example)
     for name, run in runners.items():
-        row, out = rows[name], _logits(run, x, len(example))
+        row, out = rows[name], _logits(run, x, example)
         row.max_abs_diff = float((out - ref).abs().max())
         if y is None:
             row.validated = name == "eager"
@@ -123,22 +124,27 @@ def time_runners(runners: dict[str, Runner], x: torch.Tensor, rounds: int = 5, m
     Returns:
         {name: (seconds per call of each round's block, calls per block)}.
     """
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)   # a GPU runs ahead of Python
     number = {}
     for name, run in runners.items():
         for _ in range(max(1, warmup)):
             run(x)
         if min_seconds > 0:
+            sync()
             t0 = time.perf_counter()
             run(x)
+            sync()
             number[name] = max(1, int(min_seconds / max(time.perf_counter() - t0, 1e-6)))
         else:
             number[name] = 1
     times: dict[str, list[float]] = {n: [] for n in runners}
     for _ in range(rounds):
         for name, run in runners.items():
+            sync()
             t0 = time.perf_counter()
             for _ in range(number[name]):
                 run(x)
+            sync()
             times[name].append((time.perf_counter() - t0) / number[name])   # seconds per call
     return {n: (ts, number[n]) for n, ts in times.items()}
 
@@ -154,7 +160,8 @@ def _time(rows: dict[str, PathResult], runners: dict[str, Runner], x: torch.Tens
 
 def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape: tuple[int, int, int] | None = None,
           paths: str | list[str] | None = None, weights: str | None = None, data_dir: str | None = None,
-          rounds: int = 5, min_seconds: float = 0.05, seed: int = 0, save: bool = True) -> list[PathResult]:
+          rounds: int = 5, min_seconds: float = 0.05, seed: int = 0, save: bool = True,
+          device: str = "cpu") -> list[PathResult]:
     """Time and validate each inference path of this machine on one model, side by side.
 
     Args:
@@ -166,6 +173,8 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
         rounds: interleaved timing rounds; each measurement repeats a call until ``min_seconds``.
         save: for a training run, also write the rows to ``RUN/bench.json`` (read by
             :func:`fastest_validated_path`).
+        device: ``"cpu"`` or a CUDA device (``"cuda"``, ``"cuda:N"``): the model and inputs go there;
+            the CPU-only paths (ONNX Runtime, x86 int8) are then unavailable.
 
     Returns:
         One :class:`PathResult` per path, in the order of ``paths``; a path that cannot be built
@@ -176,11 +185,14 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
     """
     if batch_size < 1:
         raise CnnzooError(f"--batch-size {batch_size}: give a positive integer")
-    names, left_out = select_paths(paths)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CnnzooError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    names, left_out = select_paths(paths, device)
     src = model if isinstance(model, Source) else resolve_model(model, input_shape, weights, data_dir)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, *src.input_shape, generator=gen)
-    calib = _calibration(src, gen)
+    x = torch.randn(batch_size, *src.input_shape, generator=gen).to(device)
+    calib = [b.to(device) for b in _calibration(src, gen)]
+    src.model.to(device)
     rows = {n: PathResult(n, batch_size) for n in names}
     runners: dict[str, Runner] = {}
     for name in names:
@@ -197,15 +209,15 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
     if save and src.trained:
         folder = run_folder(src.name)
         write_json(folder / BENCH_FILE, {"threads": torch.get_num_threads(), "torch": torch.__version__,
-                                         "machine": _machine(), "rows": [r.to_dict() for r in results]})
+                                         "machine": _machine(device), "rows": [r.to_dict() for r in results]})
     return results
 
 
-def _machine() -> dict:
-    """The fingerprint of this machine (:func:`cnnzoo.numerics.machine` of the CPU)."""
+def _machine(device: str = "cpu") -> dict:
+    """The fingerprint of this machine and device (:func:`cnnzoo.numerics.machine`)."""
     from ..numerics import capabilities, machine
 
-    return machine(capabilities("cpu"))
+    return machine(capabilities(device))
 
 
 def fastest_validated_path(run: str | os.PathLike, skip_slow: bool = False) -> tuple[str, str]:

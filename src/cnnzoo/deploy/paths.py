@@ -1,4 +1,5 @@
-"""The CPU inference paths cnnzoo knows, each built by a library from an eval-mode fp32 model.
+"""The inference paths cnnzoo knows, each built by a library from an eval-mode fp32 model (on the
+CPU; the PyTorch ones also on a CUDA GPU, with the model and example there).
 
 Every builder takes ``(model, example, calibration)`` -- the model, an example batch (N, C, H, W)
 and a list of calibration batches (training images, or random ones for an untrained model) --
@@ -52,7 +53,7 @@ def _nhwc(model: nn.Module, bf16: bool = False) -> Runner:
     model = model.to(memory_format=CL)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             return model(x.contiguous(memory_format=CL))
     return _no_grad(run)
 
@@ -153,12 +154,19 @@ def _onnx_file(model: nn.Module, example: torch.Tensor, folder: str) -> str:
     return path
 
 
+def _cpu_only(example: torch.Tensor, what: str) -> None:
+    if example.device.type != "cpu":
+        raise CnnzooError(f"{what} runs on the CPU only")
+
+
 def _ort_fp32(model, example, calib) -> Runner:
+    _cpu_only(example, "ONNX Runtime's CPU provider")
     with tempfile.TemporaryDirectory() as tmp:
         return _ort_session(_onnx_file(model, example, tmp))   # the session keeps the graph in memory
 
 
 def _ort_int8(model, example, calib) -> Runner:
+    _cpu_only(example, "ONNX Runtime's CPU provider")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -180,6 +188,7 @@ def _ort_int8(model, example, calib) -> Runner:
 
 
 def _pt2e_int8(model, example, calib) -> Runner:
+    _cpu_only(example, "torchao's X86InductorQuantizer")
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
@@ -222,19 +231,19 @@ def timing_paths() -> list[str]:
     return usable_paths([p for p in PATHS if p not in SLOW_PATHS and p not in CALIBRATED_PATHS])[0]
 
 
-def usable_paths(names) -> tuple[list[str], dict[str, str]]:
-    """The paths of ``names`` that this CPU runs well, and {left-out path: why}: a bf16 path only
+def usable_paths(names, device: str = "cpu") -> tuple[list[str], dict[str, str]]:
+    """The paths of ``names`` that this device runs well, and {left-out path: why}: a bf16 path only
     with native bf16 (:func:`cnnzoo.numerics.unusable`), the rule training's numerics follow."""
     from ..numerics import capabilities, unusable
 
-    why = {n: unusable(PRECISION.get(n, "fp32"), capabilities("cpu")) for n in names}
+    why = {n: unusable(PRECISION.get(n, "fp32"), capabilities(device)) for n in names}
     return [n for n in names if why[n] is None], {n: w for n, w in why.items() if w is not None}
 
 
-def select_paths(spec: str | list[str] | None) -> tuple[list[str], dict[str, str]]:
+def select_paths(spec: str | list[str] | None, device: str = "cpu") -> tuple[list[str], dict[str, str]]:
     """The paths to run and {default path left out: why}.
 
-    ``None`` / ``"default"`` -> :data:`DEFAULT_PATHS` less the ones this CPU does not run well
+    ``None`` / ``"default"`` -> :data:`DEFAULT_PATHS` less the ones ``device`` does not run well
     (:func:`usable_paths`, said in the second value); ``"all"`` -> every path; else a comma list,
     run as asked. ``eager`` (the baseline) is always first.
 
@@ -243,7 +252,7 @@ def select_paths(spec: str | list[str] | None) -> tuple[list[str], dict[str, str
     """
     left: dict[str, str] = {}
     if spec in (None, "default"):
-        names, left = usable_paths(DEFAULT_PATHS)
+        names, left = usable_paths(DEFAULT_PATHS, device)
     elif spec == "all":
         names = list(PATHS)
     else:
