@@ -35,7 +35,7 @@ for split, n in (("train", 128), ("test", 16)):
 caps = numerics.capabilities("cuda")
 print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {caps.name} ({caps.isa}), {caps.bf16_words()}")
 opts = dict(model="resnet50", dataset="folder", data_dir=f"{tmp}/photos", input_size=224, width=1.0, batch_size=64,
-            epochs=1, limit_test=16, device="cuda", numerics=list(numerics.PATHS))
+            epochs=1, limit_test=16, device="cuda", numerics=list(numerics.TRAIN_PATHS))
 half = "bf16_cl" if caps.bf16 else "fp16_cl"
 tr = Trainer(TrainConfig(**opts, amp="fp32", channels_last=True), f"{tmp}/forced", progress=False)
 for path in ("fp32", "fp32_cl", half):

@@ -23,7 +23,7 @@ from cnnzoo import numerics
 from cnnzoo.training import Trainer, TrainConfig
 from cnnzoo.training.recipes import recipe_for
 
-PATHS = ("fp32", "fp32_cl", "bf16_cl")
+COLUMNS = ("fp32", "fp32_cl", "bf16_cl")
 DEFAULT_MODELS = ["lenet5", "lenet5_modern", "cifar_resnet20", "alexnet_paper", "zfnet", "vgg16",
                   "googlenet_paper", "resnet18", "resnet50", "resnet152"]
 
@@ -34,7 +34,7 @@ def measure(name: str, steps: int, tmp: str) -> tuple[dict[str, float], numerics
     cfg = TrainConfig(model=name, epochs=1, limit_train=r["batch_size"], limit_test=1, amp="fp32",
                       channels_last=True)                      # forced: the trainer measures nothing itself
     tr = Trainer(cfg, os.path.join(tmp, name), progress=False)
-    columns = PATHS + (("fp16_cl",) if tr.device.type == "cuda" else ())   # fp16: GPUs only
+    columns = COLUMNS + (("fp16_cl",) if tr.device.type == "cuda" else ())   # fp16: GPUs only
     speeds = {p: tr.measure_numerics(p, steps) for p in columns}
     choice = numerics.choose(r["numerics"], tr.numerics_config(), speeds.get, device=str(tr.device))
     return speeds, choice, r
@@ -50,7 +50,7 @@ def main() -> None:
     caps = numerics.capabilities("cpu")
     print(f"torch {torch.__version__}, {args.threads} thread(s), {caps.name}, CPU capability {caps.isa}, "
           f"{caps.bf16_words()}; images/s of one training step")
-    print(f"{'model':<16} {'size':>4} {'width':>5} {'batch':>5} " + " ".join(f"{p:>8}" for p in PATHS)
+    print(f"{'model':<16} {'size':>4} {'width':>5} {'batch':>5} " + " ".join(f"{p:>8}" for p in COLUMNS)
           + f"  {'chosen':<8} {'vs best':>7}  allowed")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CNNZOO_CACHE"] = tmp                      # the choice from these figures, no older cache
@@ -58,8 +58,8 @@ def main() -> None:
         for name in args.models:
             speeds, choice, r = measure(name, args.steps, tmp)
             print(f"{name:<16} {r['input_size']:>4} {r['width']:>5g} {r['batch_size']:>5} "
-                  + " ".join(f"{speeds[p]:8.0f}" for p in PATHS) + "".join(f" fp16_cl {v:.0f}" for p, v in
-                                                                         speeds.items() if p not in PATHS)
+                  + " ".join(f"{speeds[p]:8.0f}" for p in COLUMNS) + "".join(f" fp16_cl {v:.0f}" for p, v in
+                                                                         speeds.items() if p not in COLUMNS)
                   + f"  {choice.path:<8} {speeds[choice.path] / max(speeds.values()):6.2f}x  {','.join(r['numerics'])}",
                   flush=True)
 

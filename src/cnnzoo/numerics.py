@@ -46,7 +46,7 @@ from ._io import write_json
 from .errors import CnnzooError
 
 #: path -> (autocast precision, channels_last); in order of preference when nothing is measured.
-PATHS: dict[str, tuple[str, bool]] = {
+TRAIN_PATHS: dict[str, tuple[str, bool]] = {
     "bf16_cl": ("bf16", True), "fp16_cl": ("fp16", True), "fp32_cl": ("fp32", True), "fp32": ("fp32", False),
 }
 #: torch dtype of each autocast precision (None: no autocast).
@@ -67,14 +67,15 @@ def path_name(amp: str, channels_last: bool) -> str:
 
 
 def check_paths(paths) -> tuple[str, ...]:
-    """The paths as a tuple, each a key of :data:`PATHS`.
+    """The paths as a tuple, each a key of :data:`TRAIN_PATHS`.
 
     Raises:
         NumericsError: an unknown path (the message lists the known ones).
     """
-    bad = [p for p in paths if p not in PATHS]
+    bad = [p for p in paths if p not in TRAIN_PATHS]
     if bad or not paths:
-        raise NumericsError(f"unknown numeric path(s) {', '.join(bad) or '(none)'}; choose from {', '.join(PATHS)}")
+        raise NumericsError(f"unknown numeric path(s) {', '.join(bad) or '(none)'}; "
+                            f"choose from {', '.join(TRAIN_PATHS)}")
     return tuple(paths)
 
 
@@ -177,11 +178,11 @@ def unusable(amp: str, caps: Capabilities) -> str | None:
 
 
 def candidates(allowed, caps: Capabilities) -> tuple[list[str], dict[str, str]]:
-    """The allowed paths this hardware runs well (:func:`unusable`), in :data:`PATHS` order, and
+    """The allowed paths this hardware runs well (:func:`unusable`), in :data:`TRAIN_PATHS` order, and
     {left-out path: why}."""
     allowed = check_paths(allowed)
-    kept = [p for p in PATHS if p in allowed and unusable(PATHS[p][0], caps) is None]
-    return kept, {p: unusable(PATHS[p][0], caps) for p in PATHS if p in allowed and p not in kept}
+    kept = [p for p in TRAIN_PATHS if p in allowed and unusable(TRAIN_PATHS[p][0], caps) is None]
+    return kept, {p: unusable(TRAIN_PATHS[p][0], caps) for p in TRAIN_PATHS if p in allowed and p not in kept}
 
 
 # -- the cache ---------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ class Choice:
     """The numeric path a run uses and why.
 
     Attributes:
-        path: a key of :data:`PATHS`. amp: its precision ("fp32", "bf16", "fp16").
+        path: a key of :data:`TRAIN_PATHS`. amp: its precision ("fp32", "bf16", "fp16").
         channels_last: its memory format.
         how: ``"forced"`` (by ``--amp`` / ``--channels-last``), ``"only"`` (one candidate),
             ``"measured"`` (timed now), ``"cached"`` (timed before on this machine) or
@@ -256,11 +257,11 @@ class Choice:
 
     @property
     def amp(self) -> str:
-        return PATHS[self.path][0]
+        return TRAIN_PATHS[self.path][0]
 
     @property
     def channels_last(self) -> bool:
-        return PATHS[self.path][1]
+        return TRAIN_PATHS[self.path][1]
 
     def to_dict(self) -> dict:
         return {**asdict(self), "amp": self.amp, "channels_last": self.channels_last}
@@ -281,7 +282,7 @@ def choose(allowed, config: dict, measure: Callable[[str], float] | None, *, dev
     """The numeric path for one model and input on this machine (see the module docstring).
 
     Args:
-        allowed: the paths the recipe allows (keys of :data:`PATHS`).
+        allowed: the paths the recipe allows (keys of :data:`TRAIN_PATHS`).
         config: what the speed depends on besides the machine (model, input, width, batch, ...);
             JSON-serialisable. Part of the cache key.
         measure: ``measure(path)`` -> images/s of a few training steps in that path; ``None``: do
@@ -304,10 +305,10 @@ def choose(allowed, config: dict, measure: Callable[[str], float] | None, *, dev
     flags = " ".join(f for f in (f"--amp {amp}" if amp else "",
                                  {True: "--channels-last", False: "--no-channels-last", None: ""}[channels_last]) if f)
     if amp is not None or channels_last is not None:
-        agree = [p for p in kept if amp in (None, PATHS[p][0]) and channels_last in (None, PATHS[p][1])]
+        agree = [p for p in kept if amp in (None, TRAIN_PATHS[p][0]) and channels_last in (None, TRAIN_PATHS[p][1])]
         if amp is not None and channels_last is not None or not agree:
             path = path_name(amp or "fp32", True if channels_last is None else channels_last)
-            slow = f" ({caps.bf16_words()})" if PATHS[path][0] == "bf16" and not caps.bf16 else ""
+            slow = f" ({caps.bf16_words()})" if TRAIN_PATHS[path][0] == "bf16" and not caps.bf16 else ""
             return Choice(path, "forced", f"{path}: forced by {flags}{slow}", left_out=dropped, machine=fp)
         kept = agree
     if not kept:                                   # only reduced precision allowed and none runs here
@@ -332,5 +333,5 @@ def choose(allowed, config: dict, measure: Callable[[str], float] | None, *, dev
                   ips, dropped, fp)
 
 
-__all__ = ["PATHS", "DTYPES", "Capabilities", "Choice", "NumericsError", "capabilities", "candidates", "choose",
+__all__ = ["TRAIN_PATHS", "DTYPES", "Capabilities", "Choice", "NumericsError", "capabilities", "candidates", "choose",
            "machine", "cache_file", "cached", "store", "path_name", "check_paths", "cpu_flags", "measuring", "unusable"]

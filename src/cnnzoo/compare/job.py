@@ -326,7 +326,7 @@ def _accuracy_record(summary: dict, run_dir: Path, preset: Preset) -> dict:
     return {"top1": f["test_acc"], "top5": f["test_top5"], "train_seconds": summary["wall_seconds"],
             "epochs": len(summary["history"]), "limit_train": cfg.get("limit_train"),
             "limit_test": cfg.get("limit_test"), "input_size": summary["input_size"], "width": summary["width"],
-            "hardware": summary.get("hardware"),
+            "hardware": summary.get("hardware"), "numerics": (summary.get("numerics") or {}).get("path"),
             "short_budget": preset.short_budget, "run_dir": str(run_dir),
             "history": [{k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_acc", "elapsed_seconds")}
                         for row in summary["history"]]}

@@ -309,5 +309,6 @@ def peak_memory(model: nn.Module, input_shape, path: str = "eager") -> MemoryRes
     return MemoryResult(shape[0], pb, ib, tracker.peak, pb + ib + tracker.peak)
 
 
-__all__ = ["LatencyResult", "LatencyOptionError", "MemoryResult", "measure_latency", "fastest_path", "timing_paths",  # noqa: E501
+__all__ = ["LatencyResult", "LatencyOptionError", "MemoryResult", "measure_latency", "fastest_path",
+           "timing_paths",
            "build_runner", "build_runners", "batch_curve", "rapl_energy_uj", "peak_memory", "predictions_on_path"]

@@ -427,8 +427,9 @@ def _conditions(meta: dict) -> str:
             f"{p['min_seconds']} s per point, as `cnnzoo bench` times), randomly initialised weights, "
             "`torch.inference_mode`; *eager* = eager PyTorch fp32, NCHW; *fast* = the fastest of `cnnzoo bench`'s "
             f"quick paths that this CPU runs well ({', '.join(timing_paths())}), chosen per model at the largest "
-            "batch; on the trained model its predictions are compared with eager's on the run's test images (*agrees*: the share that "
-            "match; validated at 99.5% or more with top-1 at most 0.2 points lower, as `cnnzoo bench`). Peak memory: "
+            "batch; on the trained model its predictions are compared with eager's on the run's test images "
+            "(*agrees*: the share that match; validated at 99.5% or more with top-1 at most 0.2 points lower, as "
+            "`cnnzoo bench`). Peak memory: "
             "weights + input + the measured peak of live tensors created in one eager forward. "
             "MACs: conv + linear multiply-adds (FLOPs = 2 x MACs). MB = 10^6 bytes.")
 

@@ -19,7 +19,7 @@ Fields:
     pad, flip: random crop with this padding and random horizontal flip (batched, on tensors).
     erase: probability of random erasing (Zhong et al. 2020), after crop and flip; 0 = off.
     ema: decay of the exponential moving average of the weights that is evaluated and saved; 0 = off.
-    numerics: the numeric paths the recipe may use (:data:`cnnzoo.numerics.PATHS`: ``fp32``,
+    numerics: the numeric paths the recipe may use (:data:`cnnzoo.numerics.TRAIN_PATHS`: ``fp32``,
         ``fp32_cl``, ``bf16_cl``, ``fp16_cl``). Which one a run uses is chosen on the machine it runs
         on (:func:`cnnzoo.numerics.choose`: bf16 only with native bf16, then the fastest measured);
         reduced precision is listed only where twin runs kept the accuracy (below).

@@ -71,7 +71,7 @@ class TrainConfig:
     erase: float | None = None                # random-erasing probability (0 = off)
     ema: float | None = None                  # decay of an exponential moving average of the weights
                                               # (and BatchNorm statistics), which is evaluated and saved; 0 = off
-    numerics: list[str] | None = None         # numeric paths the run may use (cnnzoo.numerics.PATHS); the
+    numerics: list[str] | None = None         # numeric paths the run may use (cnnzoo.numerics.TRAIN_PATHS); the
                                               # fastest of them on this machine is chosen (Trainer.numerics)
     amp: str | None = None                    # force "fp32" | "bf16" | "fp16" autocast; None: chosen
     channels_last: bool | None = None         # force the NHWC memory format on / off; None: chosen
@@ -319,7 +319,8 @@ class Trainer:
         self.progress = progress
         self.rank, self.world_size = rank, world_size
         cfg = self.cfg
-        if cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES or cfg.amp not in (None, *numerics.DTYPES):
+        if (cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES
+                or cfg.amp not in (None, *numerics.DTYPES)):
             raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
                                    f"amp one of {tuple(numerics.DTYPES)}; got {cfg.optimizer!r}, {cfg.schedule!r}, "
                                    f"{cfg.amp!r}")
@@ -416,10 +417,10 @@ class Trainer:
 
     def measure_numerics(self, path: str, steps: int = 2) -> float:
         """Images/s of one training step in numeric ``path`` (a key of
-        :data:`cnnzoo.numerics.PATHS`): the fastest of ``steps`` steps after one warm-up step (the
+        :data:`cnnzoo.numerics.TRAIN_PATHS`): the fastest of ``steps`` steps after one warm-up step (the
         least disturbed by other work on the machine), on a throwaway copy of the model and
         optimizer (nothing of the run changes)."""
-        amp, cl = numerics.PATHS[path]
+        amp, cl = numerics.TRAIN_PATHS[path]
         n = min(self.cfg.batch_size, len(self.train_x))
         with self._throwaway(amp, cl):
             x, y = self.batch(torch.arange(n), slice(0, n), torch.Generator().manual_seed(0))
