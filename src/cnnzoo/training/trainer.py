@@ -398,10 +398,12 @@ class Trainer:
 
     def numerics_config(self) -> dict:
         """What the speed of a numeric path depends on besides the machine (the cache key of
-        :func:`cnnzoo.numerics.choose`): model, builder options, input, classes, batch, aux heads."""
+        :func:`cnnzoo.numerics.choose`): model, builder options, input, classes, batch, aux heads,
+        optimizer and weight average."""
         cfg, d = self.cfg, self.data
         return {"model": cfg.model, "model_kwargs": self.model_kwargs(), "input": [d.in_chans, cfg.input_size,
-                cfg.input_size], "num_classes": d.num_classes, "batch_size": cfg.batch_size, "aux": self.use_aux}
+                cfg.input_size], "num_classes": d.num_classes, "batch_size": cfg.batch_size, "aux": self.use_aux,
+                "optimizer": cfg.optimizer, "ema": bool(cfg.ema)}
 
     def choose_numerics(self) -> numerics.Choice:
         """The numeric path of this run (:func:`cnnzoo.numerics.choose`): forced by ``cfg.amp`` /
