@@ -1,66 +1,67 @@
-"""Images/s of one training step (forward, backward, SGD update) of each model at its recipe's
-input size, width, batch and builder options (``model_kwargs``, e.g. lenet5_modern's BatchNorm),
-in three numeric paths: fp32, fp32 + channels_last, and bf16 autocast + channels_last. The
-recipes' ``amp`` and ``channels_last`` defaults are chosen from this table.
+"""Images/s of one training step of each model's recipe in three numeric paths, side by side in one
+run, and the path ``cnnzoo train`` chooses on this machine (:mod:`cnnzoo.numerics`).
 
-    .venv/bin/python benchmarks/train_step_paths.py [--threads 1] [MODEL ...]
+    .venv/bin/python benchmarks/train_step_paths.py --threads 1 [MODEL ...]
 
-Prints one row per model: the median images/s of 4 timed steps after 2 warm-up steps per path.
+Each step is the trainer's own (:meth:`cnnzoo.training.Trainer.measure_numerics`: forward, loss,
+backward, the recipe's optimizer) at the recipe's input size, width, batch and builder options, on
+Fashion-MNIST images, in fp32, fp32 + channels_last and bf16 autocast + channels_last (bf16 timed
+even where it is emulated, to show what the selector avoids). Per model: the fastest of ``--steps``
+timed steps after one warm-up, per path; then *chosen*: the selector's rule applied to these figures
+(the recipe's allowed paths, less bf16 without native bf16, the fastest measured), and *vs best*:
+chosen images/s over the fastest of the three.
 """
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import tempfile
 
 import torch
-import torch.nn.functional as F
 
-import cnnzoo
+from cnnzoo import numerics
+from cnnzoo.training import Trainer, TrainConfig
 from cnnzoo.training.recipes import recipe_for
 
-PATHS = {"fp32": (False, False), "fp32_cl": (False, True), "bf16_cl": (True, True)}  # (bf16, channels_last)
+COLUMNS = ("fp32", "fp32_cl", "bf16_cl")
 DEFAULT_MODELS = ["lenet5", "lenet5_modern", "cifar_resnet20", "alexnet_paper", "zfnet", "vgg16",
                   "googlenet_paper", "resnet18", "resnet50", "resnet152"]
 
 
-def step_images_per_s(name: str, bf16: bool, channels_last: bool, warmup: int = 2, steps: int = 4) -> float:
+def measure(name: str, steps: int, tmp: str) -> tuple[dict[str, float], numerics.Choice, dict]:
+    """({path: images/s}, the selector's choice from them, the recipe) for one model."""
     r = recipe_for(name)
-    torch.manual_seed(0)
-    model = cnnzoo.create_model(name, num_classes=10, in_chans=1, width=r["width"], **r.get("model_kwargs", {}))
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(r["batch_size"], 1, r["input_size"], r["input_size"]).contiguous(memory_format=fmt)
-    y = torch.randint(0, 10, (r["batch_size"],))
-    times = []
-    for _ in range(warmup + steps):
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model.forward_with_aux(x)[0] if hasattr(model, "forward_with_aux") else model(x)
-            loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    median = sorted(times[warmup:])[steps // 2]
-    return r["batch_size"] / median
+    cfg = TrainConfig(model=name, epochs=1, limit_train=r["batch_size"], limit_test=1, amp="fp32",
+                      channels_last=True)                      # forced: the trainer measures nothing itself
+    tr = Trainer(cfg, os.path.join(tmp, name), progress=False)
+    columns = COLUMNS + (("fp16_cl",) if tr.device.type == "cuda" else ())   # fp16: GPUs only
+    speeds = {p: tr.measure_numerics(p, steps) for p in columns}
+    choice = numerics.choose(r["numerics"], tr.numerics_config(), speeds.get, device=str(tr.device))
+    return speeds, choice, r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", default=DEFAULT_MODELS)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per path (after one warm-up)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; images/s of one training step")
-    print(f"{'model':<16} {'size':>4} {'width':>5} {'batch':>5} " + " ".join(f"{p:>9}" for p in PATHS) + "  recipe")
-    for name in args.models:
-        r = recipe_for(name)
-        speeds = [step_images_per_s(name, *flags) for flags in PATHS.values()]
-        chosen = f"{r['amp']}{'_cl' if r['channels_last'] else ''}"
-        print(f"{name:<16} {r['input_size']:>4} {r['width']:>5g} {r['batch_size']:>5} "
-              + " ".join(f"{s:9.0f}" for s in speeds) + f"  {chosen}", flush=True)
+    caps = numerics.capabilities("cpu")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {caps.name}, CPU capability {caps.isa}, "
+          f"{caps.bf16_words()}; images/s of one training step")
+    print(f"{'model':<16} {'size':>4} {'width':>5} {'batch':>5} " + " ".join(f"{p:>8}" for p in COLUMNS)
+          + f"  {'chosen':<8} {'vs best':>7}  allowed")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CNNZOO_CACHE"] = tmp                      # the choice from these figures, no older cache
+        os.environ["CNNZOO_MEASURE_NUMERICS"] = "1"
+        for name in args.models:
+            speeds, choice, r = measure(name, args.steps, tmp)
+            print(f"{name:<16} {r['input_size']:>4} {r['width']:>5g} {r['batch_size']:>5} "
+                  + " ".join(f"{speeds[p]:8.0f}" for p in COLUMNS) + "".join(f" fp16_cl {v:.0f}" for p, v in
+                                                                         speeds.items() if p not in COLUMNS)
+                  + f"  {choice.path:<8} {speeds[choice.path] / max(speeds.values()):6.2f}x  {','.join(r['numerics'])}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.compare import CompareError, LatencyOptionError, Preset, measure_latency, peak_memory
+from cnnzoo.compare import CompareError, LatencyOptionError, Preset, measure_latency, peak_memory, timing_paths
 from cnnzoo._readme import markers, update_section
 from cnnzoo.errors import DataFileError, UnknownModelError
 from cnnzoo.registry import torchvision_models
@@ -66,13 +66,14 @@ def test_numbers_are_consistent(run):
         assert (t["params"], t["macs"]) == (p.totals.params, p.totals.macs)
         assert r["analysis"]["imagenet"]["input"] == [3, 224, 224]
         # latency: one row per batch size and path, throughput = batch / median time
-        for key in ("fp32", "fast"):
+        for key in ("eager", "fast"):
             rows = r["latency"][key]
             assert [row["batch_size"] for row in rows] == list(TINY.batch_sizes)
             for row in rows:
                 assert row["images_per_s"] == pytest.approx(row["batch_size"] / row["median_seconds"])
                 assert row["p25_seconds"] <= row["median_seconds"] <= row["p75_seconds"]
         assert r["latency"]["fast"][0]["path"] == r["latency"]["fast_path"]
+        assert r["latency"]["fast_path"] in timing_paths() and r["latency"]["settings"]["paths"] == timing_paths()
     plots_drawn = res["files"]["plots"]
     assert plots_drawn["accuracy_vs_macs.png"]["points"] == len(MODELS)
     assert plots_drawn["latency_vs_batch.png"]["points"] == len(MODELS) * len(TINY.batch_sizes) * 2
@@ -168,19 +169,47 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
 # -- latency and memory ----------------------------------------------------------------------
 def test_measure_latency_result():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
-    r = measure_latency(model, (3, 1, 16, 16), path="fp32", warmup=1, repeats=4, min_seconds=0.0)
-    assert (r.batch_size, r.path, r.input_shape) == (3, "fp32", (3, 1, 16, 16))
+    r = measure_latency(model, (3, 1, 16, 16), path="eager", warmup=1, repeats=4, min_seconds=0.0)
+    assert (r.batch_size, r.path, r.input_shape) == (3, "eager", (3, 1, 16, 16))
     assert r.repeats >= 4 and r.median_seconds > 0
     assert r.images_per_s == pytest.approx(3 / r.median_seconds)
     assert r.iqr_seconds == pytest.approx(r.p75_seconds - r.p25_seconds)
     exact = measure_latency(model, (3, 1, 16, 16), warmup=1, repeats=3, min_seconds=0.0)   # slow-model mode
     assert (exact.repeats, exact.calls_per_repeat) == (3, 1)
     fast = measure_latency(model, (3, 1, 16, 16), path="fast", min_seconds=0.0)
-    assert fast.path in ("fp32", "fp32_cl", "bf16_cl")
+    assert fast.path in timing_paths()
     with pytest.raises(LatencyOptionError, match="unknown execution path"):
         measure_latency(model, (1, 1, 16, 16), path="int8")
     with pytest.raises(LatencyOptionError, match=r"\(N, C, H, W\)"):
         measure_latency(model, (1, 16, 16))
+
+
+def test_compare_times_deploys_paths(monkeypatch):
+    """compare chooses among deploy's paths: a path added to deploy.paths.PATHS is timed by compare
+    (unless slow or calibrated), and bf16 only where the CPU has native bf16 (cnnzoo.numerics)."""
+    from cnnzoo import numerics
+    from cnnzoo.deploy import paths as dp
+
+    calls = []
+
+    def traced(model, example, calib):                 # a new path: eager, counting its calls
+        run = dp._eager(model, example, calib)
+        return lambda x: calls.append(len(x)) or run(x)
+
+    monkeypatch.setitem(dp.PATHS, "traced", traced)
+    assert "traced" in timing_paths() and "eager" in timing_paths()
+    assert not set(timing_paths()) & set(dp.SLOW_PATHS + dp.CALIBRATED_PATHS)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+    r = measure_latency(model, (2, 1, 8, 8), path="traced", warmup=1, repeats=2, min_seconds=0.0)
+    assert r.path == "traced" and calls == [2, 2, 2]               # one warm-up, two timed calls
+    monkeypatch.setattr(dp, "SLOW_PATHS", (*dp.SLOW_PATHS, "traced"))
+    assert "traced" not in timing_paths()
+    amx = numerics.Capabilities("cpu", "Xeon", "AVX512", bf16=True, flags=("amx_bf16",))
+    avx2 = numerics.Capabilities("cpu", "EPYC", "AVX2", bf16=False)
+    monkeypatch.setattr(numerics, "capabilities", lambda device="cpu": amx)
+    assert "bf16" in timing_paths()
+    monkeypatch.setattr(numerics, "capabilities", lambda device="cpu": avx2)
+    assert "bf16" not in timing_paths() and "bf16" in dp.usable_paths(["bf16"])[1]
 
 
 def test_peak_memory_counts_live_tensors():
@@ -201,8 +230,8 @@ def _rec(family, macs, params, top1, lat_b1, lat_big, n=10000):
     return {"analysis": {"family": family, "imagenet": {"macs": macs, "params_executed": params},
                          "trained": {"macs": macs / 50, "params_executed": params / 16}},
             "accuracy": {"top1": top1, "test_images": n},
-            "latency": {"fp32": [lat(lat_b1, 1), lat(lat_big, 64)]},
-            "imagenet_latency": {"fp32": [lat(macs / 1e11, 1), lat(macs / 2e11, 16)], "fast": [], "fast_path": "fp32"}}
+            "latency": {"eager": [lat(lat_b1, 1), lat(lat_big, 64)]},
+            "imagenet_latency": {"eager": [lat(macs / 1e11, 1), lat(macs / 2e11, 16)], "fast": [], "fast_path": "eager"}}
 
 
 def _four(**top1):
@@ -347,16 +376,17 @@ def test_imagenet_view_has_every_model_and_one_point_each(run):
     ax = fig.axes[0]
     assert n == len(rows) == len(ax.collections)                 # one marker per row, strip included
     assert sum(1 for t in ax.texts if t.get_text().startswith("lenet5_modern")) == 1
-    # the latency panel: fp32 (and the fastest path when it is not fp32) at every batch size, per model
-    lines = sum(1 if r["imagenet_latency"]["fast_path"] == "fp32" else 2 for r in res["models"].values())
+    # the latency panel: eager (and the fastest path when it is not eager) at every batch size, per model
+    lines = sum(1 if r["imagenet_latency"]["fast_path"] == "eager" else 2 for r in res["models"].values())
     assert drawn["imagenet_latency_vs_batch.png"]["points"] == lines * len(TINY.imagenet_batch_sizes)
     for f in ("imagenet_accuracy_vs_ops.png", "imagenet_latency_vs_batch.png"):
         assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name, r in res["models"].items():
         curve = r["imagenet_latency"]
-        assert [row["batch_size"] for row in curve["fp32"]] == list(TINY.imagenet_batch_sizes)
+        assert [row["batch_size"] for row in curve["eager"]] == list(TINY.imagenet_batch_sizes)
         assert curve["fast_path"] == min(curve["selection"], key=lambda p: curve["selection"][p]["median_seconds"])
-        assert curve["fp32"][0]["input_shape"] == [1, 3, 224, 224]
+        assert curve["eager"][0]["input_shape"] == [1, 3, 224, 224]
+        assert set(curve["selection"]) <= set(timing_paths()) and "eager" in curve["selection"]
 
 
 def test_report_names_the_host_of_cached_stages(run):
@@ -370,29 +400,37 @@ def test_report_names_the_host_of_cached_stages(run):
 
 # -- the fast path, checked on the trained model (as cnnzoo bench validates a path) ---------------
 def test_the_timed_fast_path_is_checked_on_the_trained_model(run):
+    import copy
+
+    from torch.fx.experimental.optimization import fuse
+
     from cnnzoo.compare.job import fast_path_check
     from cnnzoo.data import load_dataset, to_input
+    from cnnzoo.deploy.paths import _Logits
     from cnnzoo.training import load_model
 
     out, res = run
     name = next(iter(res["models"]))
     run_dir = out / "models" / name / "train"
-    chk = fast_path_check(run_dir, "bf16_cl")
-    # by hand: the same test images through plain eager fp32 and through bf16 autocast + channels_last
+    chk = fast_path_check(run_dir, "bf16")
+    # by hand: the same test images through plain eager fp32 and through deploy's bf16 path: BatchNorm
+    # folded (torch.fx's fuse), bf16 autocast, channels_last
     model, ck = load_model(run_dir)
     data = load_dataset(ck["dataset"], ck["config"]["data_dir"], channels=ck["in_chans"], size=ck["input_size"])
     n = ck["config"].get("limit_test") or len(data.test_x)
     x, y = to_input(data.test_x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test_y[:n]
     with torch.inference_mode():
         ref = model(x).argmax(1)
+        folded = fuse(torch.fx.symbolic_trace(_Logits(copy.deepcopy(model)).eval()))
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            fast = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+            fast = folded.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
     fast = fast.float().argmax(1)
     assert chk["images"] == n
     assert chk["agreement"] == pytest.approx(float((fast == ref).float().mean()))
-    assert chk["top1_fp32"] == pytest.approx(float((ref == y).float().mean()))
-    assert chk["validated"] == (chk["agreement"] >= 0.995 and chk["top1_fp32"] - chk["top1_fast"] <= 0.002)
+    assert chk["top1_eager"] == pytest.approx(float((ref == y).float().mean()))
+    assert chk["top1_fast"] == pytest.approx(float((fast == y).float().mean()))
+    assert chk["validated"] == (chk["agreement"] >= 0.995 and chk["top1_eager"] - chk["top1_fast"] <= 0.002)
     for r in res["models"].values():                 # every run records its own check, fp32 needs none
-        assert (r["fast_path_check"] is None) == (r["latency"]["fast_path"] == "fp32")
+        assert (r["fast_path_check"] is None) == (r["latency"]["fast_path"] == "eager")
     if any(r["fast_path_check"] for r in res["models"].values()):
         assert "agrees " in (out / "report.md").read_text()

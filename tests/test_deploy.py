@@ -155,6 +155,28 @@ def test_bench_validates_a_run_and_predict_uses_the_fastest_validated_path(tiny_
     [p] = predict(tiny_run, [img], topk=2)
     assert p["path"] == name
     assert fastest_validated_path(tmp_path)[0] == "eager"    # never benchmarked
+    # a bench.json from another machine (the run folder copied): its fastest is not this machine's
+    record = json.loads((tiny_run / "bench.json").read_text())
+    assert record["machine"]["threads"] == torch.get_num_threads()
+    record["machine"] = {**record["machine"], "name": "Other CPU", "isa": "AVX512"}
+    (tiny_run / "bench.json").write_text(json.dumps(record))
+    name, why = fastest_validated_path(tiny_run)
+    assert name == "eager" and "not measured on this machine" in why
+
+
+def test_bench_defaults_leave_out_bf16_without_native_bf16(monkeypatch):
+    from cnnzoo import numerics
+    from cnnzoo.deploy.paths import DEFAULT_PATHS, select_paths
+
+    avx2 = numerics.Capabilities("cpu", "AMD EPYC", "AVX2", bf16=False)
+    amx = numerics.Capabilities("cpu", "Intel Xeon", "AVX512", bf16=True, flags=("amx_bf16",))
+    monkeypatch.setattr(numerics, "capabilities", lambda device="cpu": avx2)
+    names, left = select_paths(None)
+    assert names == [p for p in DEFAULT_PATHS if p != "bf16"] and list(left) == ["bf16"]
+    assert "no native bf16" in left["bf16"]
+    assert select_paths("bf16")[0] == ["eager", "bf16"]            # asked for: timed anyway
+    monkeypatch.setattr(numerics, "capabilities", lambda device="cpu": amx)
+    assert select_paths(None) == (list(DEFAULT_PATHS), {})
 
 
 

@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cnnzoo"
 #: Bottom first; a unit may import from its own layer and the layers below it.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "_text", "_io", "_readme"),                      # plain helpers: text, files, errors
-    ("shapes", "analysis", "data"),                             # shape probes, the analyzer, data sources
+    ("shapes", "analysis", "data", "numerics"),                 # shape probes, analyzer, data, numeric paths
     ("registry", "models"),                                     # the zoo
     ("resolve",),                                               # the one model argument, run loading
     ("training", "deploy"),                                     # training; inference paths, export

@@ -55,9 +55,9 @@ def timing_columns(curve: dict | None) -> dict:
     """Batch-1 and batch-:data:`TABLE_BATCH` time per image (seconds) and peak memory (bytes) from
     one model's ``imagenet.json`` record; ``None`` values when the model was not timed."""
     if not curve:
-        return {"b1_fp32": None, "b16_fp32": None, "b16_fast": None, "fast_path": None, "peak_bytes": None}
+        return {"b1_eager": None, "b16_eager": None, "b16_fast": None, "fast_path": None, "peak_bytes": None}
     b16, path = _per_image(curve["fast"], TABLE_BATCH)
-    return {"b1_fp32": _per_image(curve["fp32"], 1)[0], "b16_fp32": _per_image(curve["fp32"], TABLE_BATCH)[0],
+    return {"b1_eager": _per_image(curve["eager"], 1)[0], "b16_eager": _per_image(curve["eager"], TABLE_BATCH)[0],
             "b16_fast": b16, "fast_path": path, "peak_bytes": curve["memory"]["peak_bytes"]}
 
 

@@ -6,9 +6,10 @@ so that an interrupted job resumes and skips finished work:
 1. ``analysis.json``: :func:`cnnzoo.profile` at ImageNet scale (3x224x224, 1000 classes) and
    at the trained scale (the recipe's input side and width, the data set's channels and classes);
 2. ``latency.json``: :func:`~cnnzoo.compare.latency.measure_latency` at the trained scale for
-   the preset's batch sizes, fp32 and the fastest path here; measured peak tensor memory
+   the preset's batch sizes, ``eager`` and the fastest of deploy's inference paths here
+   (:func:`~cnnzoo.compare.latency.timing_paths`); measured peak tensor memory
    (:func:`~cnnzoo.compare.latency.peak_memory`);
-3. ``imagenet.json``: forward time against batch size at 3x224x224, 1000 classes, fp32 and the
+3. ``imagenet.json``: forward time against batch size at 3x224x224, 1000 classes, eager and the
    fastest path (:func:`~cnnzoo.compare.latency.batch_curve`), and peak memory at batch 1
    (redone when the preset's ImageNet timing settings change);
 4. ``train/``: a :func:`cnnzoo.train` run (its checkpoint and metrics.json; an unfinished
@@ -35,7 +36,7 @@ from ..registry import model_info
 from ..resolve import canonical_spec, model_kind, model_label, resolve_model
 from .._io import write_json
 from .imagenet import IMAGENET, IMAGENET_CLASSES, profile_record
-from .latency import batch_curve, fastest_path, measure_latency, peak_memory, predictions_on_path
+from .latency import batch_curve, fastest_path, measure_latency, peak_memory, predictions_on_path, timing_paths
 
 #: The lecture's networks (L1-L30), paper-faithful variants where they train sensibly.
 DEFAULT_MODELS = ("lenet5", "alexnet_paper", "zfnet", "vgg16", "googlenet_paper", "resnet18", "resnet50",
@@ -205,8 +206,8 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
     big_batch = max(preset.batch_sizes)
     fast = fastest_path(model, (big_batch, in_chans, s, s), min_seconds=preset.min_seconds)
     rec = {"threads": torch.get_num_threads(), "fast_path": fast, "input_size": s, "width": scale["width"],
-           "load_average": [os.getloadavg()[0]]}      # 1-min system load before and after timing
-    for key, path in (("fp32", "fp32"), ("fast", fast)):
+           "settings": latency_settings(), "load_average": [os.getloadavg()[0]]}  # 1-min load before and after
+    for key, path in (("eager", "eager"), ("fast", fast)):
         rec[key] = [measure_latency(model, (b, in_chans, s, s), path=path, min_seconds=preset.min_seconds).to_dict()
                     for b in preset.batch_sizes]
     rec["memory"] = dataclasses.asdict(peak_memory(model, (big_batch, in_chans, s, s)))
@@ -214,16 +215,22 @@ def latency(name: str, num_classes: int, in_chans: int, preset: Preset) -> dict:
     return rec
 
 
+def latency_settings() -> dict:
+    """What the timing stages chose among (deploy's paths that this CPU runs well): a stage recorded
+    with other candidates (or before compare timed deploy's paths) is redone."""
+    return {"paths": timing_paths()}
+
+
 def imagenet_settings(preset: Preset) -> dict:
     """The preset's ImageNet-scale timing settings, as the ``imagenet.json`` stage records them."""
     return {"batch_sizes": list(preset.imagenet_batch_sizes), "repeats": preset.imagenet_repeats,
-            "select_batch": preset.imagenet_select_batch, "input": list(IMAGENET)}
+            "select_batch": preset.imagenet_select_batch, "input": list(IMAGENET), **latency_settings()}
 
 
 def imagenet_latency(spec: str, preset: Preset) -> dict:
     """Time one model at 3x224x224, 1000 classes (random weights): forward time against batch
-    size, fp32 and the fastest path (:func:`~cnnzoo.compare.latency.batch_curve`), and the peak
-    tensor memory of one fp32 forward at batch 1; seconds, bytes (``wall_seconds``: the stage's time)."""
+    size, eager and the fastest path (:func:`~cnnzoo.compare.latency.batch_curve`), and the peak
+    tensor memory of one eager forward at batch 1; seconds, bytes (``wall_seconds``: the stage's time)."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
     model = _build(spec, IMAGENET_CLASSES, IMAGENET[0]).eval()
@@ -240,27 +247,25 @@ def imagenet_latency(spec: str, preset: Preset) -> dict:
 
 def fast_path_check(run_dir: Path, path: str, data_dir: str | None = None) -> dict:
     """Whether the fast path a model was timed on keeps its predictions, on the trained model and
-    the test images its run scored (as ``cnnzoo bench`` validates a path: agreement with fp32 at
-    least :data:`~cnnzoo.deploy.bench.MIN_AGREEMENT`, top-1 at most
-    :data:`~cnnzoo.deploy.bench.MAX_TOP1_DROP` below fp32's).
+    the test images its run scored, by ``cnnzoo bench``'s rule (:func:`cnnzoo.deploy.bench.validate`:
+    agreement with eager at least :data:`~cnnzoo.deploy.bench.MIN_AGREEMENT`, top-1 at most
+    :data:`~cnnzoo.deploy.bench.MAX_TOP1_DROP` below eager's).
 
     Returns:
-        dict: ``path``, ``images``, ``agreement`` and ``top1_fp32`` / ``top1_fast`` (fractions),
+        dict: ``path``, ``images``, ``agreement`` and ``top1_eager`` / ``top1_fast`` (fractions),
         ``validated``.
     """
     from ..data import to_input
-    from ..deploy.bench import MAX_TOP1_DROP, MIN_AGREEMENT
+    from ..deploy.bench import validate
     from ..resolve import load_model, run_data
 
     model, ck = load_model(run_dir)
     data = run_data(ck, data_dir)
     n = ck["config"].get("limit_test") or len(data.test_x)
     x, y = to_input(data.test_x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test_y[:n]
-    pred = {p: predictions_on_path(model, x, p) for p in ("fp32", path)}
-    agreement = float((pred[path] == pred["fp32"]).float().mean())
-    top1 = {p: float((v == y).float().mean()) for p, v in pred.items()}
-    return {"path": path, "images": n, "agreement": agreement, "top1_fp32": top1["fp32"], "top1_fast": top1[path],
-            "validated": agreement >= MIN_AGREEMENT and top1["fp32"] - top1[path] <= MAX_TOP1_DROP}
+    check = validate(predictions_on_path(model, x, path), predictions_on_path(model, x, "eager"), y)
+    return {"path": path, "images": n, "agreement": check["agreement"], "top1_eager": check["top1_eager"],
+            "top1_fast": check["top1"], "validated": check["validated"]}
 
 
 def train_seconds_per_image(name: str, dataset: str, data_dir: str | None, steps: int = 2) -> float:
@@ -308,7 +313,7 @@ def _accuracy_record(summary: dict, run_dir: Path, preset: Preset) -> dict:
     return {"top1": f["test_acc"], "top5": f["test_top5"], "train_seconds": summary["wall_seconds"],
             "epochs": len(summary["history"]), "limit_train": cfg.get("limit_train"),
             "limit_test": cfg.get("limit_test"), "input_size": summary["input_size"], "width": summary["width"],
-            "hardware": summary.get("hardware"),
+            "hardware": summary.get("hardware"), "numerics": (summary.get("numerics") or {}).get("path"),
             "short_budget": preset.short_budget, "run_dir": str(run_dir),
             "history": [{k: row[k] for k in ("epoch", "train_loss", "train_acc", "test_acc", "elapsed_seconds")}
                         for row in summary["history"]]}
@@ -390,7 +395,7 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
             an = _cached(d / "analysis.json", lambda: analyze(spec, nc, ch))
             bar.update(1)
             bar.set_postfix_str(f"{name}: latency")
-            lat = _cached(d / "latency.json", lambda: latency(spec, nc, ch, preset))
+            lat = _cached(d / "latency.json", lambda: latency(spec, nc, ch, preset), latency_settings())
             bar.update(1)
             im = None
             if preset.imagenet_latency:
@@ -402,7 +407,7 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
                            lambda: training_options(spec, preset, dataset, data_dir, len(data.train_x)), progress)
             acc["test_images"] = min(len(data.test_x), acc["limit_test"] or len(data.test_x))  # for the noise test
             check = None                                   # the timed fast path, checked on the trained model
-            if lat["fast_path"] != "fp32":
+            if lat["fast_path"] != "eager":
                 check = _cached(d / "fast_path_check.json",
                                 lambda: fast_path_check(d / "train", lat["fast_path"], data_dir))
             bar.update(1)

@@ -45,15 +45,15 @@ def accuracy_vs_macs_figure(records: dict, title: str):
 
 def latency_vs_batch_figure(records: dict, title: str):
     """Per-image forward time (ms, log) and throughput (images/s) against batch size (log2),
-    fp32 (solid) and the fastest path (dashed), one colour per model (the lecture's L32)."""
+    eager (solid) and the fastest path (dashed), one colour per model (the lecture's L32)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     points = 0
     for i, (name, r) in enumerate(records.items()):
         lat = r["latency"]
-        for key, style in (("fp32", "-o"), ("fast", "--s")):
+        for key, style in (("eager", "-o"), ("fast", "--s")):
             rows = lat[key]
             b = [row["batch_size"] for row in rows]
-            label = f"{name} fp32" if key == "fp32" else f"{name} {lat['fast_path']}"
+            label = f"{name} eager" if key == "eager" else f"{name} {lat['fast_path']}"
             ax1.plot(b, [1e3 * row["per_image_seconds"] for row in rows], style, color=f"C{i % 10}", ms=3, label=label)
             ax2.plot(b, [row["images_per_s"] for row in rows], style, color=f"C{i % 10}", ms=3)
             points += len(rows)
@@ -172,23 +172,23 @@ def imagenet_accuracy_figure(rows: list[dict], title: str):
 
 
 def imagenet_latency_figure(records: dict, title: str):
-    """Forward time per image (ms, log) against batch size (log2) at 3x224x224: fp32 (solid) and the
+    """Forward time per image (ms, log) against batch size (log2) at 3x224x224: eager (solid) and the
     fastest path (dashed), one colour per timed model (Canziani et al. 2016, Fig. 3; L32)."""
     fig, ax = plt.subplots(figsize=(8, 5.5))
     points = 0
     timed = {n: r["imagenet_latency"] for n, r in records.items() if r.get("imagenet_latency")}
     for i, (name, c) in enumerate(timed.items()):
-        for key, style in (("fp32", "-o"), ("fast", "--s")):
-            if key == "fast" and c["fast_path"] == "fp32":
-                continue                                     # the same measurements as the fp32 line
+        for key, style in (("eager", "-o"), ("fast", "--s")):
+            if key == "fast" and c["fast_path"] == "eager":
+                continue                                     # the same measurements as the eager line
             rows = c[key]
             ax.plot([row["batch_size"] for row in rows], [1e3 * row["per_image_seconds"] for row in rows], style,
-                    color=f"C{i % 10}", ms=4, label=f"{name} {'fp32' if key == 'fp32' else c['fast_path']}")
+                    color=f"C{i % 10}", ms=4, label=f"{name} {'eager' if key == 'eager' else c['fast_path']}")
             points += len(rows)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     if timed:
-        b = [row["batch_size"] for row in next(iter(timed.values()))["fp32"]]
+        b = [row["batch_size"] for row in next(iter(timed.values()))["eager"]]
         ax.set_xticks(b, [str(x) for x in b])
     ax.set_xlabel("batch size")
     ax.set_ylabel("forward time per image (ms, log scale)")
@@ -198,7 +198,7 @@ def imagenet_latency_figure(records: dict, title: str):
     else:
         ax.text(0.5, 0.5, "not timed at this preset", transform=ax.transAxes, ha="center")
     ax.set_title(title + "\npower: " + ("see report" if any(row.get("watts") for c in timed.values()
-                                                            for row in c["fp32"]) else "not measured (no readable RAPL counter)"),
+                                                            for row in c["eager"]) else "not measured (no readable RAPL counter)"),
                  fontsize=10)
     fig.tight_layout()
     return fig, points

@@ -13,7 +13,7 @@ from .._readme import update_section
 from .evidence import (ACCURACY_RULE, ALPHA, TIME_RULE, accuracy_gap, per_image,
                        spearman_test, time_comparison)
 from .imagenet import TABLE_BATCH, imagenet_rows, l31_points
-from .latency import RAPL_GLOB
+from .latency import RAPL_GLOB, timing_paths
 from .plots import save_plots
 
 README_SECTION = "compare"  # the README block between <!-- cnnzoo-compare:begin/end --> markers
@@ -240,18 +240,18 @@ def _correlation(claim: str, x: dict, y: dict, conditions: str) -> dict:
 def l32_verdicts(records: dict) -> list[dict]:
     """L32 at the trained scale: per-image time falls as the batch grows; operation count predicts
     inference time."""
-    out = [_batch_claim({n: r["latency"]["fp32"] for n, r in records.items()}, "fp32, trained scale")]
-    b1 = next(iter(records.values()))["latency"]["fp32"][-1]["batch_size"]
-    tr_lat = {n: r["latency"]["fp32"][-1]["per_image_seconds"] for n, r in records.items()}
+    out = [_batch_claim({n: r["latency"]["eager"] for n, r in records.items()}, "eager, trained scale")]
+    b1 = next(iter(records.values()))["latency"]["eager"][-1]["batch_size"]
+    tr_lat = {n: r["latency"]["eager"][-1]["per_image_seconds"] for n, r in records.items()}
     tr_macs = {n: r["analysis"]["trained"]["macs"] for n, r in records.items()}
     out.append(_correlation("Operation count predicts inference time (trained scale)", tr_macs, tr_lat,
-                            f"MACs vs fp32 per-image forward time at batch {b1}, trained scale"))
+                            f"MACs vs eager per-image forward time at batch {b1}, trained scale"))
     return out
 
 
 def _power(curves: dict) -> dict:
     claim = "Power against batch size"
-    watts = [row["watts"] for c in curves.values() for k in ("fp32", "fast") for row in c[k] if row.get("watts")]
+    watts = [row["watts"] for c in curves.values() for k in ("eager", "fast") for row in c[k] if row.get("watts")]
     if not watts:
         v = _v(claim, "not measured", f"no readable RAPL energy counter ({RAPL_GLOB}) on this machine; "
                                       "only time is measured")
@@ -264,11 +264,11 @@ def _power(curves: dict) -> dict:
 def imagenet_l32_verdicts(records: dict) -> list[dict]:
     """L32 at 3x224x224 (the models timed by the ``imagenet.json`` stage)."""
     curves = {n: r["imagenet_latency"] for n, r in records.items() if r.get("imagenet_latency")}
-    out = [_batch_claim({n: c["fp32"] for n, c in curves.items()}, "fp32, 3x224x224")]
+    out = [_batch_claim({n: c["eager"] for n, c in curves.items()}, "eager, 3x224x224")]
     macs = {n: records[n]["analysis"]["imagenet"]["macs"] for n in curves}
-    b1 = {n: c["fp32"][0]["per_image_seconds"] for n, c in curves.items()}
+    b1 = {n: c["eager"][0]["per_image_seconds"] for n, c in curves.items()}
     out.append(_correlation("Operation count predicts inference time (ImageNet scale)", macs, b1,
-                            f"MACs vs fp32 forward time at batch {next(iter(curves.values()))['fp32'][0]['batch_size']}"
+                            f"MACs vs eager forward time at batch {next(iter(curves.values()))['eager'][0]['batch_size']}"
                             ", 3x224x224" if curves else "no ImageNet-scale timing"))
     out.append(_power(curves))
     return out
@@ -311,12 +311,12 @@ def imagenet_table(rows: list[dict]) -> str:
         top1 = _opt(r["top1"], ".2f") + ("" if r["imagenet"] or r["top1"] is None else f" ({r['dataset']})")
         body.append([r["model"], r["weights"] or "-", where, top1, _opt(r["top5"], ".2f"),
                      f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e9:.3f}", _opt(r["top1_per_mparam"], ".2f"),
-                     _opt(r["top1_per_gmac"], ".1f"), _ms(r["b1_fp32"]), _ms(r["b16_fp32"]),
+                     _opt(r["top1_per_gmac"], ".1f"), _ms(r["b1_eager"]), _ms(r["b16_eager"]),
                      "-" if r["b16_fast"] is None else f"{_ms(r['b16_fast'])} ({r['fast_path']})",
                      _opt(r["peak_bytes"] and r["peak_bytes"] / 1e6, ".0f")])
     return _table(["model", "weights", "accuracy source", "top-1 % (published)", "top-5 % (published)",
-                   "params (M)", "GMACs", "top-1 % per M params", "top-1 % per GMAC", "batch 1 fp32 (ms/img)",
-                   f"batch {TABLE_BATCH} fp32 (ms/img)", f"batch {TABLE_BATCH} fastest (ms/img)",
+                   "params (M)", "GMACs", "top-1 % per M params", "top-1 % per GMAC", "batch 1 eager (ms/img)",
+                   f"batch {TABLE_BATCH} eager (ms/img)", f"batch {TABLE_BATCH} fastest (ms/img)",
                    "peak memory, batch 1 (MB)"], body, left=3)
 
 
@@ -338,13 +338,13 @@ def sources_list(rows: list[dict]) -> str:
 
 
 def imagenet_batch_table(records: dict) -> str:
-    """Per-image forward time (ms) against batch size at 3x224x224, fp32 and the fastest path."""
+    """Per-image forward time (ms) against batch size at 3x224x224, eager and the fastest path."""
     timed = {n: r["imagenet_latency"] for n, r in records.items() if r.get("imagenet_latency")}
     if not timed:
         return "Not timed at this preset."
-    b = [row["batch_size"] for row in next(iter(timed.values()))["fp32"]]
-    rows = [[f"{n} {key if key == 'fp32' else c['fast_path']}", *[_ms(row["per_image_seconds"]) for row in c[key]]]
-            for n, c in timed.items() for key in ("fp32", "fast")]
+    b = [row["batch_size"] for row in next(iter(timed.values()))["eager"]]
+    rows = [[f"{n} {key if key == 'eager' else c['fast_path']}", *[_ms(row["per_image_seconds"]) for row in c[key]]]
+            for n, c in timed.items() for key in ("eager", "fast")]
     return _table(["model, path (ms per image)", *[f"batch {x}" for x in b]], rows)
 
 
@@ -364,7 +364,7 @@ def trained_table(records: dict, short_budget: bool) -> str:
 
 def _check_words(check: dict | None) -> str:
     """The fast path's check on the trained model, e.g. `` (agrees 99.9%)`` or `` (not validated: agrees
-    98.7%)``; empty where none was made (fp32 is the reference, or a record made before the check)."""
+    98.7%)``; empty where none was made (eager is the reference, or a record made before the check)."""
     if not check:
         return ""
     return f" ({'' if check['validated'] else 'not validated: '}agrees {check['agreement']:.1%})"
@@ -374,22 +374,22 @@ def latency_table(records: dict) -> str:
     rows = []
     for n, r in records.items():
         lat = r["latency"]
-        f0, f1, q0, q1 = lat["fp32"][0], lat["fp32"][-1], lat["fast"][0], lat["fast"][-1]
+        f0, f1, q0, q1 = lat["eager"][0], lat["eager"][-1], lat["fast"][0], lat["fast"][-1]
         rows.append([n, _ms(f0["median_seconds"]), _ms(q0["median_seconds"]), f"{f1['images_per_s']:.0f}",
                      f"{q1['images_per_s']:.0f}", lat["fast_path"] + _check_words(r.get("fast_path_check")),
                      f"{f0['per_image_seconds'] / f1['per_image_seconds']:.1f}",
                      f"{lat['memory']['peak_bytes'] / 1e6:.1f}"])
     r0 = next(iter(records.values()))["latency"]
-    b0, b1 = r0["fp32"][0]["batch_size"], r0["fp32"][-1]["batch_size"]
-    return _table(["model", f"batch {b0} fp32 (ms)", f"batch {b0} fast (ms)", f"batch {b1} fp32 (img/s)",
+    b0, b1 = r0["eager"][0]["batch_size"], r0["eager"][-1]["batch_size"]
+    return _table(["model", f"batch {b0} eager (ms)", f"batch {b0} fast (ms)", f"batch {b1} eager (img/s)",
                    f"batch {b1} fast (img/s)", "fast path", f"per-image time {b0}/{b1}",
                    f"peak memory at {b1} (MB)"], rows)
 
 
 def batch_table(records: dict) -> str:
-    r0 = next(iter(records.values()))["latency"]["fp32"]
-    rows = [[n, *[_ms(row["median_seconds"]) for row in r["latency"]["fp32"]]] for n, r in records.items()]
-    return _table(["model (fp32 ms per batch)", *[f"batch {row['batch_size']}" for row in r0]], rows)
+    r0 = next(iter(records.values()))["latency"]["eager"]
+    rows = [[n, *[_ms(row["median_seconds"]) for row in r["latency"]["eager"]]] for n, r in records.items()]
+    return _table(["model (eager ms per batch)", *[f"batch {row['batch_size']}" for row in r0]], rows)
 
 
 def verdict_table(verdicts: list[dict]) -> str:
@@ -427,13 +427,14 @@ def _conditions(meta: dict) -> str:
     acc = ("short-budget training: about {:.0f} s per model on a training subset, {} test images".format(
         p["train_seconds"], p["limit_test"] or "all") if p["train_seconds"] is not None
         else "each model's recipe (epochs, input side, width) on the whole training set, the whole test set")
-    return (f"Preset **{p['name']}**: {acc}. Latency: wall-clock median of timed blocks "
-            f"(torch.utils.benchmark, at least {p['min_seconds']} s per point), randomly initialised weights, "
-            "`torch.inference_mode`; *fast* = the fastest of fp32, fp32 channels_last and bf16 autocast + "
-            "channels_last (where the CPU has native bf16), chosen per model at the largest batch; on the trained "
-            "model its predictions are compared with fp32's on the run's test images (*agrees*: the share that "
-            "match; validated at 99.5% or more with top-1 at most 0.2 points lower, as `cnnzoo bench`). Peak memory: "
-            "weights + input + the measured peak of live tensors created in one forward (fp32). "
+    return (f"Preset **{p['name']}**: {acc}. Latency: wall-clock median of timed blocks (about "
+            f"{p['min_seconds']} s per point, as `cnnzoo bench` times), randomly initialised weights, "
+            "`torch.inference_mode`; *eager* = eager PyTorch fp32, NCHW; *fast* = the fastest of `cnnzoo bench`'s "
+            f"quick paths that this CPU runs well ({', '.join(timing_paths())}), chosen per model at the largest "
+            "batch; on the trained model its predictions are compared with eager's on the run's test images "
+            "(*agrees*: the share that match; validated at 99.5% or more with top-1 at most 0.2 points lower, as "
+            "`cnnzoo bench`). Peak memory: "
+            "weights + input + the measured peak of live tensors created in one eager forward. "
             "MACs: conv + linear multiply-adds (FLOPs = 2 x MACs). MB = 10^6 bytes.")
 
 
@@ -449,7 +450,7 @@ def _imagenet_conditions(meta: dict) -> str:
             f"{', '.join(map(str, p['imagenet_batch_sizes']))}: one warm-up call, then {p['imagenet_repeats']} timed "
             f"call(s) per point, median{few}; *fastest* = the fastest of the paths available here at batch "
             f"{p['imagenet_select_batch']}. Peak memory: weights + input + the measured peak of live tensors in one "
-            "fp32 forward at batch 1. MB = 10^6 bytes.")
+            "eager forward at batch 1. MB = 10^6 bytes.")
 
 
 def load_note(meta: dict, records: dict) -> str:

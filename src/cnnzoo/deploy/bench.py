@@ -1,6 +1,6 @@
 """``bench``: every inference path of this machine side by side, timed and validated in one run.
 
-Throughput and latency come from ``torch.utils.benchmark.Timer``, the paths measured in
+Throughput and latency are wall-clock medians (:func:`time_runners`), the paths measured in
 interleaved rounds (path 1, path 2, ..., then again) so that a change in the machine's load hits
 every path alike. A training run's paths are validated on its whole test set: top-1 and the
 agreement of their top-1 predictions with eager fp32's; a path is *validated* when it agrees on at
@@ -73,49 +73,86 @@ def _calibration(src: Source, gen: torch.Generator, batch: int = 32) -> list[tor
     return [torch.randn(batch, *src.input_shape, generator=gen) for _ in range(CALIBRATION_IMAGES // batch // 4)]
 
 
-def _logits(run: Runner, x: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([run(b) for b in x.split(batch)])   # at the timed batch size: no recompiles
+def _logits(run: Runner, x: torch.Tensor, example: torch.Tensor) -> torch.Tensor:
+    """Logits of ``x`` on the CPU, run at the timed batch size (no recompiles) on ``example``'s device."""
+    return torch.cat([run(b.to(example.device)).cpu() for b in x.split(len(example))])
 
 
 def _score(rows: dict[str, PathResult], runners: dict[str, Runner], src: Source, example: torch.Tensor) -> None:
     """Fill top1 / agreement / max_abs_diff / validated of each available row."""
     x, y = src.images("test") if src.trained else (example, None)
-    ref = _logits(runners["eager"], x, len(example))
-    ref_top1 = float((ref.argmax(1) == y).float().mean()) if y is not None else None
+    ref = _logits(runners["eager"], x, example)
     for name, run in runners.items():
-        row, out = rows[name], _logits(run, x, len(example))
+        row, out = rows[name], _logits(run, x, example)
         row.max_abs_diff = float((out - ref).abs().max())
         if y is None:
             row.validated = name == "eager"
             row.note = row.note or ("reference" if name == "eager" else "unvalidated: no trained weights")
             continue
-        row.top1 = float((out.argmax(1) == y).float().mean())
-        row.agreement = float((out.argmax(1) == ref.argmax(1)).float().mean())
-        fails = ([f"agreement {row.agreement:.2%} < {MIN_AGREEMENT:.1%}"] if row.agreement < MIN_AGREEMENT else []) + \
-            ([f"top-1 {100 * (row.top1 - ref_top1):+.2f} points vs eager (limit -{100 * MAX_TOP1_DROP:.1f})"]
-             if row.top1 < ref_top1 - MAX_TOP1_DROP else [])
-        row.validated = not fails
-        row.note = f"not validated: {'; '.join(fails)}" if fails else row.note
+        check = validate(out.argmax(1), ref.argmax(1), y)
+        row.top1, row.agreement, row.validated = check["top1"], check["agreement"], check["validated"]
+        row.note = f"not validated: {'; '.join(check['fails'])}" if check["fails"] else row.note
+
+
+def validate(pred: torch.Tensor, ref: torch.Tensor, y: torch.Tensor) -> dict:
+    """The validation rule of a path: its predicted classes ``pred`` (N,) against eager fp32's
+    ``ref`` (N,) on labelled images ``y`` (N,).
+
+    Returns:
+        dict: ``top1`` and ``top1_eager`` (fractions), ``agreement`` (fraction of ``pred == ref``),
+        ``validated`` (agreement >= :data:`MIN_AGREEMENT` and top-1 at most :data:`MAX_TOP1_DROP`
+        below eager's) and ``fails`` (each failed condition in words).
+    """
+    top1, top1_eager = float((pred == y).float().mean()), float((ref == y).float().mean())
+    agreement = float((pred == ref).float().mean())
+    fails = ([f"agreement {agreement:.2%} < {MIN_AGREEMENT:.1%}"] if agreement < MIN_AGREEMENT else []) + \
+        ([f"top-1 {100 * (top1 - top1_eager):+.2f} points vs eager (limit -{100 * MAX_TOP1_DROP:.1f})"]
+         if top1 < top1_eager - MAX_TOP1_DROP else [])
+    return {"top1": top1, "top1_eager": top1_eager, "agreement": agreement, "validated": not fails, "fails": fails}
+
+
+def time_runners(runners: dict[str, Runner], x: torch.Tensor, rounds: int = 5, min_seconds: float = 0.05,
+                 warmup: int = 1) -> dict[str, tuple[list[float], int]]:
+    """Time each runner on ``x``, interleaved (runner 1, runner 2, ..., then again) over ``rounds``
+    rounds, so that a change in the machine's load hits every runner alike.
+
+    After ``warmup`` untimed calls (allocations, oneDNN primitive caches) each round times a block
+    of calls lasting about ``min_seconds`` (``0``: one call per block, for slow forwards), wall
+    clock (``time.perf_counter``) on all torch threads. No call is hidden: ``torch.utils.benchmark``'s
+    ``Timer.timeit`` adds two untimed calls to every block, which triples the time of a slow forward.
+
+    Returns:
+        {name: (seconds per call of each round's block, calls per block)}.
+    """
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)   # a GPU runs ahead of Python
+    number = {}
+    for name, run in runners.items():
+        for _ in range(max(1, warmup)):
+            run(x)
+        if min_seconds > 0:
+            sync()
+            t0 = time.perf_counter()
+            run(x)
+            sync()
+            number[name] = max(1, int(min_seconds / max(time.perf_counter() - t0, 1e-6)))
+        else:
+            number[name] = 1
+    times: dict[str, list[float]] = {n: [] for n in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(number[name]):
+                run(x)
+            sync()
+            times[name].append((time.perf_counter() - t0) / number[name])   # seconds per call
+    return {n: (ts, number[n]) for n, ts in times.items()}
 
 
 def _time(rows: dict[str, PathResult], runners: dict[str, Runner], x: torch.Tensor, rounds: int,
           min_seconds: float) -> None:
-    """Median time per call of each runner, interleaved over ``rounds`` rounds."""
-    from torch.utils.benchmark import Timer
-
-    timers, number = {}, {}
-    for name, run in runners.items():
-        run(x)                                   # warm-up (allocations, oneDNN primitive caches)
-        t0 = time.perf_counter()
-        run(x)
-        one = time.perf_counter() - t0
-        number[name] = max(1, int(min_seconds / max(one, 1e-6)))
-        timers[name] = Timer("run(x)", globals={"run": run, "x": x}, num_threads=torch.get_num_threads())
-    times: dict[str, list[float]] = {n: [] for n in runners}
-    for _ in range(rounds):
-        for name, timer in timers.items():
-            times[name].append(timer.timeit(number[name]).median)   # seconds per call
-    for name, ts in times.items():
+    """Median time per call of each runner (:func:`time_runners`) into its row."""
+    for name, (ts, _) in time_runners(runners, x, rounds, min_seconds).items():
         med = statistics.median(ts)
         rows[name].median_ms = med * 1e3
         rows[name].images_per_s = len(x) / med
@@ -123,7 +160,8 @@ def _time(rows: dict[str, PathResult], runners: dict[str, Runner], x: torch.Tens
 
 def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape: tuple[int, int, int] | None = None,
           paths: str | list[str] | None = None, weights: str | None = None, data_dir: str | None = None,
-          rounds: int = 5, min_seconds: float = 0.05, seed: int = 0, save: bool = True) -> list[PathResult]:
+          rounds: int = 5, min_seconds: float = 0.05, seed: int = 0, save: bool = True,
+          device: str = "cpu") -> list[PathResult]:
     """Time and validate each inference path of this machine on one model, side by side.
 
     Args:
@@ -135,6 +173,8 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
         rounds: interleaved timing rounds; each measurement repeats a call until ``min_seconds``.
         save: for a training run, also write the rows to ``RUN/bench.json`` (read by
             :func:`fastest_validated_path`).
+        device: ``"cpu"`` or a CUDA device (``"cuda"``, ``"cuda:N"``): the model and inputs go there;
+            the CPU-only paths (ONNX Runtime, x86 int8) are then unavailable.
 
     Returns:
         One :class:`PathResult` per path, in the order of ``paths``; a path that cannot be built
@@ -145,11 +185,14 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
     """
     if batch_size < 1:
         raise CnnzooError(f"--batch-size {batch_size}: give a positive integer")
-    names = select_paths(paths)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CnnzooError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    names, left_out = select_paths(paths, device)
     src = model if isinstance(model, Source) else resolve_source(model, input_shape, weights, data_dir)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, *src.input_shape, generator=gen)
-    calib = _calibration(src, gen)
+    x = torch.randn(batch_size, *src.input_shape, generator=gen).to(device)
+    calib = [b.to(device) for b in _calibration(src, gen)]
+    src.model.to(device)
     rows = {n: PathResult(n, batch_size) for n in names}
     runners: dict[str, Runner] = {}
     for name in names:
@@ -161,12 +204,20 @@ def bench(model: str | nn.Module | Source, *, batch_size: int = 16, input_shape:
             rows[name].note = f"unavailable: {_first_line(err)}"
     _score(rows, runners, src, x)
     _time(rows, runners, x, rounds, min_seconds)
-    results = list(rows.values())
+    results = [*rows.values(), *[PathResult(n, batch_size, note=f"left out: {why}; time it with --paths {n}")
+                                 for n, why in left_out.items()]]
     if save and src.trained:
         folder = run_folder(src.name)
         write_json(folder / BENCH_FILE, {"threads": torch.get_num_threads(), "torch": torch.__version__,
-                                         "rows": [r.to_dict() for r in results]})
+                                         "machine": _machine(device), "rows": [r.to_dict() for r in results]})
     return results
+
+
+def _machine(device: str = "cpu") -> dict:
+    """The fingerprint of this machine and device (:func:`cnnzoo.numerics.machine`)."""
+    from ..numerics import capabilities, machine
+
+    return machine(capabilities(device))
 
 
 def fastest_validated_path(run: str | os.PathLike, skip_slow: bool = False) -> tuple[str, str]:
@@ -178,13 +229,18 @@ def fastest_validated_path(run: str | os.PathLike, skip_slow: bool = False) -> t
 
     Returns:
         (path name, why): ``("eager", "no bench.json ...")`` when the run was never benchmarked or
-        no faster path was validated.
+        no faster path was validated, or ``bench.json`` was written on another machine (its
+        fingerprint, :func:`cnnzoo.numerics.machine`, differs: fastest there need not be fastest here).
     """
     folder = run_folder(run)
     try:
-        rows = json.loads((folder / BENCH_FILE).read_text())["rows"]
+        record = json.loads((folder / BENCH_FILE).read_text())
+        rows = record["rows"]
     except (OSError, ValueError, KeyError):
         return "eager", f"no {BENCH_FILE} in {folder}: run `cnnzoo bench {run}` to validate faster paths"
+    if record.get("machine") != _machine():          # timed elsewhere (or before machines were recorded)
+        return "eager", (f"{BENCH_FILE} in {folder} was not measured on this machine and torch: run "
+                         f"`cnnzoo bench {run}` here to validate faster paths")
     ok = [r for r in rows if r.get("validated") and r.get("images_per_s")
           and not (skip_slow and r["path"] in SLOW_PATHS)]
     if not ok:

@@ -57,14 +57,15 @@ def _bench(a: argparse.Namespace) -> None:
     from .bench import bench
 
     rows = bench(a.model, batch_size=a.batch_size, input_shape=a.input, paths=a.paths,
-                 weights=a.weights, data_dir=a.data_dir, rounds=a.rounds)
+                 weights=a.weights, data_dir=a.data_dir, rounds=a.rounds, device=a.device)
     if a.format == "json":
         keys = ("path", "batch_size", "images_per_s", "median_ms", "top1", "agreement", "max_abs_diff", "validated",
                 "note")
         print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
         return
-    print(f"{a.model}: batch {a.batch_size}, {torch.get_num_threads()} thread(s), median of {a.rounds} "
-          f"interleaved rounds (torch.utils.benchmark)")
+    where = torch.cuda.get_device_name(a.device) if a.device.startswith("cuda") else \
+        f"{torch.get_num_threads()} thread(s)"
+    print(f"{a.model}: batch {a.batch_size}, {where}, median of {a.rounds} interleaved rounds, wall clock")
     print(bench_table(rows))
 
 
@@ -84,7 +85,7 @@ def add_commands(sub) -> None:
     p.add_argument("--data-dir", help="where the run's data set lives (for the check on its test images)")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("bench", help="speed and accuracy of every inference path on this CPU")
+    p = sub.add_parser("bench", help="speed and accuracy of every inference path on this CPU (or GPU)")
     p.add_argument("model", metavar="MODEL_OR_RUN", help=_MODEL_HELP)
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per call (default 16)")
     p.add_argument("--input", type=input_size, metavar="SIZE", help=_INPUT_HELP)
@@ -94,4 +95,6 @@ def add_commands(sub) -> None:
     p.add_argument("--rounds", type=positive_int, default=5, help="interleaved timing rounds (default 5)")
     p.add_argument("--weights", metavar="FILE", help="a torchvision weight file for a registry name")
     p.add_argument("--data-dir", help="where the run's data set lives")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N: where the PyTorch paths run "
+                                                   "(ONNX Runtime and int8 paths: CPU only)")
     p.set_defaults(func=_bench)

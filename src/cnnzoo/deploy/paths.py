@@ -1,4 +1,5 @@
-"""The CPU inference paths cnnzoo knows, each built by a library from an eval-mode fp32 model.
+"""The inference paths cnnzoo knows, each built by a library from an eval-mode fp32 model (on the
+CPU; the PyTorch ones also on a CUDA GPU, with the model and example there).
 
 Every builder takes ``(model, example, calibration)`` -- the model, an example batch (N, C, H, W)
 and a list of calibration batches (training images, or random ones for an untrained model) --
@@ -52,7 +53,7 @@ def _nhwc(model: nn.Module, bf16: bool = False) -> Runner:
     model = model.to(memory_format=CL)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             return model(x.contiguous(memory_format=CL))
     return _no_grad(run)
 
@@ -153,12 +154,19 @@ def _onnx_file(model: nn.Module, example: torch.Tensor, folder: str) -> str:
     return path
 
 
+def _cpu_only(example: torch.Tensor, what: str) -> None:
+    if example.device.type != "cpu":
+        raise CnnzooError(f"{what} runs on the CPU only")
+
+
 def _ort_fp32(model, example, calib) -> Runner:
+    _cpu_only(example, "ONNX Runtime's CPU provider")
     with tempfile.TemporaryDirectory() as tmp:
         return _ort_session(_onnx_file(model, example, tmp))   # the session keeps the graph in memory
 
 
 def _ort_int8(model, example, calib) -> Runner:
+    _cpu_only(example, "ONNX Runtime's CPU provider")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -180,6 +188,7 @@ def _ort_int8(model, example, calib) -> Runner:
 
 
 def _pt2e_int8(model, example, calib) -> Runner:
+    _cpu_only(example, "torchao's X86InductorQuantizer")
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
@@ -206,19 +215,44 @@ PATHS: dict[str, Builder] = {
 }
 #: Paths that compile with inductor (minutes for a ResNet-50 on 2 loaded cores).
 SLOW_PATHS = ("compile", "compile_bf16", "pt2e_int8")
-#: What ``bench`` runs without ``--paths``.
+#: Paths that need calibration images (statically quantised: validated on a trained model's data).
+CALIBRATED_PATHS = ("ort_int8", "pt2e_int8")
+#: The autocast precision of each path that is not float32 (where it runs well: :mod:`cnnzoo.numerics`).
+PRECISION = {"bf16": "bf16", "compile_bf16": "bf16"}
+#: What ``bench`` runs without ``--paths`` (less any this CPU does not run well: :func:`usable_paths`).
 DEFAULT_PATHS = tuple(p for p in PATHS if p not in SLOW_PATHS)
 
 
-def select_paths(spec: str | list[str] | None) -> list[str]:
-    """``None`` / ``"default"`` -> :data:`DEFAULT_PATHS`; ``"all"`` -> every path; else a comma list.
-    ``eager`` (the baseline) is always first.
+def timing_paths() -> list[str]:
+    """The paths ``compare`` times to find a model's fastest: every path of :data:`PATHS` that
+    builds in seconds and needs no calibration, less those this CPU does not run well
+    (:func:`usable_paths`). A path added to :data:`PATHS` is among them unless it is listed in
+    :data:`SLOW_PATHS` or :data:`CALIBRATED_PATHS`."""
+    return usable_paths([p for p in PATHS if p not in SLOW_PATHS and p not in CALIBRATED_PATHS])[0]
+
+
+def usable_paths(names, device: str = "cpu") -> tuple[list[str], dict[str, str]]:
+    """The paths of ``names`` that this device runs well, and {left-out path: why}: a bf16 path only
+    with native bf16 (:func:`cnnzoo.numerics.unusable`), the rule training's numerics follow."""
+    from ..numerics import capabilities, unusable
+
+    why = {n: unusable(PRECISION.get(n, "fp32"), capabilities(device)) for n in names}
+    return [n for n in names if why[n] is None], {n: w for n, w in why.items() if w is not None}
+
+
+def select_paths(spec: str | list[str] | None, device: str = "cpu") -> tuple[list[str], dict[str, str]]:
+    """The paths to run and {default path left out: why}.
+
+    ``None`` / ``"default"`` -> :data:`DEFAULT_PATHS` less the ones ``device`` does not run well
+    (:func:`usable_paths`, said in the second value); ``"all"`` -> every path; else a comma list,
+    run as asked. ``eager`` (the baseline) is always first.
 
     Raises:
         CnnzooError: an unknown path name.
     """
+    left: dict[str, str] = {}
     if spec in (None, "default"):
-        names = list(DEFAULT_PATHS)
+        names, left = usable_paths(DEFAULT_PATHS, device)
     elif spec == "all":
         names = list(PATHS)
     else:
@@ -226,4 +260,4 @@ def select_paths(spec: str | list[str] | None) -> list[str]:
         bad = [n for n in names if n not in PATHS]
         if bad:
             raise CnnzooError(f"unknown --paths {', '.join(bad)}; choose from {', '.join(PATHS)}, 'default' or 'all'")
-    return ["eager", *[n for n in dict.fromkeys(names) if n != "eager"]]
+    return ["eager", *[n for n in dict.fromkeys(names) if n != "eager"]], left

@@ -1,6 +1,6 @@
 """Analyzer figures and measured forward time of small modules, shared by ``inception`` and
 ``small-filters``: params and MACs from :func:`cnnzoo.profile` (meta device), time from
-:func:`cnnzoo.compare.latency.measure_latency` (fp32, this machine)."""
+:func:`cnnzoo.compare.latency.measure_latency` (eager fp32, this machine)."""
 from __future__ import annotations
 
 import torch
@@ -23,7 +23,7 @@ def measure(make, input_chw: tuple[int, int, int], batch_size: int, min_seconds:
         meta = make()
     p = profile(meta, input_chw)
     torch.manual_seed(0)
-    lat = measure_latency(make(), (batch_size, *input_chw), path="fp32", min_seconds=min_seconds)
+    lat = measure_latency(make(), (batch_size, *input_chw), path="eager", min_seconds=min_seconds)
     rf = p.receptive_field
     return {"params": p.totals.params, "macs": p.totals.macs, "output_shape": list(p.output_shapes[0][1:]),
             "rf": int(rf.size[0]) if rf is not None and not rf.is_global else None,

@@ -21,7 +21,9 @@ from .distributed import dist_env, make_trainer, rank_errors
 from .trainer import TrainConfig, evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
-_NOT_IDENTITY = ("data_dir", "download", "device")
+_NOT_IDENTITY = ("data_dir", "download", "device", "numerics")
+#: Config fields chosen per machine when not given (cnnzoo.numerics): compared only when given.
+_CHOSEN = ("amp", "channels_last")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
 _ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
@@ -62,7 +64,7 @@ def _result(out: Path, summary: dict, reused: bool = False) -> TrainResult:
 
 
 def _identity(cfg: dict) -> dict:
-    keep = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
+    keep = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY and not (k in _CHOSEN and v is None)}
     if keep.get("budget_minutes") is not None:
         keep.pop("epochs", None)        # estimated at run time
     return keep

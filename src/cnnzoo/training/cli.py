@@ -29,6 +29,8 @@ def _train(a: argparse.Namespace) -> None:
     k = run_classes(s)
     if s.get("model_description"):             # runs saved before it was recorded lack it
         print(f"model: {s['model_description']}")
+    if a.quiet and s.get("numerics"):          # else said at the start
+        print(f"numerics: {s['numerics']['reason']}")
     print(f"{model_label(s['model'])} on {s['dataset']} (input {s['input_size']}x{s['input_size']}, width {s['width']:g}, "
           f"seed {s['seed']}): test {_accuracy(f['test_acc'], f['test_top5'], k)} "
           f"after {plural(len(r.history), 'epoch')}, {r.wall_seconds:.0f} s{' (reused finished run)' if r.reused else ''}; "
@@ -141,13 +143,17 @@ def add_commands(sub) -> None:
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="evaluate and save an exponential moving average of the weights with this decay, "
                         "e.g. 0.999 (timm's --model-ema; recipe default 0 = off)")
-    p.add_argument("--amp", choices=("fp32", "bf16"), help="bf16 autocast (CPUs with AMX / AVX-512-BF16)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--amp", choices=("fp32", "bf16", "fp16"),
+                   help="force this autocast precision (fp16 with a gradient scaler); default: the fastest of the "
+                        "recipe's numerics measured on this machine, bf16 only where it is native (AMX, "
+                        "AVX-512-BF16, Arm BF16, GPUs with bf16), cached in ~/.cache/cnnzoo")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="force the NHWC memory format on (or off); default: chosen with --amp's rule")
     p.add_argument("--seed", type=int, help="every random draw derives from it (default 0)")
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: BatchNorm statistics over the global batch of all processes")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: this process's GPU if there is one, else cpu)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: this process's GPU if there is one, else cpu)")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-seedS)")
     p.add_argument("--resume", action="store_true",
                    help="continue the unfinished run in --out; --lr (new peak), --epochs (the schedule's rest "

@@ -19,7 +19,10 @@ Fields:
     pad, flip: random crop with this padding and random horizontal flip (batched, on tensors).
     erase: probability of random erasing (Zhong et al. 2020), after crop and flip; 0 = off.
     ema: decay of the exponential moving average of the weights that is evaluated and saved; 0 = off.
-    amp: "bf16" (autocast on CPUs with AMX/AVX-512-BF16) or "fp32"; channels_last: memory format.
+    numerics: the numeric paths the recipe may use (:data:`cnnzoo.numerics.TRAIN_PATHS`: ``fp32``,
+        ``fp32_cl``, ``bf16_cl``, ``fp16_cl``). Which one a run uses is chosen on the machine it runs
+        on (:func:`cnnzoo.numerics.choose`: bf16 only with native bf16, then the fastest measured);
+        reduced precision is listed only where twin runs kept the accuracy (below).
     model_kwargs: builder keyword arguments (e.g. ``{"init": "torch"}``), under the user's own.
 """
 from __future__ import annotations
@@ -29,8 +32,8 @@ import fnmatch
 DEFAULT: dict = {
     "input_size": 32, "width": 1.0, "epochs": 10, "batch_size": 128, "lr": 0.05,
     "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 0.5,
-    "label_smoothing": 0.1, "pad": 2, "flip": True, "erase": 0.0, "ema": 0.0, "amp": "fp32",
-    "channels_last": True,
+    "label_smoothing": 0.1, "pad": 2, "flip": True, "erase": 0.0, "ema": 0.0,
+    "numerics": ("fp32_cl", "fp32"),
 }
 # Label smoothing 0.1 and the cosine schedule are measured on LeNet-5 (modern) only, 3 seeds
 # (`python benchmarks/twins.py lenet5_modern --vary label_smoothing 0 0.1 --seeds 0 1 2`, and
@@ -40,16 +43,19 @@ DEFAULT: dict = {
 # output): channels_last was faster than fp32 for 9 of the 10 recipes (1.1-1.9x; AlexNet 0.95x,
 # 1.11x in the run before). bf16 autocast + channels_last was faster again for most (e.g. CIFAR
 # ResNet-20 781 vs 398 img/s, VGG-16 2,340 vs 1,668) but not for GoogLeNet (equal) and the
-# width-0.25 ResNet-18/50 (0.93x, 0.67x). bf16 is the default where full runs with it reached the
+# width-0.25 ResNet-18/50 (0.93x, 0.67x). bf16 is allowed where full runs with it reached the
 # accuracies in the README (CIFAR ResNet-20, VGG-16, ZFNet). Equal accuracy is measured for CIFAR
 # ResNet-20 (`python benchmarks/twins.py cifar_resnet20 --seeds 0 1 --epochs 3`: bf16 -0.01
 # points, 1.8x faster per epoch) and VGG-16 (`twins.py vgg16 --seeds 0 1 --epochs 3`: +0.65 points, 1.2x);
 # ZFNet's twins lose accuracy in bf16 (`twins.py zfnet --seeds 0 --epochs 2`: -0.36 points; two seeds of
 # 4 epochs: -0.15 points, 1.06x faster); it keeps bf16 only until the comparison's ZFNet row is retrained
-# in fp32 (README, Benchmarks). LeNet-5 (modern) keeps fp32: its twin run
+# in fp32 (README, Benchmarks). These recipes *allow* bf16; a machine without native bf16 (AVX2: bf16
+# emulated, 9-13x slower than fp32 channels_last on an AMD EPYC) trains them in fp32, and their
+# accuracy does not depend on bf16: the twins above put bf16 within one point of fp32 either way. fp16 (GPUs without bf16,
+# with a gradient scaler) is allowed with bf16 but has no twin run yet. LeNet-5 (modern) keeps fp32: its twin run
 # (`python benchmarks/twins.py lenet5_modern --seeds 0 1 2`, README) lost 0.21 points of top-1 in
 # bf16 on average and no epoch time. The width-0.25 ImageNet ResNets keep fp32 until their twin run.
-_BF16 = {"amp": "bf16"}
+_BF16 = {"numerics": ("bf16_cl", "fp16_cl", "fp32_cl", "fp32")}
 # The BatchNorm-free nets (LeNet-5's RBF head, AlexNet, ZFNet, VGG, GoogLeNet) stayed at chance
 # (10%) after 1-2 epochs of a few thousand images with Nesterov SGD, and learned with AdamW
 # (e.g. VGG-16 61.6% / 68.6%, GoogLeNet 41.4% / 55.8% after 1 / 2 epochs of 12,800 / 6,400 images;

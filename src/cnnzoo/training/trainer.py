@@ -12,6 +12,8 @@ progress, and ``self.train_model`` is the module the step calls (a DDP wrapper g
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -27,6 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
                     to_input, tta_views)
+from .. import numerics
 from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import resolve_model
@@ -68,8 +71,10 @@ class TrainConfig:
     erase: float | None = None                # random-erasing probability (0 = off)
     ema: float | None = None                  # decay of an exponential moving average of the weights
                                               # (and BatchNorm statistics), which is evaluated and saved; 0 = off
-    amp: str | None = None                    # "bf16" autocast | "fp32"
-    channels_last: bool | None = None         # NHWC memory format
+    numerics: list[str] | None = None         # numeric paths the run may use (cnnzoo.numerics.TRAIN_PATHS); the
+                                              # fastest of them on this machine is chosen (Trainer.numerics)
+    amp: str | None = None                    # force "fp32" | "bf16" | "fp16" autocast; None: chosen
+    channels_last: bool | None = None         # force the NHWC memory format on / off; None: chosen
     tta: str | None = None                    # also score the final model by multi-view testing: "flip" | "10crop"
     sync_bn: bool = False                     # BatchNorm statistics over all processes (DDP runs only)
     device: str | None = None                 # "cpu" | "cuda" | "cuda:N"; None: this process's GPU if any, else CPU
@@ -102,6 +107,7 @@ class TrainConfig:
         if self.budget_minutes is not None:
             rec.pop("epochs")                    # estimated from the budget by Trainer.fit
         kwargs = {**rec.pop("model_kwargs", {}), **self.model_kwargs}
+        rec["numerics"] = list(self.numerics or rec["numerics"])
         return dataclasses.replace(self, **{k: v for k, v in rec.items() if getattr(self, k) is None},
                                    model_kwargs=kwargs)
 
@@ -171,18 +177,34 @@ def resolve_device(name: str | None) -> torch.device:
     a bare ``"cuda"`` means this process's GPU (``cuda:$LOCAL_RANK``).
 
     Raises:
-        TrainConfigError: a CUDA device is asked for where none is available.
+        TrainConfigError: a CUDA or MPS device is asked for where none is available.
     """
     cuda = torch.cuda.is_available()
     name = name or ("cuda" if cuda else "cpu")
     if name.startswith("cuda") and not cuda:
         raise TrainConfigError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise TrainConfigError("--device mps: this torch has no MPS device here (Apple silicon, macOS 12.3+); "
+                               "use --device cpu")
     if name == "cuda":
         name = f"cuda:{os.environ.get('LOCAL_RANK', torch.cuda.current_device())}"
     try:
         return torch.device(name)
     except RuntimeError as err:
         raise TrainConfigError(f"--device {name}: {err}") from None
+
+
+def _autocast(device: torch.device, amp: str | None):
+    """``torch.autocast`` to the precision ``amp`` ("fp32": off) on ``device``."""
+    dtype = numerics.DTYPES[amp or "fp32"]
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (on the CPU) on ``device``: through pinned memory and a non-blocking copy to a GPU."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
@@ -220,9 +242,9 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
     tallies = [_Tally(num_classes) for _ in range(2 if tta else 1)]
     for lo in range(0, len(x), batch_size):
         xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        with _autocast(dev, amp):
             views = [xb, *tta_views(xb, tta, pad)] if tta else [xb]
-            logp = torch.stack([model(to_input(v, input_size, mean, std, channels_last).to(dev)).float()
+            logp = torch.stack([model(_to_device(to_input(v, input_size, mean, std, channels_last), dev)).float()
                                 .log_softmax(1).cpu() for v in views])           # (views, B, K)
         tallies[0].add(logp[0], yb)
         if tta:                                       # log of the mean of the views' softmax
@@ -297,9 +319,12 @@ class Trainer:
         self.progress = progress
         self.rank, self.world_size = rank, world_size
         cfg = self.cfg
-        if cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES or cfg.amp not in ("fp32", "bf16"):
+        if (cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES
+                or cfg.amp not in (None, *numerics.DTYPES)):
             raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
-                                   f"amp fp32 or bf16; got {cfg.optimizer!r}, {cfg.schedule!r}, {cfg.amp!r}")
+                                   f"amp one of {tuple(numerics.DTYPES)}; got {cfg.optimizer!r}, {cfg.schedule!r}, "
+                                   f"{cfg.amp!r}")
+        numerics.check_paths(cfg.numerics)
         cfg.check()                               # the recipe's values too
         check_tta(cfg.tta, cfg.pad, cfg.flip)
         # an image folder is resized to the input size at load time (shorter side, centre crop)
@@ -312,13 +337,18 @@ class Trainer:
         self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
         self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: cuDNN picks its fastest kernels once
         self.model = self.build_model()
         self.train_model = self.model               # the seam where a DDP wrapper goes
-        self.ema = self.build_ema()
+        self.ema, self.scaler = None, self.build_scaler()
         self.aug = Augment(cfg.pad, cfg.flip, cfg.erase)
         self.steps_per_epoch = num_steps(len(self.train_x), cfg.batch_size, world_size=world_size)
         self.optimizer = self.build_optimizer()
         self.use_aux = hasattr(self.model, "forward_with_aux") and cfg.aux_weight > 0
+        self.numerics = self.choose_numerics()      # sets cfg.amp and cfg.channels_last
+        self.model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+        self.ema, self.scaler = self.build_ema(), self.build_scaler()
         self.history: list[dict] = []
         self.epoch, self.step, self.partial = 0, 0, None
         self.elapsed = 0.0
@@ -365,6 +395,68 @@ class Trainer:
             profile(r.model, (d.in_chans, cfg.input_size, cfg.input_size))      # meta device: no arithmetic
         model = r.model.to(self.device)
         return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+    def numerics_config(self) -> dict:
+        """What the speed of a numeric path depends on besides the machine (the cache key of
+        :func:`cnnzoo.numerics.choose`): model, builder options, input, classes, batch, aux heads,
+        optimizer and weight average."""
+        cfg, d = self.cfg, self.data
+        return {"model": cfg.model, "model_kwargs": self.model_kwargs(), "input": [d.in_chans, cfg.input_size,
+                cfg.input_size], "num_classes": d.num_classes, "batch_size": cfg.batch_size, "aux": self.use_aux,
+                "optimizer": cfg.optimizer, "ema": bool(cfg.ema)}
+
+    def choose_numerics(self) -> numerics.Choice:
+        """The numeric path of this run (:func:`cnnzoo.numerics.choose`): forced by ``cfg.amp`` /
+        ``cfg.channels_last`` where set, else the fastest of ``cfg.numerics`` that this device runs
+        well, measured by :meth:`measure_numerics` (not under torchrun, where every process must
+        take the same path: there the first candidate). Sets ``cfg.amp`` and ``cfg.channels_last``."""
+        cfg = self.cfg
+        choice = numerics.choose(cfg.numerics, self.numerics_config(),
+                                 self.measure_numerics if self.world_size == 1 else None,
+                                 device=str(self.device), amp=cfg.amp, channels_last=cfg.channels_last)
+        cfg.amp, cfg.channels_last = choice.amp, choice.channels_last
+        return choice
+
+    def measure_numerics(self, path: str, steps: int = 2) -> float:
+        """Images/s of one training step in numeric ``path`` (a key of
+        :data:`cnnzoo.numerics.TRAIN_PATHS`): the fastest of ``steps`` steps after one warm-up step (the
+        least disturbed by other work on the machine), on a throwaway copy of the model and
+        optimizer (nothing of the run changes)."""
+        amp, cl = numerics.TRAIN_PATHS[path]
+        n = min(self.cfg.batch_size, len(self.train_x))
+        with self._throwaway(amp, cl):
+            x, y = self.batch(torch.arange(n), slice(0, n), torch.Generator().manual_seed(0))
+            times = []
+            for _ in range(steps + 1):
+                t0 = time.perf_counter()
+                self.train_step(x, y)                # returns CPU tensors: the device has finished
+                times.append(time.perf_counter() - t0)
+        return n / min(times[1:])
+
+    @contextlib.contextmanager
+    def _throwaway(self, amp: str | None = None, channels_last: bool | None = None):
+        """Within: the model, optimizer, weight average and gradient scaler are throwaway copies
+        (for timing steps), optionally in another numeric path; all restored on exit."""
+        cfg = self.cfg
+        real = (self.model, self.train_model, self.optimizer, self.ema, self.scaler, cfg.amp, cfg.channels_last)
+        try:
+            cfg.amp = amp or cfg.amp
+            cfg.channels_last = cfg.channels_last if channels_last is None else channels_last
+            fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+            self.model = self.train_model = copy.deepcopy(self.model).to(memory_format=fmt)
+            self.optimizer, self.ema, self.scaler = self.build_optimizer(), self.build_ema(), self.build_scaler()
+            yield
+        finally:
+            self.model, self.train_model, self.optimizer, self.ema, self.scaler, cfg.amp, cfg.channels_last = real
+
+    def build_scaler(self) -> torch.amp.GradScaler:
+        """The gradient scaler of fp16 autocast (loss scaling, Micikevicius et al. 2018); a
+        pass-through (disabled) for fp32 and bf16."""
+        import warnings
+
+        with warnings.catch_warnings():           # "GradScaler is enabled, but CUDA is not available" on CPU
+            warnings.simplefilter("ignore")
+            return torch.amp.GradScaler(self.device.type, enabled=self.cfg.amp == "fp16")
 
     def build_ema(self) -> AveragedModel | None:
         """The weight average of ``cfg.ema`` (None when 0): after every step each weight and
@@ -442,7 +534,7 @@ class Trainer:
         xb = augment(self.train_x[idx], self.aug, gen)
         # augmentation runs on the CPU (seeded generator); the batch then moves to the device
         x = to_input(xb, self.cfg.input_size, self.data.mean, self.data.std, self.cfg.channels_last)
-        return x.to(self.device, non_blocking=True), self.train_y[idx].to(self.device, non_blocking=True)
+        return _to_device(x, self.device), _to_device(self.train_y[idx], self.device)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on a batch (N, C, S, S) float, (N,) int64.
@@ -455,7 +547,7 @@ class Trainer:
         """
         self.train_model.train()
         ls = self.cfg.label_smoothing
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"):
+        with _autocast(self.device, self.cfg.amp):
             if self.use_aux:
                 logits, auxs = self.train_model.forward_with_aux(x)
             else:
@@ -470,8 +562,9 @@ class Trainer:
                 f"(lr {self.optimizer.param_groups[0]['lr']:.3g}); the last good checkpoint is kept in "
                 f"{self.out / 'checkpoint.pt'}; try a lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()          # fp16: scaled, and unscaled by step; else as is
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         return (loss.detach() * len(y)).cpu(), (logits.detach().argmax(1) == y).sum().cpu()
@@ -545,6 +638,8 @@ class Trainer:
             "step": self.step if self.partial is not None else None,
             "partial": self.partial, "history": self.history, "elapsed_seconds": self.elapsed,
             "replans": self.replans, "resume_changes": self.resume_changes, **self.parallelism(),
+            "numerics": self.numerics.to_dict(),
+            **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
         }
 
     def save(self) -> None:
@@ -565,6 +660,10 @@ class Trainer:
             self.ema.module.load_state_dict(ckpt["state_dict"])
             self.ema.n_averaged.fill_(ckpt.get("ema_updates", 0))   # 0: the next step copies the weights
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if "scaler" in ckpt and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if "numerics" in ckpt and not {"amp", "channels_last"} & set(changes or {}):
+            self.numerics = numerics.Choice.from_dict(ckpt["numerics"])    # the choice made when the run began
         self.epoch, self.history, self.elapsed = ckpt["epoch"], list(ckpt["history"]), ckpt["elapsed_seconds"]
         self.partial = ckpt["partial"]
         self.step = ckpt["step"] or 0
@@ -598,7 +697,7 @@ class Trainer:
             "final": self.history[-1] if self.history else None,
             "wall_seconds": self.elapsed, "budget_replans": self.replans, "resume_changes": self.resume_changes,
             "data": {"in_chans": self.data.in_chans, "source": self.data.source, "notes": list(self.data.notes)},
-            "model_description": self.description, **self.parallelism(),
+            "model_description": self.description, **self.parallelism(), "numerics": self.numerics.to_dict(),
             "config": dataclasses.asdict(cfg), **environment(),
             "history": self.history,
         }
@@ -611,23 +710,18 @@ class Trainer:
     def estimate_epochs(self, budget_s: float, probe_steps: int = 8) -> int:
         """Epochs that fit in ``budget_s`` seconds, from timing a few steps on a throwaway
         copy of the model (the real model and optimizer are untouched)."""
-        import copy
-
-        real = (self.model, self.train_model, self.optimizer, self.ema)
-        self.model = self.train_model = copy.deepcopy(self.model)
-        self.optimizer, self.ema = self.build_optimizer(), self.build_ema()
         order = epoch_order(len(self.train_x), self.cfg.seed, 0)
         times = []
-        for step, sl in batch_slices(len(self.train_x), self.cfg.batch_size):
-            if step >= probe_steps:
-                break
+        with self._throwaway():
+            for step, sl in batch_slices(len(self.train_x), self.cfg.batch_size):
+                if step >= probe_steps:
+                    break
+                t0 = time.perf_counter()
+                self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
+                times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
-            times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        self.evaluate_on(self.test_x[:1000], self.test_y[:1000])
-        eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
-        self.model, self.train_model, self.optimizer, self.ema = real
+            self.evaluate_on(self.test_x[:1000], self.test_y[:1000])
+            eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
         return max(1, int((budget_s - self.tta_reserve(eval_s)) / (step_s * self.steps_per_epoch + eval_s)))
 
@@ -678,6 +772,8 @@ class Trainer:
         """
         from tqdm import tqdm
 
+        if self.is_main and self.progress:
+            print(f"numerics: {self.numerics.reason}", flush=True)
         if self.cfg.epochs is None:              # a budget run that has not started yet
             self.cfg.epochs = self.estimate_epochs(self.cfg.budget_minutes * 60)
         bar = tqdm(total=self.total_steps, initial=self.epoch * self.steps_per_epoch + self.step,
