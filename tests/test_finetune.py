@@ -258,3 +258,20 @@ def test_predict_refuses_fresh_weights_and_foreign_onnx(tmp_path):
         predict(tmp_path / "f.onnx", ["a.png"])
     with pytest.raises(DataFileError):
         predict("resnet18", ["a.png"], weights=tmp_path / "none.pth")
+
+
+# --- watching training -------------------------------------------------------------------------------
+
+def test_tensorboard_event_files_hold_every_epochs_numbers(data_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cnnzoo.training.events import tag
+
+    r = train("lenet5_modern", out=tmp_path / "tb", progress=False, data_dir=data_dir, **TINY)
+    acc = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert {"loss/train", "loss/test", "top1/train", "top1/test", "lr"} <= set(acc.Tags()["scalars"])
+    for key in ("train_loss", "test_acc", "lr"):
+        events = acc.Scalars(tag(key))
+        assert [e.step for e in events] == [1, 2]
+        assert [e.value for e in events] == pytest.approx([row[key] for row in r.history], rel=1e-6)
+    assert (tag("val_loss"), tag("val_acc"), tag("test_acc_tta")) == ("loss/val", "top1/val", "top1/test_tta")
