@@ -18,26 +18,10 @@ from cnnzoo.errors import CnnzooError, DataFileError
 from cnnzoo.models._weights import WeightsMismatchError, adapt_input_conv, load_pretrained, unwrap_state_dict
 from cnnzoo.training import TrainConfig, Trainer, evaluate, load_checkpoint, train
 from cnnzoo.training.finetune import FineTuneError, frozen_names, param_groups
-from test_data import write_idx
+from test_train import data_dir  # noqa: F401 - the tiny MNIST-like data set (160 train / 64 test)
 
 TINY = dict(dataset="mnist", epochs=2, batch_size=32, lr=0.05, input_size=28, seed=1, amp="fp32", flip=False,
             pad=1, warmup_epochs=0.0, limit_test=32, channels_last=False)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """96 train / 32 test 28x28 images: class k is a bright 6x6 square at one of 10 places + noise."""
-    root = tmp_path_factory.mktemp("ftmnist")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 96), ("t10k", 32)):
-        y = rng.integers(0, 10, n)
-        x = rng.integers(0, 60, (n, 28, 28))
-        for i, k in enumerate(y):
-            r, c = 3 + 8 * (k // 4), 2 + 6 * (k % 4)
-            x[i, r:r + 6, c:c + 6] = 255
-        write_idx(root / f"{split}-images-idx3-ubyte.gz", x)
-        write_idx(root / f"{split}-labels-idx1-ubyte.gz", y)
-    return str(root)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +166,7 @@ def test_a_run_as_source_gives_its_model_and_recipe_and_its_weights(data_dir, tm
 def test_a_torchvision_file_trains_with_imagenet_statistics_recorded(tv_resnet18, data_dir, tmp_path, capsys):
     path, _ = tv_resnet18
     r = train("resnet18", weights=str(path), out=tmp_path / "r", data_dir=data_dir, progress=True, width=1.0,
-              channels=3, freeze="backbone", **{**TINY, "epochs": 1, "input_size": 32})
+              channels=3, freeze="backbone", **{**TINY, "epochs": 1, "input_size": 32, "limit_test": None})
     t = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
     ck = load_checkpoint(tmp_path / "r")
     assert ck["mean"] == pytest.approx(t.mean) and ck["std"] == pytest.approx(t.std)

@@ -280,7 +280,7 @@ class FineTune:
     :class:`~cnnzoo.training.trainer.Trainer` (one object, a few calls).
 
     Raises:
-        FineTuneError: ``unfreeze_epoch`` without ``freeze``, or outside 2..epochs.
+        FineTuneError: ``unfreeze_epoch`` without ``freeze``, outside 2..epochs, or under torchrun.
         DataFileError, CheckpointError: an unreadable SOURCE.
     """
 
@@ -293,6 +293,12 @@ class FineTune:
         if cfg.unfreeze_epoch is not None:
             if cfg.freeze is None:
                 raise FineTuneError(f"--unfreeze-epoch {cfg.unfreeze_epoch} needs --freeze (nothing is frozen)")
+            from .distributed import dist_env
+
+            if dist_env().world_size > 1:          # DDP registers the parameters that train when it starts
+                raise FineTuneError("--unfreeze-epoch under torchrun: DDP would not average the gradients of the "
+                                    "layers unfrozen later; run the frozen and the full phase as two runs "
+                                    "(the second with --weights RUN)")
             if cfg.epochs is not None and not 2 <= cfg.unfreeze_epoch <= cfg.epochs:
                 raise FineTuneError(f"--unfreeze-epoch {cfg.unfreeze_epoch}: give an epoch from 2 to the run's "
                                     f"{cfg.epochs} (--epochs)")
