@@ -259,3 +259,25 @@ def test_tensorboard_event_files_hold_every_epochs_numbers(data_dir, tmp_path):
         assert [e.step for e in events] == [1, 2]
         assert [e.value for e in events] == pytest.approx([row[key] for row in r.history], rel=1e-6)
     assert (tag("val_loss"), tag("val_acc"), tag("test_acc_tta")) == ("loss/val", "top1/val", "top1/test_tta")
+
+
+def test_image_files_are_resized_by_the_weights_rule_in_training_and_eval(tv_resnet18, tmp_path):
+    path, _ = tv_resnet18
+    rng = np.random.default_rng(2)
+    for split, n in (("train", 4), ("test", 1)):
+        for cls in ("a", "b"):
+            (tmp_path / "photos" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(
+                    tmp_path / "photos" / split / cls / f"{i}.png")
+    cfg = TrainConfig(model="resnet18", data_dir=str(tmp_path / "photos"), weights=str(path),
+                      width=1.0, freeze="backbone", **{**TINY, "dataset": "folder", "input_size": 32, "epochs": 1})
+    t = Trainer(cfg, tmp_path / "run", progress=False)
+    # torchvision's ImageNet rule at 32: Resize(round(32 * 256 / 224) = 37) + CenterCrop(32), on the PIL image
+    tf = torchvision.transforms.Compose([torchvision.transforms.Resize(37), torchvision.transforms.CenterCrop(32),
+                                         torchvision.transforms.PILToTensor()])
+    want = torch.stack([tf(Image.open(tmp_path / "photos" / "test" / c / "0.png").convert("RGB")) for c in "ab"])
+    assert torch.equal(t.test_x, want)
+    t.fit()
+    res = evaluate(tmp_path / "run")                         # eval reads the folder by the run's recorded rule
+    assert res["top1"] == pytest.approx(t.history[-1]["test_acc"]) and res["n"] == 2
