@@ -79,7 +79,8 @@ def _source(model: str, weights: str | None):
         raise CnnzooError(f"{model} is a {kind} model with fresh weights: give a run, a FILE.onnx export, or "
                           f"--weights FILE (a torchvision weight file for a registry name)")
     src = resolve_model(model, weights=weights)
-    return src.model, src.meta, f"{model} with torchvision weights {weights}", "eager", "a weight file"
+    return (src.model, src.meta, f"{model} with the weight file {weights} (torchvision's {src.meta['weights']}: its "
+            f"class names and transform)", "eager", "a weight file")
 
 
 @torch.no_grad()

@@ -79,7 +79,8 @@ def input_meta(classes: list[str] | None, input_shape, pre) -> dict:
 
 def _torchvision_meta(name: str, weights, model: nn.Module, input_shape) -> dict:
     """:func:`input_meta` of a torchvision weight file: its categories (when the model has as many
-    outputs) and its ``transforms()``, from torchvision's metadata (offline)."""
+    outputs) and its ``transforms()``, from torchvision's metadata (offline), and ``weights``, the
+    torchvision weights they are (e.g. ``ResNet18_Weights.IMAGENET1K_V1``)."""
     from ..data.preprocess import Preprocess
     from ..models._torchvision import torchvision_weights
 
@@ -87,7 +88,8 @@ def _torchvision_meta(name: str, weights, model: nn.Module, input_shape) -> dict
     t = w.transforms()
     pre = Preprocess(tuple(t.mean), tuple(t.std), t.crop_size[0] / t.resize_size[0]).for_channels(input_shape[0])
     cats = w.meta["categories"]
-    return input_meta(cats if getattr(model, "num_classes", None) == len(cats) else None, input_shape, pre)
+    return {**input_meta(cats if getattr(model, "num_classes", None) == len(cats) else None, input_shape, pre),
+            "weights": f"{type(w).__name__}.{w.name}"}
 
 
 def _shape(given: tuple[int, ...] | None, default: tuple[int, ...]) -> tuple[int, int, int]:

@@ -164,7 +164,10 @@ def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bo
             ``out`` without ``resume``, a run given as ``model`` without ``resume``, options a
             resume cannot change (listed), a finished run there with another config (the
             differing options listed; or asked for ``tta`` views it was not scored with:
-            ``evaluate`` scores them), a diverged loss.
+            ``evaluate`` scores them), a diverged loss, fine-tuning options that cannot apply
+            (:class:`~cnnzoo.training.finetune.FineTuneError`: ``freeze`` N beyond the model's stages,
+            ``unfreeze_epoch`` without ``freeze`` or beyond ``epochs``), ``weights`` that are missing,
+            unreadable or do not fit (beyond the classifier and the first conv's channels).
         KeyboardInterrupt: after Ctrl-C, once the checkpoint is saved.
     """
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
