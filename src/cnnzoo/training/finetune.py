@@ -201,7 +201,8 @@ def read_source(path: str | os.PathLike) -> Source:
 
 def source_options(source: Source, model: str | None) -> dict:
     """The TrainConfig options a SOURCE gives the new run (the caller's own win): a run's model
-    (``model`` when None), :data:`RUN_GIVES` of its config; for GoogLeNet from a torchvision
+    (``model`` when None), :data:`RUN_GIVES` of its config (without width and builder options when
+    ``model`` is another model); for GoogLeNet from a torchvision
     file, torchvision's ``transform_input=True`` and the auxiliary heads the file has."""
     if source.kind == "run":
         cfg = source.ckpt["config"]
@@ -209,6 +210,9 @@ def source_options(source: Source, model: str | None) -> dict:
         out["channels"] = source.ckpt["in_chans"]
         if source.ckpt.get("model_kwargs"):
             out["model_kwargs"] = {k: v for k, v in source.ckpt["model_kwargs"].items() if k != "width"}
+        if model is not None and model != source.ckpt["model"]:     # another model: its own configuration
+            out.pop("model_kwargs", None)                            # (the weights must still fit it)
+            out.pop("width", None)
         return {"model": source.ckpt["model"], **out} if model is None else out
     from ..models._torchvision import torchvision_weights
 
