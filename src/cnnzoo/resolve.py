@@ -348,7 +348,10 @@ def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
     """
     if dataset in (None, ck["dataset"]):
         data_dir = data_dir or (ck.get("config") or {}).get("data_dir")
-    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
+    from .data.preprocess import run_preprocess        # the resize rule of the weights the run started from
+
+    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"],
+                        resize=run_preprocess(ck).resize(ck["input_size"]))
 
 
 def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:

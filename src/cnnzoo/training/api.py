@@ -1,5 +1,5 @@
-"""The training API: :func:`train`, :func:`evaluate`, :func:`predict`. The CLI verbs ``train``,
-``eval`` and ``predict`` wrap them; a run is loaded by :func:`cnnzoo.resolve.load_run`.
+"""The training API: :func:`train` and :func:`evaluate`. The CLI verbs ``train`` and ``eval`` wrap
+them (``predict`` is :func:`cnnzoo.deploy.predict`); a run is loaded by :func:`cnnzoo.resolve.load_run`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import torch
 
 from .._io import atomic_write_bytes, load_checkpoint, write_json
 from .._text import plural
-from ..data import read_image, to_input
 from ..errors import CnnzooError
 from ..resolve import canonical_spec, load_run, model_kind, model_label, run_data, run_folder
 from .distributed import dist_env, make_trainer, rank_errors
@@ -25,7 +24,8 @@ _NOT_IDENTITY = ("data_dir", "download", "device", "numerics")
 #: Config fields chosen per machine when not given (cnnzoo.numerics): compared only when given.
 _CHOSEN = ("amp", "channels_last")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
-_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None}
+_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "weights": None, "freeze": None,
+                 "unfreeze_epoch": None, "backbone_lr_scale": 1.0}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
 #: differs is refused): where the data lie and which device computes change no training step;
 #: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;
@@ -72,8 +72,8 @@ def _identity(cfg: dict) -> dict:
 
 def default_out_dir(cfg: TrainConfig) -> Path:
     """``runs/MODEL-DATASET-seedS`` under the current directory (MODEL: the registry name, or
-    ``FILE-FACTORY`` for a model file)."""
-    return Path("runs") / f"{model_label(cfg.model)}-{cfg.dataset}-seed{cfg.seed}"
+    ``FILE-FACTORY`` for a model file; ``MODEL-DATASET-finetuned-seedS`` from pretrained ``weights``)."""
+    return Path("runs") / f"{model_label(cfg.model)}-{cfg.dataset}{'-finetuned' if cfg.weights else ''}-seed{cfg.seed}"
 
 
 def _flag(key: str) -> str:
@@ -128,14 +128,15 @@ def resume_plan(ckpt: dict, options: dict, world_size: int = 1) -> dict:
     return {k: v for k, _, v in diffs}
 
 
-def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = False,
+def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bool = False,
           progress: bool = True, **options) -> TrainResult:
     """Train a registered model on an in-memory data set (Fashion-MNIST by default).
 
     Args:
         model: registry name (``"lenet5_modern"``) or ``FILE.py:FACTORY`` (built with the data
             set's ``num_classes`` and ``in_chans``; see :func:`cnnzoo.resolve.resolve_model`); with
-            ``resume``, also the run folder or checkpoint to continue.
+            ``resume``, also the run folder or checkpoint to continue; ``None`` with ``weights`` a
+            run: that run's model.
         out: run directory (default ``runs/MODEL-DATASET-seedS``).
         resume: continue the unfinished run in ``out`` from its last checkpoint. Options that
             differ from the saved run are applied if they are in :data:`RESUME_APPLIES` (``lr``:
@@ -147,7 +148,10 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         progress: show a progress bar (loss, accuracy, images/s, ETA).
         **options: any :class:`~cnnzoo.training.trainer.TrainConfig` field (``epochs``,
             ``budget_minutes``, ``input_size``, ``width``, ``batch_size``, ``lr``, ``seed``, ...);
-            unset fields come from the model's recipe.
+            unset fields come from the model's recipe. Fine-tuning (:mod:`cnnzoo.training.finetune`):
+            ``weights`` (a weight file or a run folder / checkpoint.pt; a run gives its model, width,
+            builder options, channels and recipe unless given), ``freeze`` (``"backbone"`` or N
+            stages), ``unfreeze_epoch`` (1-based), ``backbone_lr_scale``.
 
     Under ``torchrun`` with several processes every rank calls this and trains its shard with
     DDP (see :mod:`cnnzoo.training.distributed`); ``batch_size`` is then per process.
@@ -161,7 +165,10 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
             ``out`` without ``resume``, a run given as ``model`` without ``resume``, options a
             resume cannot change (listed), a finished run there with another config (the
             differing options listed; or asked for ``tta`` views it was not scored with:
-            ``evaluate`` scores them), a diverged loss.
+            ``evaluate`` scores them), a diverged loss, fine-tuning options that cannot apply
+            (:class:`~cnnzoo.training.finetune.FineTuneError`: ``freeze`` N beyond the model's stages,
+            ``unfreeze_epoch`` without ``freeze`` or beyond ``epochs``), ``weights`` that are missing,
+            unreadable or do not fit (beyond the classifier and the first conv's channels).
         KeyboardInterrupt: after Ctrl-C, once the checkpoint is saved.
     """
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -170,6 +177,10 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         raise CnnzooError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields - {'model'}))}")
     if options.get("data_dir"):             # recorded absolute, so that eval finds it from anywhere
         options["data_dir"] = os.path.abspath(options["data_dir"])
+    if model is None or options.get("weights"):
+        from .finetune import with_source
+
+        model, options = with_source(model, options)
     given_model = model_kind(model) != "run"       # a run to resume names its own model
     ckpt = None                                     # a run's checkpoint, loaded once
     if not given_model:
@@ -301,41 +312,3 @@ def _plot_confusion(conf: torch.Tensor, classes: list[str], path: Path, title: s
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-@torch.no_grad()
-def predict(checkpoint: str | os.PathLike, images: list[str | os.PathLike], topk: int = 5) -> list[dict]:
-    """Classify image files (PNG/JPEG/..., any size and mode) with a checkpoint.
-
-    Each image is read as an image viewer shows it (EXIF orientation applied, first frame,
-    transparency over white: :func:`cnnzoo.data.open_image`), converted to the model's channels,
-    its shorter side resized to the model's input size and the centre square cut (torchvision's
-    ``Resize(S)`` + ``CenterCrop(S)``: the aspect ratio is kept), then normalised as in training
-    (:func:`cnnzoo.data.read_image`). Note that Fashion-MNIST images are light objects on a black
-    background; a photo on a white background looks different to the model.
-
-    The model runs on the run's fastest inference path validated by ``cnnzoo bench`` (agreement
-    with eager fp32 >= 99.5%, see :func:`cnnzoo.deploy.fastest_validated_path`), else eager fp32.
-
-    Returns:
-        one dict per image: ``image`` (path), ``top`` ([(class name, probability), ...],
-        ``topk`` entries, most likely first), ``path`` (the inference path), ``path_why`` and
-        ``description`` (the model's configuration in one line).
-
-    Raises:
-        CheckpointError, DataFileError: missing/corrupt checkpoint or image.
-    """
-    from ..deploy import validated_runner
-
-    resolved = load_run(checkpoint)
-    model, ck = resolved.model, resolved.checkpoint
-    run, run_path, why = validated_runner(checkpoint, model, ck)     # the fastest validated path (cnnzoo bench)
-    k = min(topk, ck["num_classes"])
-    results = []
-    for path in images:
-        x = read_image(Path(path), ck["in_chans"], ck["input_size"])[None]   # (1, C, S, S) uint8
-        probs = run(to_input(x, ck["input_size"], ck["mean"], ck["std"])).softmax(1)[0]
-        p, idx = probs.topk(k)
-        results.append({"image": str(path), "top": [(ck["classes"][i], float(q)) for q, i in zip(p, idx.tolist())],
-                        "path": run_path, "path_why": why, "description": resolved.description})
-    return results

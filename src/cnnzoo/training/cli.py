@@ -1,5 +1,5 @@
-"""CLI verbs ``train``, ``eval``, ``predict`` and ``results``: thin wrappers around
-:mod:`cnnzoo.training.api`."""
+"""CLI verbs ``train``, ``eval`` and ``results``: thin wrappers around :mod:`cnnzoo.training.api`
+(``predict`` is deploy's: :mod:`cnnzoo.deploy.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,15 @@ from ..data import DATASETS, TTA_VIEWS
 from .results import run_classes, shows_top5
 
 
+def freeze_arg(text: str) -> str | int:
+    """``--freeze``: ``backbone`` or a number of stages N >= 0."""
+    if text == "backbone":
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: give 'backbone' or a number of stages N (0, 1, 2, ...)")
+
+
 def _train(a: argparse.Namespace) -> None:
     from ..resolve import model_label
     from .api import train
@@ -19,7 +28,8 @@ def _train(a: argparse.Namespace) -> None:
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "channels", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "weight_decay",
                                        "schedule", "label_smoothing", "pad", "erase", "ema", "amp", "seed", "limit_train",
-                                       "sync_bn", "device", "tta")}
+                                       "sync_bn", "device", "tta", "weights", "freeze", "unfreeze_epoch",
+                                       "backbone_lr_scale")}
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
     opts.update({k: getattr(a, k) for k in ("flip", "channels_last") if getattr(a, k) is not None})
     r = train(a.model, out=a.out, resume=a.resume, progress=not a.quiet, **opts)
@@ -67,18 +77,6 @@ def _accuracy(top1: float, top5: float, num_classes: int | None) -> str:
     return f"top-1 {top1:.2%} (no top-5: with {plural(num_classes, 'class', 'classes')} every image is a top-5 hit)"
 
 
-def _predict(a: argparse.Namespace) -> None:
-    from .api import predict
-
-    for i, r in enumerate(predict(a.checkpoint, a.images, a.topk)):
-        if i == 0:
-            print(f"model: {r['description']}")
-            print(f"inference path: {r['path']} ({r['path_why']})")
-        print(r["image"])
-        for name, p in r["top"]:
-            print(f"  {p:7.2%}  {name}")
-
-
 def _results(a: argparse.Namespace) -> None:
     from .results import readme_section, results_table
 
@@ -91,15 +89,6 @@ def _results(a: argparse.Namespace) -> None:
     print(results_table(a.runs_dir, a.format, full=a.all))
 
 
-#: How predict (and visualize) turn a user's image into the model's input; `predict --help` shows it.
-PREDICT_RULE = ("Each image is read as an image viewer shows it: EXIF orientation applied, the first frame of an "
-                "animated file, every mode mapped from its real range, transparency composited on white. It is "
-                "converted to the model's channels (grey: ITU-R 601-2 luma; RGB: grey replicated), its shorter "
-                "side resized to the model's input size S (bilinear, antialiased) and the centre SxS square cut, "
-                "as torchvision's Resize(S) + CenterCrop(S): the aspect ratio is kept, a non-square image loses "
-                "the ends of its longer side. Then it is normalised with the training set's mean and std. "
-                "Details: docs/data.md.")
-
 _TTA_HELP = ("also score multi-view testing, the mean softmax over the views: flip (each image and its mirror) "
              "or 10crop (the 10-crop test of AlexNet and ResNet: four corner crops at the training "
              "crop's offsets and the centre, and their mirrors)")
@@ -111,8 +100,10 @@ def _tta_words(kind: str) -> str:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model on Fashion-MNIST, MNIST, CIFAR-10 or a folder")
-    p.add_argument("model", help="registry name (lenet5_modern, cifar_resnet20), FILE.py:FACTORY (built for the data "
-                                  "set's classes and channels), or with --resume the run folder to continue")
+    p.add_argument("model", nargs="?",
+                   help="registry name (lenet5_modern, cifar_resnet20), FILE.py:FACTORY (built for the data "
+                        "set's classes and channels), or with --resume the run folder to continue; may be left "
+                        "out with --weights RUN (that run's model)")
     p.add_argument("--dataset", choices=DATASETS, help="default fashion-mnist")
     p.add_argument("--data-dir", help="folder with the data files, used or refused, never replaced (else "
                    "$CNNZOO_DATA, else the system location); for --dataset folder: DIR/train/CLASS/IMAGE and "
@@ -162,6 +153,19 @@ def add_commands(sub) -> None:
     p.add_argument("--tta", choices=tuple(TTA_VIEWS),
                    help=_TTA_HELP + "; the final epoch's test_acc_tta, next to the single-view test_acc "
                    "(also with --resume of an unfinished run; score a finished one with cnnzoo eval --tta)")
+    g = p.add_argument_group("fine-tuning (docs/training.md#fine-tuning)")
+    g.add_argument("--weights", metavar="SOURCE",
+                   help="start from these weights: a torchvision/timm-style weight file (state_dict, "
+                        "{'state_dict'|'model': ...}, module./_orig_mod. prefixes) or a run folder / checkpoint.pt "
+                        "(which gives its model, width and recipe unless given); a classifier of another class "
+                        "count is re-initialised, a first conv of another channel count adapted; images are "
+                        "normalised and resized as the weights expect")
+    g.add_argument("--freeze", type=freeze_arg, metavar="backbone|N",
+                   help="backbone: train only the classifier; N: freeze the stem and the first N stages. Frozen "
+                        "layers stay in eval mode (BatchNorm statistics unchanged)")
+    g.add_argument("--unfreeze-epoch", type=positive_int, metavar="E", help="train every layer from epoch E on")
+    g.add_argument("--backbone-lr-scale", type=float, metavar="F",
+                   help="the backbone's learning rate is F times the head's (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -174,13 +178,9 @@ def add_commands(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1000, help="test images per forward pass (default 1000)")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)",
-                       description=PREDICT_RULE)
-    p.add_argument("checkpoint", help="a run folder of cnnzoo train or its checkpoint.pt")
-    p.add_argument("images", nargs="+", help="image files; each read as described above")
-    p.add_argument("--topk", type=positive_int, default=5, help="how many classes to list per image (default 5)")
-    p.set_defaults(func=_predict)
 
+
+def add_results_command(sub) -> None:
     p = sub.add_parser("results", help="table of the training runs under a folder")
     p.add_argument("runs_dir", nargs="?", default="runs")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text",
