@@ -23,7 +23,7 @@ from .trainer import TrainConfig, evaluate_model
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
 _NOT_IDENTITY = ("data_dir", "download", "device")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
-_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None}
+_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "per_class": None}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
 #: differs is refused): where the data lie and which device computes change no training step;
 #: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;
