@@ -200,7 +200,7 @@ def _cifar10(data_dir, verify: bool) -> ImageData:
     return _make("cifar10", tx, ty, vx, vy, classes, str(d))
 
 
-def _folder(data_dir, channels: int | None, size: int | None) -> ImageData:
+def _folder(data_dir, channels: int | None, size: int | None, resize: int | None = None) -> ImageData:
     if not data_dir:
         raise DataFileError("the folder data set needs --data-dir DIR holding train/ and test/ "
                             "(or val/) sub-folders, each with one folder per class")
@@ -216,7 +216,7 @@ def _folder(data_dir, channels: int | None, size: int | None) -> ImageData:
     if len(classes) < 2:           # nothing to tell apart: every model scores 100%
         raise DataFileError(f"{root / 'train'} has {len(classes)} class folder ({', '.join(classes)}); a classifier "
                             "needs at least 2: put each class's images in its own folder")
-    x, how = readers.read_images([f for f, _ in train + test], channels, size)   # one channel rule for both
+    x, how = readers.read_images([f for f, _ in train + test], channels, size, resize=resize)   # one channel rule for both
     y = torch.tensor([k for _, k in train + test], dtype=torch.int64)
     n = len(train)
     notes = (f"folder {root}: {n} train / {len(test)} test images, {len(classes)} classes; {how}",
@@ -256,7 +256,7 @@ _CACHE: dict[tuple, ImageData] = {}
 
 def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
                  download: bool = False, verify: bool = True, channels: int | None = None,
-                 size: int | None = None) -> ImageData:
+                 size: int | None = None, resize: int | None = None) -> ImageData:
     """Load a data set into memory as uint8 tensors (cached per process).
 
     Args:
@@ -272,6 +272,9 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None
         size: for ``"folder"`` only: the side every image is resized to (shorter side to
             ``size``, then the centre square: :func:`cnnzoo.data.readers.fit`); ``None``: all
             images must share one size. Other data sets keep their native size.
+        resize: for ``"folder"`` only: the shorter side before the centre ``size`` crop (the
+            resize rule of pretrained weights, e.g. 256 for 224: :mod:`cnnzoo.data.preprocess`);
+            ``None``: ``size``.
 
     Raises:
         DataFileError: unknown name, a named folder that does not exist, missing file (naming
@@ -284,10 +287,11 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None
     readers.check_channels(channels)
     if name != "folder" and channels is not None:       # the cached native data, converted
         return _with_channels(load_dataset(name, data_dir, download, verify), channels)
-    key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, channels, size if name == "folder" else None)
+    key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, channels, size if name == "folder" else None,
+           resize if name == "folder" else None)
     if key not in _CACHE:
         if name == "folder":
-            _CACHE[key] = _folder(data_dir, channels, size)
+            _CACHE[key] = _folder(data_dir, channels, size, resize)
         else:
             if download:
                 data_dir = _download(name, data_dir)

@@ -219,16 +219,18 @@ def open_image(path: Path, background: tuple[int, int, int] = BACKGROUND):
         raise DataFileError(f"cannot read image {path}: {err}; replace or remove the file") from None
 
 
-def fit(im, size: int):
-    """Resize the shorter side of a Pillow image to ``size`` (bilinear, antialiased) and cut the
-    centre ``size`` x ``size`` square: torchvision's inference rule ``Resize(size)`` +
-    ``CenterCrop(size)`` on a PIL image, with its rounding (longer side ``int(size * long / short)``,
-    offsets ``round((side - size) / 2)``), written in Pillow calls so that torchvision is not
-    imported. A square image is resized whole; the aspect ratio is never changed."""
+def fit(im, size: int, resize: int | None = None):
+    """Resize the shorter side of a Pillow image to ``resize`` (default ``size``; bilinear,
+    antialiased) and cut the centre ``size`` x ``size`` square: torchvision's inference rule
+    ``Resize(resize)`` + ``CenterCrop(size)`` on a PIL image (its ImageNet weights: 256 and 224),
+    with its rounding (longer side ``int(resize * long / short)``, offsets ``round((side - size) / 2)``),
+    written in Pillow calls so that torchvision is not imported. A square image is resized whole
+    when ``resize`` is ``size``; the aspect ratio is never changed."""
     from PIL import Image
 
     w, h = im.size
-    nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    r = resize or size
+    nw, nh = (r, int(r * h / w)) if w <= h else (int(r * w / h), r)
     if (nw, nh) != (w, h):
         im = im.resize((nw, nh), Image.Resampling.BILINEAR)
     left, top = round((nw - size) / 2), round((nh - size) / 2)
@@ -247,20 +249,21 @@ def check_channels(channels: int | None) -> None:
 
 
 def read_image(path: Path, channels: int | None = None, size: int | None = None,
-               background: tuple[int, int, int] = BACKGROUND) -> torch.Tensor:
+               background: tuple[int, int, int] = BACKGROUND, resize: int | None = None) -> torch.Tensor:
     """One image file as the model sees it: (C, H, W) uint8.
 
     Read by :func:`open_image` (as a viewer shows it), resized by :func:`fit` when ``size`` is
     given (shorter side to ``size``, centre crop; then H = W = ``size``), converted to
     ``channels`` (1: Pillow's ITU-R 601-2 luma; 3: grey replicated) or, with ``None``, kept as
-    the file has them (1 for grey modes, 3 for the others).
+    the file has them (1 for grey modes, 3 for the others). ``resize``: the shorter side before the
+    centre crop, as in :func:`fit`.
 
     Raises:
         DataFileError: as :func:`open_image`; ``channels`` not 1, 3 or None.
     """
     check_channels(channels)
     im = open_image(Path(path), background)
-    im = fit(im, size) if size else im
+    im = fit(im, size, resize) if size else im
     return image_tensor(im.convert({1: "L", 3: "RGB"}[channels]) if channels else im)
 
 
@@ -317,10 +320,10 @@ def list_image_folder(root: Path) -> tuple[list[tuple[Path, int]], list[str], st
 
 
 def read_images(paths: list[Path], channels: int | None = None, size: int | None = None,
-                background: tuple[int, int, int] = BACKGROUND) -> tuple[torch.Tensor, str]:
+                background: tuple[int, int, int] = BACKGROUND, resize: int | None = None) -> tuple[torch.Tensor, str]:
     """Image files (:func:`open_image`) stacked as (N, C, size, size) uint8, each resized by
     :func:`fit` (shorter side to ``size``, centre crop); ``size=None`` keeps them as they are,
-    which needs one size for all.
+    which needs one size for all; ``resize``: the shorter side before the centre crop (:func:`fit`).
 
     ``channels``: 1 or 3, or ``None`` for the files' own: 3 (RGB) if any file is in colour, else 1
     (grey). Colour images become grey by Pillow's ITU-R 601-2 luma, grey ones RGB by replication.
@@ -334,7 +337,7 @@ def read_images(paths: list[Path], channels: int | None = None, size: int | None
     check_channels(channels)
     ims = [open_image(p, background) for p in paths]
     if size:
-        ims = [fit(im, size) for im in ims]
+        ims = [fit(im, size, resize) for im in ims]
     elif len({im.size for im in ims}) > 1:
         j = next(i for i, im in enumerate(ims) if im.size != ims[0].size)
         raise DataFileError(f"images differ in size ({paths[0]} is {ims[0].width}x{ims[0].height}, {paths[j]} "
@@ -348,5 +351,5 @@ def read_images(paths: list[Path], channels: int | None = None, size: int | None
         note += (f"; {n_other} grey image(s) replicated to RGB" if c == 3 else
                  f"; {n_other} colour image(s) converted by ITU-R 601-2 luma")
     if size:
-        note += f"; each resized to {size}x{size} (shorter side to {size}, centre crop)"
+        note += f"; each resized to {size}x{size} (shorter side to {resize or size}, centre crop)"
     return torch.stack([image_tensor(im.convert("RGB" if c == 3 else "L")) for im in ims]), note

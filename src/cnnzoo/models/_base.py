@@ -10,6 +10,8 @@
   F6's 84; GoogLeNet: 1024).
 * ``get_classifier()`` / ``reset_classifier(num_classes)``: the final layer; ``reset_classifier(0)``
   puts ``nn.Identity`` there, so ``forward`` returns the (N, num_features) pre-logits.
+* ``stem_and_stages()``: the backbone's stem and its stages as names of child modules, and
+  ``head_names()``: the classifiers (what fine-tuning's ``--freeze`` leaves trainable).
 
 Input checks live here once: a wrong rank or channel count raises
 :class:`~cnnzoo.errors.InputShapeError` naming the expected and given counts, and an input too
@@ -102,6 +104,21 @@ class ZooModel(nn.Module):
                 f"{type(self).__name__} expects {plural(self.in_chans, 'input channel')}, got {x.shape[1]} "
                 f"(input shape {tuple(x.shape)}); build it with in_chans={x.shape[1]}")
 
+    def stem_and_stages(self) -> tuple[list[str], list[list[str]]]:
+        """The backbone's stem and stages, in forward order, as qualified names of sub-modules:
+        ``(stem, [stage 1, stage 2, ...])``, each a list of names (``stem`` may be empty where the
+        paper has none). What ``--freeze N`` freezes: the stem and the first N stages.
+
+        Raises:
+            NotImplementedError: a model whose stages are not defined.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no stages")
+
+    def head_names(self) -> list[str]:
+        """Qualified names of the classifier modules: the final layer (``classifier_attr``), and
+        auxiliary classifiers where a model has them. Everything else is the backbone."""
+        return [self.classifier_attr]
+
     def get_classifier(self) -> nn.Module:
         """The final classification layer."""
         return self.get_submodule(self.classifier_attr)
@@ -115,3 +132,16 @@ class ZooModel(nn.Module):
         parent = self.get_submodule(parent_name) if parent_name else self
         setattr(parent, attr, new)
         self.num_classes = num_classes
+
+
+def split_stages(prefix: str, layers: nn.Sequential, starts_stage) -> list[list[str]]:
+    """Group the children of a flat ``nn.Sequential`` (named ``prefix``) into stages: a new stage
+    begins at each child for which ``starts_stage(child, previous)`` is true."""
+    stages: list[list[str]] = []
+    prev = None
+    for i, m in enumerate(layers):
+        if not stages or starts_stage(m, prev):
+            stages.append([])
+        stages[-1].append(f"{prefix}.{i}")
+        prev = m
+    return stages

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import CnnzooError, DataFileError
 from ..registry import create_model, model_info
-from ._weights import load_state_dict, strip_wrapper_prefixes
+from ._weights import load_state_dict, read_weights, strip_wrapper_prefixes, unwrap_state_dict
 
 
 def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, strict: bool = True,
@@ -46,17 +46,7 @@ def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, st
         WeightsMismatchError: the keys or shapes do not fit; a few lines with the counts, the first
             names and the likely cause (class count, width, architecture).
     """
-    if not os.path.isfile(path):
-        raise DataFileError(f"weight file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's file problem
-        raise DataFileError(f"{path} is not a readable PyTorch weight file: {err}") from err
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise DataFileError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    state = unwrap_state_dict(read_weights(path), path)
     raw = state
     state, _ = strip_wrapper_prefixes(state)        # to read the head; load_state_dict tells the user
     if isinstance(model, str):
@@ -72,3 +62,28 @@ def load_torchvision_weights(model: nn.Module | str, path: str | os.PathLike, st
             kwargs.setdefault("transform_input", True)
         model = create_model(model, **kwargs)
     return load_state_dict(model, raw, str(path), strict=strict).eval()
+
+
+def torchvision_weights(model: str, path: str | os.PathLike | None = None):
+    """The torchvision weights enum member (e.g. ``ResNet18_Weights.IMAGENET1K_V1``) that describes a
+    weight file for registry model ``model``, read offline from torchvision's metadata, and whether
+    the file's name identified it.
+
+    torchvision names its files after the weights (``resnet50-0676ba61.pth`` is ``IMAGENET1K_V1``,
+    ``resnet50-11ad3fa6.pth`` ``IMAGENET1K_V2``); a file of another name is taken to be the first
+    weights torchvision lists (its ``IMAGENET1K_V1``). The member's ``transforms()`` is its
+    preprocessing (resize, crop, mean, std) and ``meta["categories"]`` its class names.
+
+    Returns:
+        (weights enum member, True if the file name matched it), or ``None`` for a model without a
+        torchvision counterpart.
+    """
+    tv = model_info(model).torchvision
+    if tv is None:
+        return None
+    import torchvision.models as tvm
+
+    members = list(tvm.get_model_weights(tv))
+    name = os.path.basename(str(path)) if path is not None else None
+    match = next((w for w in members if os.path.basename(w.url) == name), None)
+    return (match or members[0]), match is not None

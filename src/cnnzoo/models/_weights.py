@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
+from ..errors import CnnzooError, DataFileError
 
 log = logging.getLogger("cnnzoo")
 
@@ -75,6 +77,112 @@ def load_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source:
         raise WeightsMismatchError(describe_mismatch(model, own, state, missing, unexpected, shapes, source))
     model.load_state_dict(state, strict=strict)
     return model
+
+
+def read_weights(path: str | os.PathLike, flag: str = "weight file"):
+    """What ``torch.load(path, weights_only=True)`` gives, on the CPU.
+
+    Raises:
+        DataFileError: ``path`` is missing, a folder, or not a readable PyTorch file (one line
+            naming it and ``flag``, how the user gave it).
+    """
+    if not os.path.isfile(path):
+        raise DataFileError(f"{flag} {path} is a folder, not a file" if os.path.isdir(path)
+                            else f"{flag} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's file problem
+        raise DataFileError(f"{flag} {path} is not a readable PyTorch weight file (torch.load with "
+                            f"weights_only=True: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                            ) from None
+
+
+def unwrap_state_dict(obj, path: str | os.PathLike) -> dict:
+    """The ``state_dict`` in what a weight file holds: the dict itself, or its ``"state_dict"``
+    or ``"model"`` entry (training frameworks' checkpoints; timm's ``train.py`` saves ``state_dict``).
+
+    Raises:
+        DataFileError: no dict of tensors there.
+    """
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DataFileError(f"{path} holds a {type(obj).__name__}, not a state_dict of tensors")
+    return obj
+
+
+def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
+    """A first conv's RGB weight (O, 3, kH, kW) for ``in_chans`` input channels, as timm's
+    ``adapt_input_conv``: 1 channel: the sum of the three RGB filters (a grey image replicated to
+    RGB gives the same output); C > 3: the RGB filters repeated to C and scaled by 3 / C (the
+    output's scale is kept for an input whose channels are alike). dtype kept.
+
+    Raises:
+        WeightsMismatchError: ``weight`` does not take 3 channels.
+    """
+    if weight.shape[1] != 3:
+        raise WeightsMismatchError(f"a first conv with {weight.shape[1]} input channel(s) cannot be adapted to "
+                                   f"{in_chans}: only RGB (3-channel) filters are (as timm's adapt_input_conv)")
+    w = weight.float()
+    if in_chans == 1:
+        w = w.sum(dim=1, keepdim=True)                                        # (O, 1, kH, kW)
+    elif in_chans != 3:
+        w = w.repeat(1, math.ceil(in_chans / 3), 1, 1)[:, :in_chans] * (3 / in_chans)   # (O, C, kH, kW)
+    return w.to(weight.dtype)
+
+
+def head_keys(model: nn.Module, own: dict) -> set[str]:
+    """Keys of the classifiers: ``head_names()`` where the model has it (GoogLeNet's auxiliary
+    heads included), else the final layer (:func:`_classifier_keys`)."""
+    names = getattr(model, "head_names", None)
+    if names is None:
+        return _classifier_keys(model, own)
+    return {k for k in own if any(k.startswith(n + ".") for n in names())}
+
+
+def load_pretrained(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> list[str]:
+    """Load pretrained weights into a model built for another task: strictly, after three repairs,
+    each said in the returned notes (one line each).
+
+    * the prefixes of :func:`strip_wrapper_prefixes` are removed;
+    * a classifier whose shape differs (another class count) keeps the model's fresh
+      initialisation (torchvision's and timm's fine-tuning recipes re-initialise the head);
+    * a first conv that takes 3 channels where the model takes another count is adapted by
+      :func:`adapt_input_conv`.
+
+    Args:
+        model: the model to fill (its classifier already sized for the new classes).
+        state: the weights (a ``state_dict``); source: how notes and errors name them.
+
+    Returns:
+        The notes, e.g. ``r18.pth: the classifier (fc.weight, fc.bias) has 1000 outputs, this model 5:
+        re-initialised``.
+
+    Raises:
+        WeightsMismatchError: anything else that does not fit (missing or unexpected keys, other
+            shapes): the few lines of :func:`describe_mismatch`.
+    """
+    own = model.state_dict()
+    state, notes = strip_wrapper_prefixes(state, own)
+    notes = [f"{source}: {n}" for n in notes]
+    diff = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    head = [k for k in diff if k in head_keys(model, own)]
+    if head:
+        k = next((k for k in head if k.endswith("weight")), head[0])
+        notes.append(f"{source}: the classifier ({', '.join(head)}) has {state[k].shape[0]} outputs, this model "
+                     f"{own[k].shape[0]}: re-initialised")
+        state = {k: (own[k] if k in head else v) for k, v in state.items()}
+    conv = next((k for k, v in own.items() if v.dim() == 4), None)
+    if (conv in diff and state[conv].shape[1] == 3 and own[conv].shape[1] != 3
+            and state[conv].shape[0] == own[conv].shape[0] and state[conv].shape[2:] == own[conv].shape[2:]):
+        c = own[conv].shape[1]
+        state = {**state, conv: adapt_input_conv(c, state[conv])}
+        how = "the sum of its RGB filters" if c == 1 else f"its RGB filters repeated and scaled by 3/{c}"
+        notes.append(f"{source}: the first conv ({conv}) takes 3 channels, this model {c}: adapted to {how} "
+                     "(timm's adapt_input_conv)")
+    load_state_dict(model, state, source)
+    return notes
 
 
 def _names(keys: list[str]) -> str:

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..errors import ModelConfigError
-from ._base import ZooModel, scale_channels
+from ._base import ZooModel, scale_channels, split_stages
 
 _ALEXNET_PAPER = ("A. Krizhevsky, I. Sutskever, G. E. Hinton, \"ImageNet Classification with Deep "
                   "Convolutional Neural Networks\", NeurIPS 2012")
@@ -183,6 +183,11 @@ class AlexNet(ZooModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_chans, H, W) -> pool5 maps (N, 256 * width, h, w); 6x6 at the default size."""
         return self.features(x)
+
+    def stem_and_stages(self) -> tuple[list[str], list[list[str]]]:
+        """No stem; five stages, conv1..conv5 each with its ReLU, normalisation and pooling
+        (Krizhevsky et al. 2012, Sec. 3.5; Zeiler and Fergus 2014, Fig. 3)."""
+        return [], split_stages("features", self.features, lambda m, prev: isinstance(m, nn.Conv2d))
 
     def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """pool5 maps (N, C, h, w) -> FC6, FC7 -> (N, num_features), what FC8 reads."""

@@ -274,6 +274,20 @@ class GoogLeNet(ZooModel):
                 aux.append(getattr(self, AUX_TAPS[name])(x))
         return x, aux
 
+    def stem_and_stages(self) -> tuple[list[str], list[list[str]]]:
+        """Stem: the layers before inception 3a ("traditional convolutional fashion", Szegedy et al.
+        2014, Sec. 5 and Table 1); stages: inception 3a-3b, 4a-4e and 5a-5b, each with the max pool
+        after it."""
+        first = self._body.index("inception3a")
+        stages: dict[str, list[str]] = {}
+        for name in self._body[first:]:
+            stages.setdefault(name[-2] if name.startswith("inception") else name[-1], []).append(name)
+        return self._body[:first], list(stages.values())
+
+    def head_names(self) -> list[str]:
+        """The final FC and, when built, the auxiliary classifiers (Sec. 5)."""
+        return [self.classifier_attr] + [aux for aux in AUX_TAPS.values() if getattr(self, aux) is not None]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_chans, H, W) -> output of inception 5b, (N, 1024*width, H/32, W/32) (7x7 at 224)."""
         return self._run_body(x, with_aux=False)[0]

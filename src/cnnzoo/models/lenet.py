@@ -258,6 +258,11 @@ class LeNet5(ZooModel):
         """(N, in_chans, H, W) -> C5's output (N, 120 * width, H', W'), 1x1 at the minimum size."""
         return self.c5(self.s4(self.c3(self.s2(self.c1(x)))))
 
+    def stem_and_stages(self) -> tuple[list[str], list[list[str]]]:
+        """No stem; three stages, C1 + S2, C3 + S4 and C5 (Sec. II.B). F6 is backbone too:
+        ``--freeze backbone`` trains the output layer only."""
+        return [], [["c1", "s2"], ["c3", "s4"], ["c5"]]
+
     def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """C5 maps (N, C, h, w) -> F6's output (N, num_features), what the output layer reads."""
         return self.f6(torch.flatten(self.pool(x), 1))

@@ -272,6 +272,11 @@ class ResNet(ZooModel):
             x = getattr(self, name)(x)
         return x
 
+    def stem_and_stages(self) -> tuple[list[str], list[list[str]]]:
+        """Stem: conv1 (+ BN, ReLU and, on ImageNet, the max pool; Table 1's conv1 row); stages:
+        ``layer1``..``layer4`` (Table 1's conv2_x..conv5_x; 3 stages for the CIFAR nets, Sec. 4.2)."""
+        return ["conv1", "bn1", "relu", "maxpool"], [[name] for name in self.stage_names]
+
     def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, num_features, h, w) -> global average pool -> (N, num_features), what the FC reads."""
         return torch.flatten(self.avgpool(x), 1)

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ModelConfigError
 from ..registry import register_model
-from ._base import ZooModel, scale_channels
+from ._base import ZooModel, scale_channels, split_stages
 
 _PAPER = ("K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
           "Recognition. ICLR 2015 (arXiv:1409.1556)")
@@ -118,6 +118,10 @@ class VGG(ZooModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_chans, H, W) -> last conv block's pooled map (N, 512*width, H/32, W/32)."""
         return self.features(x)
+
+    def stem_and_stages(self) -> tuple[list[str], list[list[str]]]:
+        """No stem; five stages, the conv blocks of Table 1 that each end in a max pool."""
+        return [], split_stages("features", self.features, lambda m, prev: isinstance(prev, nn.MaxPool2d))
 
     def forward_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Features (N, C, h, w) -> 7x7 adaptive average pool -> FC6, FC7 -> (N, num_features),

@@ -23,7 +23,8 @@ from .trainer import TrainConfig, evaluate_model
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
 _NOT_IDENTITY = ("data_dir", "download", "device")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
-_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "per_class": None}
+_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "weights": None, "freeze": None,
+                 "unfreeze_epoch": None, "backbone_lr_scale": 1.0, "per_class": None}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
 #: differs is refused): where the data lie and which device computes change no training step;
 #: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;
@@ -70,8 +71,8 @@ def _identity(cfg: dict) -> dict:
 
 def default_out_dir(cfg: TrainConfig) -> Path:
     """``runs/MODEL-DATASET-seedS`` under the current directory (MODEL: the registry name, or
-    ``FILE-FACTORY`` for a model file)."""
-    return Path("runs") / f"{model_label(cfg.model)}-{cfg.dataset}-seed{cfg.seed}"
+    ``FILE-FACTORY`` for a model file; ``MODEL-DATASET-finetuned-seedS`` from pretrained ``weights``)."""
+    return Path("runs") / f"{model_label(cfg.model)}-{cfg.dataset}{'-finetuned' if cfg.weights else ''}-seed{cfg.seed}"
 
 
 def _flag(key: str) -> str:
@@ -126,14 +127,15 @@ def resume_plan(ckpt: dict, options: dict, world_size: int = 1) -> dict:
     return {k: v for k, _, v in diffs}
 
 
-def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = False,
+def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bool = False,
           progress: bool = True, **options) -> TrainResult:
     """Train a registered model on an in-memory data set (Fashion-MNIST by default).
 
     Args:
         model: registry name (``"lenet5_modern"``) or ``FILE.py:FACTORY`` (built with the data
             set's ``num_classes`` and ``in_chans``; see :func:`cnnzoo.resolve.resolve_model`); with
-            ``resume``, also the run folder or checkpoint to continue.
+            ``resume``, also the run folder or checkpoint to continue; ``None`` with ``weights`` a
+            run: that run's model.
         out: run directory (default ``runs/MODEL-DATASET-seedS``).
         resume: continue the unfinished run in ``out`` from its last checkpoint. Options that
             differ from the saved run are applied if they are in :data:`RESUME_APPLIES` (``lr``:
@@ -145,7 +147,10 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         progress: show a progress bar (loss, accuracy, images/s, ETA).
         **options: any :class:`~cnnzoo.training.trainer.TrainConfig` field (``epochs``,
             ``budget_minutes``, ``input_size``, ``width``, ``batch_size``, ``lr``, ``seed``, ...);
-            unset fields come from the model's recipe.
+            unset fields come from the model's recipe. Fine-tuning (:mod:`cnnzoo.training.finetune`):
+            ``weights`` (a weight file or a run folder / checkpoint.pt; a run gives its model, width,
+            builder options, channels and recipe unless given), ``freeze`` (``"backbone"`` or N
+            stages), ``unfreeze_epoch`` (1-based), ``backbone_lr_scale``.
 
     Under ``torchrun`` with several processes every rank calls this and trains its shard with
     DDP (see :mod:`cnnzoo.training.distributed`); ``batch_size`` is then per process.
@@ -168,6 +173,10 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         raise CnnzooError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields - {'model'}))}")
     if options.get("data_dir"):             # recorded absolute, so that eval finds it from anywhere
         options["data_dir"] = os.path.abspath(options["data_dir"])
+    if model is None or options.get("weights"):
+        from .finetune import with_source
+
+        model, options = with_source(model, options)
     given_model = model_kind(model) != "run"       # a run to resume names its own model
     ckpt = None                                     # a run's checkpoint, loaded once
     if not given_model:

@@ -11,6 +11,15 @@ from ..data import DATASETS, TTA_VIEWS
 from .results import run_classes, shows_top5
 
 
+def freeze_arg(text: str) -> str | int:
+    """``--freeze``: ``backbone`` or a number of stages N >= 0."""
+    if text == "backbone":
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: give 'backbone' or a number of stages N (0, 1, 2, ...)")
+
+
 def _train(a: argparse.Namespace) -> None:
     from ..resolve import model_label
     from .api import train
@@ -19,7 +28,8 @@ def _train(a: argparse.Namespace) -> None:
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "channels", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "weight_decay",
                                        "schedule", "label_smoothing", "pad", "erase", "ema", "amp", "seed", "limit_train",
-                                       "per_class", "sync_bn", "device", "tta")}
+                                       "per_class", "sync_bn", "device", "tta", "weights", "freeze", "unfreeze_epoch",
+                                       "backbone_lr_scale")}
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
     opts.update({k: getattr(a, k) for k in ("flip", "channels_last") if getattr(a, k) is not None})
     r = train(a.model, out=a.out, resume=a.resume, progress=not a.quiet, **opts)
@@ -109,8 +119,10 @@ def _tta_words(kind: str) -> str:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model on Fashion-MNIST, MNIST, CIFAR-10 or a folder")
-    p.add_argument("model", help="registry name (lenet5_modern, cifar_resnet20), FILE.py:FACTORY (built for the data "
-                                  "set's classes and channels), or with --resume the run folder to continue")
+    p.add_argument("model", nargs="?",
+                   help="registry name (lenet5_modern, cifar_resnet20), FILE.py:FACTORY (built for the data "
+                        "set's classes and channels), or with --resume the run folder to continue; may be left "
+                        "out with --weights RUN (that run's model)")
     p.add_argument("--dataset", choices=DATASETS, help="default fashion-mnist")
     p.add_argument("--data-dir", help="folder with the data files, used or refused, never replaced (else "
                    "$CNNZOO_DATA, else the system location); for --dataset folder: DIR/train/CLASS/IMAGE and "
@@ -159,6 +171,19 @@ def add_commands(sub) -> None:
     p.add_argument("--tta", choices=tuple(TTA_VIEWS),
                    help=_TTA_HELP + "; the final epoch's test_acc_tta, next to the single-view test_acc "
                    "(also with --resume of an unfinished run; score a finished one with cnnzoo eval --tta)")
+    g = p.add_argument_group("fine-tuning (docs/training.md#fine-tuning)")
+    g.add_argument("--weights", metavar="SOURCE",
+                   help="start from these weights: a torchvision/timm-style weight file (state_dict, "
+                        "{'state_dict'|'model': ...}, module./_orig_mod. prefixes) or a run folder / checkpoint.pt "
+                        "(which gives its model, width and recipe unless given); a classifier of another class "
+                        "count is re-initialised, a first conv of another channel count adapted; images are "
+                        "normalised and resized as the weights expect")
+    g.add_argument("--freeze", type=freeze_arg, metavar="backbone|N",
+                   help="backbone: train only the classifier; N: freeze the stem and the first N stages. Frozen "
+                        "layers stay in eval mode (BatchNorm statistics unchanged)")
+    g.add_argument("--unfreeze-epoch", type=positive_int, metavar="E", help="train every layer from epoch E on")
+    g.add_argument("--backbone-lr-scale", type=float, metavar="F",
+                   help="the backbone's learning rate is F times the head's (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

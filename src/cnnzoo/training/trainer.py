@@ -31,6 +31,7 @@ from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import resolve_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
+from .finetune import FineTune, param_groups
 from .recipes import recipe_for
 
 
@@ -81,6 +82,10 @@ class TrainConfig:
     classes: list[int] | None = None          # keep only these labels, relabelled 0..k-1 in this order
     per_class: int | None = None              # then train on at most N images per class (a stratified
                                               # subset drawn from ``seed``, after limit_train)
+    weights: str | None = None                # start from these weights: a weight file or a run (finetune.py)
+    freeze: str | int | None = None           # "backbone" (all but the classifier) | N (stem + first N stages)
+    unfreeze_epoch: int | None = None         # from this epoch (1-based) on, every layer trains
+    backbone_lr_scale: float = 1.0            # the backbone's learning rate is this times the head's
 
     def check(self) -> None:
         """Refuse values outside each numeric option's range (:data:`RANGES`), naming every bad
@@ -126,6 +131,7 @@ RANGES: dict[str, tuple] = {
     "limit_train": (1, False, None, False, "at least 1 image"),
     "limit_test": (1, False, None, False, "at least 1 image"),
     "per_class": (1, False, None, False, "at least 1 image"),
+    "backbone_lr_scale": (0, True, None, False, "above 0"),
 }
 
 _SCHEDULES = ("cosine", "linear", "constant")
@@ -305,12 +311,15 @@ class Trainer:
                                    f"amp fp32 or bf16; got {cfg.optimizer!r}, {cfg.schedule!r}, {cfg.amp!r}")
         cfg.check()                               # the recipe's values too
         check_tta(cfg.tta, cfg.pad, cfg.flip)
+        self.ft = FineTune(cfg)                   # --weights, --freeze, ... (finetune.py)
         # an image folder is resized to the input size at load time (shorter side, centre crop)
-        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size)
+        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size,
+                                 resize=self.ft.resize(cfg.input_size))
         for line in self.data.notes if self.is_main and progress else ():
             print(line, flush=True)                # what was skipped, converted, resized
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
+        self.data = self.ft.normalise(self.data)   # the weights' mean and std, if they have their own
         d = self.data
         self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
         if cfg.per_class is not None:             # few-shot: a seeded, stratified subset
@@ -319,6 +328,8 @@ class Trainer:
         self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
         self.device = resolve_device(cfg.device)
         self.model = self.build_model()
+        for line in self.ft.start_lines(self.data) if self.is_main and progress else ():
+            print(line, flush=True)
         self.train_model = self.model               # the seam where a DDP wrapper goes
         self.ema = self.build_ema()
         self.aug = Augment(cfg.pad, cfg.flip, cfg.erase)
@@ -369,6 +380,7 @@ class Trainer:
         if r.kind == "file":        # a user's forward that fails names its layer here, not as a traceback mid-step
             from ..analysis import profile
             profile(r.model, (d.in_chans, cfg.input_size, cfg.input_size))      # meta device: no arithmetic
+        self.ft.prepare(r.model)                  # pretrained weights in, frozen modules frozen
         model = r.model.to(self.device)
         return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
@@ -397,9 +409,7 @@ class Trainer:
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
-        decay = [p for p in self.model.parameters() if p.ndim > 1]
-        no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = param_groups(self.model, cfg.weight_decay, cfg.backbone_lr_scale)   # decay / no decay (x backbone / head)
         if cfg.optimizer == "adamw":
             return torch.optim.AdamW(groups, lr=cfg.lr)
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
@@ -439,7 +449,7 @@ class Trainer:
         lr = lr_at(self.schedule_step(epoch * self.steps_per_epoch + step), self.total_steps, cfg.lr,
                    self.warmup_steps, cfg.schedule)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)     # lr_scale: the backbone's of --backbone-lr-scale
         return lr
 
     # -- one step -------------------------------------------------------------------------
@@ -543,6 +553,7 @@ class Trainer:
             "model": cfg.model, "model_kwargs": self.model_kwargs(), "num_classes": d.num_classes,
             "in_chans": d.in_chans, "input_size": cfg.input_size, "classes": list(d.classes),
             "mean": list(d.mean), "std": list(d.std), "dataset": cfg.dataset,
+            "preprocess": self.ft.preprocess(d).record(cfg.input_size), "finetune": self.ft.record(),
             "state_dict": self.eval_model.state_dict(), "optimizer": self.optimizer.state_dict(),
             # with ema: the trained weights (state_dict holds their average) and the average's step count
             **({"train_state_dict": self.model.state_dict(), "ema_updates": int(self.ema.n_averaged)}
@@ -605,6 +616,7 @@ class Trainer:
             "wall_seconds": self.elapsed, "budget_replans": self.replans, "resume_changes": self.resume_changes,
             "data": {"in_chans": self.data.in_chans, "source": self.data.source, "notes": list(self.data.notes)},
             "model_description": self.description, **self.parallelism(),
+            "preprocess": self.ft.preprocess(self.data).record(cfg.input_size), "finetune": self.ft.record(),
             "config": dataclasses.asdict(cfg), **environment(),
             "history": self.history,
         }
@@ -708,6 +720,9 @@ class Trainer:
 
     def _run_epochs(self, bar) -> None:
         while self.epoch < self.cfg.epochs:
+            line = self.ft.on_epoch(self.epoch)         # --unfreeze-epoch
+            if line and self.is_main and self.progress:
+                print(f"\n{line}", flush=True)
             row = {"epoch": self.epoch + 1, "lr": self.set_lr(self.epoch, 0), **self.train_epoch(bar)}
             t0 = time.perf_counter()
             # the plan's last epoch is final: a re-plan never ends it at an epoch already evaluated
