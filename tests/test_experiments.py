@@ -233,6 +233,20 @@ def test_finetune_verdict_follows_the_numbers():
     assert v[2].startswith("Contradicts the lecture in this run") and "scratch beats both at 10, all (6,000)." in v[3]
 
 
+def test_finetune_fall_on_unfreezing():
+    # epochs 1-2 frozen, all layers from 3: 70% -> 40% on 2000 images is far beyond 2 SE (3.0 points)
+    arm = {"test_acc": 0.75, "unfreeze_epoch": 3, "test_acc_per_epoch": [0.5, 0.7, 0.4, 0.75]}
+    assert finetune.unfreeze_drop(arm, 2000) == (0.7, 0.4)
+    # 70% -> 66% on 200 images: 2 SE = 2 sqrt(.7*.3/200 + .66*.34/200) = 9.3 points > 4: no finding
+    assert finetune.unfreeze_drop({**arm, "test_acc_per_epoch": [0.5, 0.7, 0.66, 0.75]}, 200) is None
+    assert finetune.unfreeze_drop({"test_acc": 0.7, "test_acc_per_epoch": [0.5, 0.7]}, 2000) is None   # a probe
+    res = _finetune_res({"10": (0.60, 0.70, 0.75), "all": (0.90, 0.85, 0.91)})
+    res["by_size"]["10"]["fine-tune"].update(arm)
+    v = finetune.verdict(res)
+    assert ("When every layer starts to train, the fine-tune's test accuracy falls beyond noise at 10 "
+            "(70.00% -> 40.00%) labelled images per class") in v[-2] and v[-1].startswith("Why the fall on unfreezing")
+
+
 def test_finetune_arms_share_images_and_differ_in_their_start(tiny):
     from cnnzoo.training import load_checkpoint
 
