@@ -12,7 +12,8 @@ from cnnzoo.cli import main
 from cnnzoo.deploy import (ExportError, Source, bench, export_model, fastest_validated_path,
                            fold_batchnorm)
 from cnnzoo.models.alexnet import AlexNetTwoTower
-from cnnzoo.training import predict, train
+from cnnzoo.deploy import predict
+from cnnzoo.training import train
 from test_train import TINY, data_dir  # noqa: F401  (the tiny synthetic MNIST fixture)
 
 LOADERS = {  # each format's own runtime, independent of cnnzoo.deploy's loaders

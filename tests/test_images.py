@@ -12,7 +12,7 @@ from cnnzoo.cli import main
 from cnnzoo.data import datasets as ds
 from cnnzoo.data import load_dataset, open_image, read_image
 from cnnzoo.errors import DataFileError
-from cnnzoo.training import predict
+from cnnzoo.deploy import predict
 from test_data import write_cifar, write_idx, write_mnist
 
 RNG = np.random.default_rng(0)

@@ -13,7 +13,8 @@ from cnnzoo.data import TTA_VIEWS, tta_views
 from cnnzoo.data import datasets as ds
 from cnnzoo.errors import CnnzooError
 from cnnzoo.training import (CheckpointError, TrainConfig, Trainer, TrainingDivergedError, evaluate,
-                             evaluate_model, load_checkpoint, load_model, lr_at, predict, results_table, train)
+                             evaluate_model, load_checkpoint, load_model, lr_at, results_table, train)
+from cnnzoo.deploy import predict
 from test_data import write_idx
 
 TINY = dict(dataset="mnist", epochs=2, batch_size=32, lr=0.1, input_size=28, seed=3, amp="fp32", flip=False,

@@ -14,12 +14,12 @@ import torch
 
 from .errors import CnnzooError
 
-#: Modules that add verbs to the CLI, in the order they appear in ``cnnzoo --help``.
-#: The README's order: the zoo (``list``, here), summary, lecture, train/eval/predict/results, compare, experiments, draw/page,
-#: export/bench.
-COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.lecture", "cnnzoo.training.cli", "cnnzoo.compare.cli",
-                                 "cnnzoo.experiments.cli", "cnnzoo.draw.cli",
-                                 "cnnzoo.deploy.cli"]
+#: Modules that add verbs to the CLI (``MODULE`` calls its ``add_commands``, ``MODULE:FUNCTION`` that
+#: function), in the order they appear in ``cnnzoo --help``. The README's order: the zoo (``list``,
+#: here), summary, lecture, train/eval/predict/results, compare, experiments, draw/page, export/bench.
+COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.lecture", "cnnzoo.training.cli",
+                              "cnnzoo.deploy.cli:add_predict_command", "cnnzoo.training.cli:add_results_command",
+                              "cnnzoo.compare.cli", "cnnzoo.experiments.cli", "cnnzoo.draw.cli", "cnnzoo.deploy.cli"]
 #: First lines of ``cnnzoo --help`` (plain text: it is printed as it is).
 DESCRIPTION = ("cnnzoo: the classic CNNs of CS231n Lecture 9 (LeNet-5 to ResNet), analysed, trained and "
                "compared on this machine.")
@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the registry: names, parameters, default and smallest input")
     p.add_argument("pattern", nargs="?", help="shell-style wildcard, e.g. 'resnet*'")
     p.set_defaults(func=_cmd_list)
-    for mod in COMMAND_MODULES:
-        importlib.import_module(mod).add_commands(sub)
+    for entry in COMMAND_MODULES:
+        mod, _, fn = entry.partition(":")
+        getattr(importlib.import_module(mod), fn or "add_commands")(sub)
     return parser
 
 

@@ -140,13 +140,13 @@ def plot_feature_maps(maps: torch.Tensor, path: Path, title: str, max_maps: int 
 def visualize(checkpoint: str | os.PathLike, image: str | os.PathLike | None = None, layer: str | None = None,
               out: str | os.PathLike | None = None) -> dict:
     """Write ``filters.png`` (first conv layer) and, given an image, ``input.png`` (the image as
-    the model sees it: read, converted and cropped as :func:`cnnzoo.training.predict` does, before
+    the model sees it: read, converted and cropped as :func:`cnnzoo.deploy.predict` does, before
     normalisation) and ``feature_maps.png`` of ``layer`` (default: the first conv layer).
 
     Args:
         checkpoint: a run's ``checkpoint.pt`` (or its directory).
         image: an image file (any size and mode; read, converted, resized and centre-cropped as in
-            :func:`cnnzoo.training.predict`).
+            :func:`cnnzoo.deploy.predict`).
         layer: qualified module name, e.g. ``features.3``.
         out: output directory (default: the checkpoint's directory).
 

@@ -28,6 +28,30 @@ def _export(a: argparse.Namespace) -> None:
     print(f"  report: {r.path}.json")
 
 
+#: How predict (and visualize) turn a user's image into the model's input; `predict --help` shows it.
+PREDICT_RULE = ("Each image is read as an image viewer shows it: EXIF orientation applied, the first frame of an "
+                "animated file, every mode mapped from its real range, transparency composited on white. It is "
+                "converted to the model's channels (grey: ITU-R 601-2 luma; RGB: grey replicated), its shorter "
+                "side resized to the model's input size S, or by the weights' rule (256 for 224 for torchvision's "
+                "ImageNet weights; bilinear, antialiased), and the centre SxS square cut, as torchvision's Resize + "
+                "CenterCrop: the aspect ratio is kept, a non-square image loses the ends of its longer side. Then it "
+                "is normalised with the mean and std the weights expect (a run's record, torchvision's metadata, "
+                "an ONNX export's metadata). "
+                "Details: docs/data.md.")
+
+
+def _predict(a: argparse.Namespace) -> None:
+    from .predict import predict
+
+    for i, r in enumerate(predict(a.model, a.images, a.topk, weights=a.weights)):
+        if i == 0:
+            print(f"model: {r['description']}")
+            print(f"inference path: {r['path']} ({r['path_why']})")
+        print(r["image"])
+        for name, p in r["top"]:
+            print(f"  {p:7.2%}  {name}")
+
+
 def _positive_int(text: str, flag: str) -> int:
     from ..errors import CnnzooError
 
@@ -66,6 +90,18 @@ def _bench(a: argparse.Namespace) -> None:
     print(f"{a.model}: batch {a.batch_size}, {torch.get_num_threads()} thread(s), median of {a.rounds} "
           f"interleaved rounds (torch.utils.benchmark)")
     print(bench_table(rows))
+
+
+def add_predict_command(sub) -> None:
+    p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)",
+                       description=PREDICT_RULE)
+    p.add_argument("model", metavar="MODEL", help="a run folder of cnnzoo train or its checkpoint.pt, a registry name "
+                   "with --weights, or a FILE.onnx exported by cnnzoo export")
+    p.add_argument("images", nargs="+", help="image files; each read as described above")
+    p.add_argument("--topk", type=positive_int, default=5, help="how many classes to list per image (default 5)")
+    p.add_argument("--weights", metavar="FILE", help="a torchvision weight file for a registry name: ImageNet class "
+                   "names and the weights' own transform, from torchvision's metadata")
+    p.set_defaults(func=_predict)
 
 
 def add_commands(sub) -> None:

@@ -63,6 +63,10 @@ class ExportReport:
             ``max_abs_diff``, ``agreement`` (fraction of equal top-1 predictions).
         notes: what the export leaves out and why (e.g. GoogLeNet's auxiliary heads).
         seconds: wall time of export and verification.
+        metadata: what a user of the file needs besides it (:func:`~cnnzoo.deploy.source.input_meta`:
+            ``model``, ``classes``, ``input_size``, ``mean``, ``std``, ``resize``, where known); an ONNX
+            file carries the same in its ``metadata_props`` (keys ``cnnzoo.*``, JSON values), which
+            ``cnnzoo predict FILE.onnx`` reads.
     """
 
     path: str
@@ -76,6 +80,7 @@ class ExportReport:
     checks: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    metadata: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +117,20 @@ def _write_onnx(model: nn.Module, x: torch.Tensor, path: str, dynamic: bool) -> 
             torch.onnx.export(model, (x,), path, dynamo=True, **names, dynamic_shapes=_batch_dim(dynamic))
         except Exception:  # noqa: BLE001
             raise err from None
+
+
+def _write_onnx_meta(path: str, meta: dict) -> None:
+    """Put ``meta`` into the ONNX file's ``metadata_props`` (key ``cnnzoo.KEY``, value JSON)."""
+    import json
+
+    import onnx
+
+    from .predict import ONNX_META_PREFIX
+
+    proto = onnx.load(path)
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props},
+                                        **{ONNX_META_PREFIX + k: json.dumps(v) for k, v in meta.items()}})
+    onnx.save(proto, path)
 
 
 def _load_onnx(path: str) -> Runner:
@@ -297,6 +316,7 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
     out = Path(out)
     _check_out(out, format)
     n_export, n_checks = _batches(batch)
+    meta = {"model": src.name, **src.meta}
     suffix, write, load = FORMATS[format]
     net = copy.deepcopy(src.model).to(torch.bfloat16) if dtype == "bf16" else src.model   # the caller's stays fp32
     gen = torch.Generator().manual_seed(seed)
@@ -311,6 +331,8 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
             where = f"layer {layer} ({cls})" if layer else f"the model's own forward ({cls})"
             raise ExportError(f"{src.name} does not export to {format}: {where}: {why or _first_line(err)}",
                               layer) from None
+        if format == "onnx":                      # classes and preprocessing travel with the file
+            _write_onnx_meta(str(tmp), meta)
         with quiet():
             runner = load(str(tmp))
         inputs = [("random inputs", torch.randn(n, *src.input_shape, generator=gen)) for n in n_checks]
@@ -338,6 +360,6 @@ def export_model(model: str | nn.Module | Source, format: str, out: str | os.Pat
     finally:
         tmp.unlink(missing_ok=True)
     report = ExportReport(str(out), format, src.name, tuple(src.input_shape), batch, dtype, tol, worst, checks,
-                          _notes(src.model), time.perf_counter() - t0)
+                          _notes(src.model), time.perf_counter() - t0, meta)
     write_json(Path(f"{out}.json"), report.to_dict())
     return report

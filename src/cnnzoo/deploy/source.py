@@ -26,6 +26,8 @@ class Source:
         ckpt: the training run's checkpoint dict (``dataset``, ``input_size``, ``mean``, ``std``,
             ``classes``), or ``None`` for a model without trained weights of a run.
         data_dir: where the run's data set lives (``None``: the usual places, see ``load_dataset``).
+        meta: what a user of the model needs besides its weights (:func:`input_meta`): ``classes``,
+            ``input_size``, ``mean``, ``std``, ``resize``; ``{}`` where nothing is known (fresh weights).
     """
 
     model: nn.Module
@@ -33,6 +35,7 @@ class Source:
     input_shape: tuple[int, int, int]
     ckpt: dict | None = None
     data_dir: str | None = None
+    meta: dict = field(default_factory=dict)
     _data: object = field(default=None, repr=False)
 
     @property
@@ -59,6 +62,32 @@ class Source:
         x, y = (self._data.train_x, self._data.train_y) if split == "train" else (self._data.test_x, self._data.test_y)
         x, y = (x[:n], y[:n]) if n else (x, y)
         return to_input(x, self.ckpt["input_size"], self.ckpt["mean"], self.ckpt["std"]), y
+
+
+def input_meta(classes: list[str] | None, input_shape, pre) -> dict:
+    """The metadata an exported model carries (ONNX ``metadata_props``, the export's JSON report)
+    and :func:`~cnnzoo.deploy.predict.predict` reads: ``classes`` (names, index = output), ``input_size``
+    [C, H, W], ``mean`` and ``std`` (per channel, of [0, 1] images), ``resize`` (an image file's
+    shorter side before the centre crop to H); only what is known (``pre``: a
+    :class:`~cnnzoo.data.preprocess.Preprocess` or None)."""
+    meta = {"classes": list(classes)} if classes else {}
+    meta["input_size"] = list(input_shape)
+    if pre is not None:
+        meta.update(mean=list(pre.mean), std=list(pre.std), resize=pre.resize(input_shape[-1]) or input_shape[-1])
+    return meta
+
+
+def _torchvision_meta(name: str, weights, model: nn.Module, input_shape) -> dict:
+    """:func:`input_meta` of a torchvision weight file: its categories (when the model has as many
+    outputs) and its ``transforms()``, from torchvision's metadata (offline)."""
+    from ..data.preprocess import Preprocess
+    from ..models._torchvision import torchvision_weights
+
+    w, _ = torchvision_weights(name, weights)
+    t = w.transforms()
+    pre = Preprocess(tuple(t.mean), tuple(t.std), t.crop_size[0] / t.resize_size[0]).for_channels(input_shape[0])
+    cats = w.meta["categories"]
+    return input_meta(cats if getattr(model, "num_classes", None) == len(cats) else None, input_shape, pre)
 
 
 def _shape(given: tuple[int, ...] | None, default: tuple[int, ...]) -> tuple[int, int, int]:
@@ -106,19 +135,23 @@ def resolve_model(spec: str | nn.Module, input_shape: tuple[int, int, int] | Non
 
         if weights is not None:
             raise CnnzooError(f"--weights is for a registry name; {spec} is a training run with its own weights")
+        from ..data.preprocess import run_preprocess
+
         model, ckpt = load_model(path)
         run_shape = (ckpt["in_chans"], ckpt["input_size"], ckpt["input_size"])
         if input_shape is not None and _shape(input_shape, run_shape) != run_shape:
             raise CnnzooError(f"--input {'x'.join(map(str, input_shape))} differs from the run's input "
                               f"{'x'.join(map(str, run_shape))}; leave --input out for a run")
-        return Source(model, str(spec), run_shape, ckpt, data_dir)
+        return Source(model, str(spec), run_shape, ckpt, data_dir,
+                      input_meta(ckpt["classes"], run_shape, run_preprocess(ckpt)))
     if weights is not None:
         from ..models._torchvision import load_torchvision_weights
 
         if kind != "registry":
             raise CnnzooError(f"--weights is for a registry name; {spec} is a model file")
         model = load_torchvision_weights(spec, weights)
-        return Source(model.eval(), spec, _shape(input_shape, getattr(model, "default_input_size", (3, 224, 224))))
+        shape = _shape(input_shape, getattr(model, "default_input_size", (3, 224, 224)))
+        return Source(model.eval(), spec, shape, meta=_torchvision_meta(spec, weights, model, shape))
     chans = input_shape[0] if input_shape and len(input_shape) == 3 else None
     r = resolve(spec, in_chans=chans)               # the paper's classes and input, or the file's own
     return Source(r.model.eval(), spec, _shape(input_shape, r.input_size))

@@ -1,5 +1,5 @@
-"""The training API: :func:`train`, :func:`evaluate`, :func:`predict`, :func:`load_model`,
-:func:`results_table`. The CLI verbs ``train``, ``eval``, ``predict`` and ``results`` wrap them.
+"""The training API: :func:`train`, :func:`evaluate`, :func:`load_model`. The CLI verbs ``train``
+and ``eval`` wrap them (``predict`` is :func:`cnnzoo.deploy.predict`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import load_dataset, read_image, to_input
+from ..data import load_dataset
 from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model, run_folder
@@ -235,7 +235,10 @@ def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
     """
     if dataset in (None, ck["dataset"]):
         data_dir = data_dir or (ck.get("config") or {}).get("data_dir")
-    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
+    from ..data.preprocess import run_preprocess        # the resize rule of the weights the run started from
+
+    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"],
+                        resize=run_preprocess(ck).resize(ck["input_size"]))
 
 
 def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:
@@ -348,41 +351,3 @@ def _plot_confusion(conf: torch.Tensor, classes: list[str], path: Path, title: s
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-@torch.no_grad()
-def predict(checkpoint: str | os.PathLike, images: list[str | os.PathLike], topk: int = 5) -> list[dict]:
-    """Classify image files (PNG/JPEG/..., any size and mode) with a checkpoint.
-
-    Each image is read as an image viewer shows it (EXIF orientation applied, first frame,
-    transparency over white: :func:`cnnzoo.data.open_image`), converted to the model's channels,
-    its shorter side resized to the model's input size and the centre square cut (torchvision's
-    ``Resize(S)`` + ``CenterCrop(S)``: the aspect ratio is kept), then normalised as in training
-    (:func:`cnnzoo.data.read_image`). Note that Fashion-MNIST images are light objects on a black
-    background; a photo on a white background looks different to the model.
-
-    The model runs on the run's fastest inference path validated by ``cnnzoo bench`` (agreement
-    with eager fp32 >= 99.5%, see :func:`cnnzoo.deploy.fastest_validated_path`), else eager fp32.
-
-    Returns:
-        one dict per image: ``image`` (path), ``top`` ([(class name, probability), ...],
-        ``topk`` entries, most likely first), ``path`` (the inference path), ``path_why`` and
-        ``description`` (the model's configuration in one line).
-
-    Raises:
-        CheckpointError, DataFileError: missing/corrupt checkpoint or image.
-    """
-    from ..deploy import validated_runner
-
-    resolved = load_run(checkpoint)
-    model, ck = resolved.model, resolved.checkpoint
-    run, run_path, why = validated_runner(checkpoint, model, ck)     # the fastest validated path (cnnzoo bench)
-    k = min(topk, ck["num_classes"])
-    results = []
-    for path in images:
-        x = read_image(Path(path), ck["in_chans"], ck["input_size"])[None]   # (1, C, S, S) uint8
-        probs = run(to_input(x, ck["input_size"], ck["mean"], ck["std"])).softmax(1)[0]
-        p, idx = probs.topk(k)
-        results.append({"image": str(path), "top": [(ck["classes"][i], float(q)) for q, i in zip(p, idx.tolist())],
-                        "path": run_path, "path_why": why, "description": resolved.description})
-    return results

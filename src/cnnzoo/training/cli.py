@@ -1,5 +1,5 @@
-"""CLI verbs ``train``, ``eval``, ``predict`` and ``results``: thin wrappers around
-:mod:`cnnzoo.training.api`."""
+"""CLI verbs ``train``, ``eval`` and ``results``: thin wrappers around :mod:`cnnzoo.training.api`
+(``predict`` is deploy's: :mod:`cnnzoo.deploy.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -75,18 +75,6 @@ def _accuracy(top1: float, top5: float, num_classes: int | None) -> str:
     return f"top-1 {top1:.2%} (no top-5: with {plural(num_classes, 'class', 'classes')} every image is a top-5 hit)"
 
 
-def _predict(a: argparse.Namespace) -> None:
-    from .api import predict
-
-    for i, r in enumerate(predict(a.checkpoint, a.images, a.topk)):
-        if i == 0:
-            print(f"model: {r['description']}")
-            print(f"inference path: {r['path']} ({r['path_why']})")
-        print(r["image"])
-        for name, p in r["top"]:
-            print(f"  {p:7.2%}  {name}")
-
-
 def _results(a: argparse.Namespace) -> None:
     from .results import readme_section, results_table
 
@@ -98,15 +86,6 @@ def _results(a: argparse.Namespace) -> None:
         return
     print(results_table(a.runs_dir, a.format, full=a.all))
 
-
-#: How predict (and visualize) turn a user's image into the model's input; `predict --help` shows it.
-PREDICT_RULE = ("Each image is read as an image viewer shows it: EXIF orientation applied, the first frame of an "
-                "animated file, every mode mapped from its real range, transparency composited on white. It is "
-                "converted to the model's channels (grey: ITU-R 601-2 luma; RGB: grey replicated), its shorter "
-                "side resized to the model's input size S (bilinear, antialiased) and the centre SxS square cut, "
-                "as torchvision's Resize(S) + CenterCrop(S): the aspect ratio is kept, a non-square image loses "
-                "the ends of its longer side. Then it is normalised with the training set's mean and std. "
-                "Details: docs/data.md.")
 
 _TTA_HELP = ("also score multi-view testing, the mean softmax over the views: flip (each image and its mirror) "
              "or 10crop (the 10-crop test of AlexNet and ResNet: four corner crops at the training "
@@ -196,13 +175,9 @@ def add_commands(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1000, help="test images per forward pass (default 1000)")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("predict", help="top-k classes of image files (PNG/JPEG, any size and mode)",
-                       description=PREDICT_RULE)
-    p.add_argument("checkpoint", help="a run folder of cnnzoo train or its checkpoint.pt")
-    p.add_argument("images", nargs="+", help="image files; each read as described above")
-    p.add_argument("--topk", type=positive_int, default=5, help="how many classes to list per image (default 5)")
-    p.set_defaults(func=_predict)
 
+
+def add_results_command(sub) -> None:
     p = sub.add_parser("results", help="table of the training runs under a folder")
     p.add_argument("runs_dir", nargs="?", default="runs")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text",

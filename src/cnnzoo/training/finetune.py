@@ -233,8 +233,8 @@ def with_source(model: str | None, options: dict) -> tuple[str, dict]:
     path = options.get("weights")
     if not path:
         raise CnnzooError("give the model to train, or --weights RUN to train that run's model")
+    source = read_source(path)                  # errors name the path as given
     options = {**options, "weights": os.path.abspath(path)}
-    source = read_source(options["weights"])
     if model is None and source.kind != "run":
         raise CnnzooError(f"--weights {path} is a weight file: name the model it is for, e.g. "
                           f"cnnzoo train resnet18 --weights {path}")
@@ -333,12 +333,13 @@ class FineTune:
         and the weight average are built). Notes go to ``self.notes``."""
         from ..models._weights import load_pretrained
 
+        names = frozen_names(model, self.cfg.freeze) if self.cfg.freeze is not None else None   # refused first
         if self.source is not None:
             self.notes.append(f"weights: {self.source.describe()}")
             self.notes += load_pretrained(model, self.source.state, self.source.path)
         if self.cfg.freeze is not None:
             self.model = model
-            self.frozen = freeze(model, frozen_names(model, self.cfg.freeze))
+            self.frozen = freeze(model, names)
             n = sum(p.numel() for p in model.parameters() if not p.requires_grad)
             until = f" until epoch {self.cfg.unfreeze_epoch}" if self.cfg.unfreeze_epoch else ""
             self.notes.append(f"frozen{until} (--freeze {self.cfg.freeze}): {len(self.frozen.names)} modules, "

@@ -31,6 +31,7 @@ from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import resolve_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
+from .events import EventLog
 from .finetune import FineTune, param_groups
 from .recipes import recipe_for
 
@@ -342,6 +343,7 @@ class Trainer:
         self.replans: list[dict] = []             # budget runs: each change of the plan (replan_for_budget)
         self.resume_changes: list[dict] = []      # options changed by --resume (restore)
         self._stop_requested = False              # set by the first Ctrl-C
+        self.events = EventLog(self.out)          # TensorBoard event files (main process)
 
     @property
     def is_main(self) -> bool:
@@ -716,6 +718,7 @@ class Trainer:
             raise
         finally:
             bar.close()
+            self.events.close()
         return self.write_metrics("complete")
 
     def _run_epochs(self, bar) -> None:
@@ -734,6 +737,8 @@ class Trainer:
             self.elapsed += row["train_seconds"] + row["eval_seconds"]
             row["elapsed_seconds"] = self.elapsed
             self.history.append(row)
+            if self.is_main:
+                self.events.epoch(row)
             self.epoch, self.step, self.partial = self.epoch + 1, 0, None
             recent = self.history[-_REPLAN_WINDOW:]      # a mean, so one slow epoch does not cut the plan
             if self.replan_for_budget(sum(r["train_seconds"] + r["eval_seconds"] for r in recent) / len(recent),
