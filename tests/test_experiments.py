@@ -262,7 +262,7 @@ def test_finetune_arms_share_images_and_differ_in_their_start(tiny):
              for arm, folder in finetune.ARMS.items()}
         # the same target images, budget and recipe in every arm: only the fine-tuning options differ
         # (a run as weights also sets channels to its own, the data set's 1 that scratch reads by default)
-        strip = lambda c: {k: v for k, v in c.items() if k not in (*finetune.NEEDS, "channels")}  # noqa: E731
+        strip = lambda c: {k: v for k, v in c.items() if k not in (*finetune.TRANSFER_OPTIONS, "channels")}  # noqa: E731
         assert strip(m["scratch"]["config"]) == strip(m["linear probe"]["config"]) == strip(m["fine-tune"]["config"])
         assert {m[arm]["data"]["in_chans"] for arm in m} == {1}
         c = m["fine-tune"]["config"]

@@ -4,8 +4,9 @@ classes 5-9 (the target task) with 10, 100 and all labelled images per class. Th
 each one :func:`cnnzoo.train` call on the same target images, seed and budget:
 
 - **scratch**: the same architecture from random weights;
-- **linear probe**: the source run's weights, every layer but the re-initialised classifier frozen
-  (``freeze="backbone"``; the frozen BatchNorm layers keep the source statistics);
+- **linear probe**: the source run's weights, every layer but the classifier frozen
+  (``freeze="backbone"``; the frozen BatchNorm layers keep the source statistics; a classifier is
+  re-initialised only when its class count differs from the target's);
 - **fine-tune**: the same, then every layer trains from ``unfreeze_epoch`` on, the backbone at
   ``backbone_lr_scale`` times the head's learning rate.
 
@@ -14,7 +15,6 @@ The verdicts compare final test accuracies under the noise rule of
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -23,8 +23,8 @@ from ._common import sample_sizes, train_arm
 from .report import Report, new_figure, pct, save_plot, table
 from .transfer import SOURCE, TARGET
 
-#: The fine-tuning options of :func:`cnnzoo.train` the transferred arms need (issue 23).
-NEEDS = ("weights", "freeze", "unfreeze_epoch", "backbone_lr_scale")
+#: The options of :func:`cnnzoo.train` that the transferred arms set (and scratch leaves at their defaults).
+TRANSFER_OPTIONS = ("weights", "freeze", "unfreeze_epoch", "backbone_lr_scale")
 #: Arm -> folder name under ``runs/``; the two transferred arms start from the source run.
 ARMS = {"scratch": "scratch", "linear probe": "probe", "fine-tune": "finetune"}
 TRANSFERRED = ("linear probe", "fine-tune")
@@ -51,22 +51,6 @@ PRESETS = {
 }
 
 
-def check_api() -> None:
-    """Refuse to start without the fine-tuning options of :func:`cnnzoo.train`.
-
-    Raises:
-        ExperimentError: :class:`~cnnzoo.training.TrainConfig` lacks any of :data:`NEEDS`.
-    """
-    from ..training import TrainConfig
-    from . import ExperimentError
-
-    missing = [f for f in NEEDS if f not in {f.name for f in dataclasses.fields(TrainConfig)}]
-    if missing:
-        raise ExperimentError(f"experiment finetune needs the fine-tuning options of cnnzoo.train "
-                              f"({', '.join(missing)}: cnnzoo train --weights/--freeze/--unfreeze-epoch/"
-                              "--backbone-lr-scale, issue 23), which this cnnzoo lacks")
-
-
 def arm_options(arm: str, source: Path, epochs: int, preset: dict) -> dict:
     """The :func:`cnnzoo.train` options that make ``arm`` differ from training from scratch."""
     if arm == "scratch":
@@ -85,7 +69,6 @@ def unfreeze_epoch(epochs: int, head_share: float) -> int:
 
 
 def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
-    check_api()
     rep = Report("finetune", "Fine-tuning: transfer from a source run vs training from scratch",
                  "L17 (transfer learning): a CNN trained on one task is a starting point for another; with few "
                  "labelled images, train a linear classifier on its frozen features, with more, fine-tune the "
@@ -105,7 +88,7 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
                         "wall_seconds": r.wall_seconds, "run": str(r.out_dir),
                         "test_acc_per_epoch": [h["test_acc"] for h in r.history],
                         **{k: opts[k] for k in ("unfreeze_epoch", "backbone_lr_scale") if k in opts}}
-            row.update(sample_sizes(r, data_dir))            # the same images in every arm of a size
+        row.update(sample_sizes(r, data_dir))                # the same images in every arm of a size
         row["images_per_class"] = row["train_images"] / len(TARGET)
     rep.results = res
     _tables(rep, res)
