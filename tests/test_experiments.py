@@ -222,7 +222,7 @@ def test_finetune_verdict_follows_the_numbers():
     assert v[4] == ("A transferred arm beats scratch beyond noise at 10, 100 of 10, 100, all (6,000) labelled images "
                     "per class; scratch beats both at no size.")
     assert v[5].startswith("Fine-tuning beats the linear probe beyond noise at 100, all (6,000); the linear probe "
-                           "beats fine-tuning at no size")
+                           "beats fine-tuning at no size: as the lecture advises")
     assert len(v) == 6                           # no "why it can differ" when the lecture's claim holds
     # 60% vs 55% on 200 test images: 2 SE = 2 sqrt(.6*.4/200 + .55*.45/200) = 9.87 points > 5: not shown
     v = finetune.verdict(_finetune_res({"10": (0.55, 0.60, 0.58), "all": (0.90, 0.85, 0.91)}, n=200))
@@ -231,6 +231,8 @@ def test_finetune_verdict_follows_the_numbers():
     assert v[-1].startswith("Why it can differ")
     v = finetune.verdict(_finetune_res({"10": (0.60, 0.40, 0.45), "all": (0.90, 0.70, 0.80)}))
     assert v[2].startswith("Contradicts the lecture in this run") and "scratch beats both at 10, all (6,000)." in v[3]
+    # fine-tuning beats the probe already at 10 per class (45% vs 40%, 2 SE = 3.1 points): not the lecture's pattern
+    assert "beats fine-tuning at no size: not the pattern the lecture advises on" in v[4]
 
 
 def test_finetune_fall_on_unfreezing():

@@ -221,9 +221,12 @@ def verdict(res: dict) -> list[str]:
     out.append(f"A transferred arm beats scratch beyond noise at {where(transfer_wins)} of {', '.join(order)} "
                f"labelled images per class; scratch beats both at "
                f"{where(wins('scratch', 'linear probe') & wins('scratch', 'fine-tune'))}.")
-    out.append(f"Fine-tuning beats the linear probe beyond noise at {where(wins('fine-tune', 'linear probe'))}; "
-               f"the linear probe beats fine-tuning at {where(wins('linear probe', 'fine-tune'))} (the lecture: a "
-               "linear classifier on top for little data, fine-tuning more layers for more).")
+    ft_wins = wins("fine-tune", "linear probe")
+    advice = order[0] not in ft_wins and order[-1] in ft_wins   # the probe holds its own small, fine-tuning wins large
+    out.append(f"Fine-tuning beats the linear probe beyond noise at {where(ft_wins)}; the linear probe beats "
+               f"fine-tuning at {where(wins('linear probe', 'fine-tune'))}: "
+               + ("as the lecture advises" if advice else "not the pattern the lecture advises on")
+               + " (a linear classifier on top for little data, fine-tuning more layers for more).")
     drops = {_size_label(k, r): d for k, r in rows.items() if (d := unfreeze_drop(r["fine-tune"], r["test_images"]))}
     if drops:
         out.append("When every layer starts to train, the fine-tune's test accuracy falls beyond noise at "
