@@ -13,7 +13,7 @@ from cnnzoo.analysis import profile
 from cnnzoo.cli import main
 from cnnzoo.experiments import EXPERIMENTS, run_experiment
 from cnnzoo.errors import CnnzooError
-from cnnzoo.experiments import aux_heads, degradation, filters, inception, small_filters, transfer
+from cnnzoo.experiments import aux_heads, degradation, filters, finetune, inception, small_filters, transfer
 from cnnzoo.experiments.report import summary
 from cnnzoo.visualize import feature_maps, first_conv, low_frequency_share
 from test_train import data_dir  # noqa: F401  (the trainer tests' tiny learnable MNIST-format data set)
@@ -198,6 +198,101 @@ def test_transfer_trains_on_source_classes_only(tiny):
     assert line["x"] == [int(n) for n in r["by_size"]] == transfer.PRESETS["tiny"]["probe_sizes"]
     assert line["y"] == pytest.approx([100 * v["trained"] for v in r["by_size"].values()])
     assert line["y"][-1] == pytest.approx(100 * r["trained"]["test_acc"])   # the largest size is the full probe
+
+
+def _finetune_res(accs: dict, n: int = 2000) -> dict:
+    """results of the finetune experiment from {size: (scratch, linear probe, fine-tune) accuracies}."""
+    per = {"10": 10, "100": 100, "all": 6000}
+    return {"source": {"test_acc": 0.9, "test_images": n, "train_images": 30000, "classes": [0, 1, 2, 3, 4]},
+            "by_size": {k: {"test_images": n, "train_images": 5 * per[k], "images_per_class": per[k],
+                            **{arm: {"test_acc": a} for arm, a in zip(finetune.ARMS, v)}} for k, v in accs.items()}}
+
+
+def test_finetune_verdict_follows_the_numbers():
+    v = finetune.verdict(_finetune_res({"10": (0.40, 0.70, 0.72), "100": (0.70, 0.78, 0.85),
+                                        "all": (0.92, 0.80, 0.925)}))
+    assert v[0].startswith("10 labelled images per class: linear probe beats scratch (70.00% vs 40.00%, +30.00 points")
+    # 72% vs 70% on 2000 images each: 2 SE = 2 sqrt(.72*.28/2000 + .70*.30/2000) = 2.87 points > 2: not a finding
+    assert "fine-tune is not shown to differ from linear probe (72.00% vs 70.00%, +2.00 points, noise threshold 2.87)" in v[0]
+    # 92.5% vs 92%: 2 SE = 2 sqrt(.925*.075/2000 + .92*.08/2000) = 1.67 points > 0.5; 92% vs 80% is beyond it
+    assert "all (6,000) labelled images per class: linear probe does worse than scratch" in v[2]
+    assert "fine-tune is not shown to differ from scratch (92.50% vs 92.00%" in v[2]
+    assert v[3].startswith("Agrees with the lecture: with 10 labelled images per class, starting from the source run "
+                           "(fine-tune) beats training from scratch beyond noise")
+    assert v[4] == ("A transferred arm beats scratch beyond noise at 10, 100 of 10, 100, all (6,000) labelled images "
+                    "per class; scratch beats both at no size.")
+    assert v[5].startswith("Fine-tuning beats the linear probe beyond noise at 100, all (6,000); the linear probe "
+                           "beats fine-tuning at no size: as the lecture advises")
+    assert len(v) == 6                           # no "why it can differ" when the lecture's claim holds
+    # 60% vs 55% on 200 test images: 2 SE = 2 sqrt(.6*.4/200 + .55*.45/200) = 9.87 points > 5: not shown
+    v = finetune.verdict(_finetune_res({"10": (0.55, 0.60, 0.58), "all": (0.90, 0.85, 0.91)}, n=200))
+    assert v[2].startswith("Not shown at this preset: with 10 labelled images per class the better transferred arm "
+                           "(linear probe) and training from scratch are within noise (+5.00 points, noise threshold 9.87")
+    assert v[-1].startswith("Why it can differ")
+    v = finetune.verdict(_finetune_res({"10": (0.60, 0.40, 0.45), "all": (0.90, 0.70, 0.80)}))
+    assert v[2].startswith("Contradicts the lecture in this run") and "scratch beats both at 10, all (6,000)." in v[3]
+    # fine-tuning beats the probe already at 10 per class (45% vs 40%, 2 SE = 3.1 points): not the lecture's pattern
+    assert "beats fine-tuning at no size: not the pattern the lecture advises on" in v[4]
+
+
+def test_finetune_fall_on_unfreezing():
+    # epochs 1-2 frozen, all layers from 3: 70% -> 40% on 2000 images is far beyond 2 SE (3.0 points)
+    arm = {"test_acc": 0.75, "unfreeze_epoch": 3, "test_acc_per_epoch": [0.5, 0.7, 0.4, 0.75]}
+    assert finetune.unfreeze_drop(arm, 2000) == (0.7, 0.4)
+    # 70% -> 66% on 200 images: 2 SE = 2 sqrt(.7*.3/200 + .66*.34/200) = 9.3 points > 4: no finding
+    assert finetune.unfreeze_drop({**arm, "test_acc_per_epoch": [0.5, 0.7, 0.66, 0.75]}, 200) is None
+    assert finetune.unfreeze_drop({"test_acc": 0.7, "test_acc_per_epoch": [0.5, 0.7]}, 2000) is None   # a probe
+    res = _finetune_res({"10": (0.60, 0.70, 0.75), "all": (0.90, 0.85, 0.91)})
+    res["by_size"]["10"]["fine-tune"].update(arm)
+    v = finetune.verdict(res)
+    assert ("When every layer starts to train, the fine-tune's test accuracy falls beyond noise at 10 "
+            "(70.00% -> 40.00%) labelled images per class") in v[-2] and v[-1].startswith("Why the fall on unfreezing")
+
+
+def test_finetune_arms_share_images_and_differ_in_their_start(tiny):
+    from cnnzoo.training import load_checkpoint
+
+    out, rep = tiny("finetune")
+    res, runs = _results(out), out / "runs"
+    src = json.loads((runs / "source" / "metrics.json").read_text())
+    assert src["config"]["classes"] == list(finetune.SOURCE) and src["num_classes"] == len(finetune.SOURCE)
+    assert res["results"]["source"]["test_acc"] == src["final"]["test_acc"]
+    drawn = res["figures"]["finetune.png"]
+    limit = finetune.PRESETS["tiny"]["limit_train"]
+    for size, plan in finetune.PRESETS["tiny"]["sizes"].items():
+        m = {arm: json.loads((runs / f"{size}-{folder}" / "metrics.json").read_text())
+             for arm, folder in finetune.ARMS.items()}
+        # the same target images, budget and recipe in every arm: only the fine-tuning options differ
+        # (a run as weights also sets channels to its own, the data set's 1 that scratch reads by default)
+        strip = lambda c: {k: v for k, v in c.items() if k not in (*finetune.TRANSFER_OPTIONS, "channels")}  # noqa: E731
+        assert strip(m["scratch"]["config"]) == strip(m["linear probe"]["config"]) == strip(m["fine-tune"]["config"])
+        assert {m[arm]["data"]["in_chans"] for arm in m} == {1}
+        c = m["fine-tune"]["config"]
+        assert c["classes"] == list(finetune.TARGET) and c["epochs"] == plan["epochs"]
+        assert c["per_class"] == (None if size == "all" else int(size))
+        assert (c["weights"], c["freeze"], c["unfreeze_epoch"]) == (str(runs / "source"), "backbone", 2)
+        assert m["linear probe"]["config"]["unfreeze_epoch"] is None and m["scratch"]["config"]["weights"] is None
+        r = res["results"]["by_size"][size]
+        # hand count: the tiny data set has more than 2 images of each target class among its first 64
+        assert r["train_images"] == (limit if size == "all" else 5 * int(size))
+        for arm in finetune.ARMS:
+            assert r[arm]["test_acc"] == m[arm]["final"]["test_acc"]
+            assert drawn[f"after the last epoch: {arm}"]["y"] == pytest.approx(
+                [100 * v[arm]["test_acc"] for v in res["results"]["by_size"].values()])
+    first = next(iter(finetune.PRESETS["tiny"]["sizes"]))
+    before = load_checkpoint(runs / "source" / "checkpoint.pt")["state_dict"]
+    changed = lambda folder: {k for k, v in load_checkpoint(runs / f"{first}-{folder}" / "checkpoint.pt")  # noqa: E731
+                              ["state_dict"].items() if not torch.equal(v, before[k])}
+    assert changed("probe") == {"fc.weight", "fc.bias"}      # the linear probe trains the classifier only
+    assert {"conv1.weight", "bn1.running_mean"} <= changed("finetune")   # fine-tuning reaches the stem
+    assert res["verdict"] == finetune.verdict(res["results"])
+    assert "cnnzoo experiment finetune --preset tiny" in (out / "report.md").read_text()
+
+
+def test_finetune_unfreeze_epoch():
+    # head_share 0.5: 30 epochs -> epochs 1-15 frozen, all layers from 16; never before 2 nor after the last
+    assert [finetune.unfreeze_epoch(e, 0.5) for e in (30, 4, 2, 1)] == [16, 3, 2, 1]
+    assert finetune.unfreeze_epoch(10, 0.0) == 2 and finetune.unfreeze_epoch(10, 1.0) == 10
 
 
 def test_low_frequency_share_hand_cases():

@@ -571,3 +571,24 @@ def test_train_eval_predict_a_model_file_that_imports_a_sibling(data_dir, tmp_pa
     json_meta = json.loads((run_dir / "metrics.json").read_text())
     # conv 1*8*9+8 = 80, fc 8*10+10 = 90 (hand count)
     assert json_meta["params"] == 170 and "(model file): 10 classes, 1 input channel" in json_meta["model_description"]
+
+
+def test_per_class_is_a_seeded_stratified_subset(data_dir, tmp_path):  # noqa: F811
+    from cnnzoo.data import per_class_indices
+
+    y = torch.tensor([0, 1, 0, 2, 0, 1, 0, 2, 2, 0])      # class 0: 5 samples, 1: 2, 2: 3
+    idx = per_class_indices(y, 2, seed=7)
+    # at most 2 of each class; class 1 has exactly 2, so both of its samples (indices 1 and 5)
+    assert torch.bincount(y[idx]).tolist() == [2, 2, 2] and {1, 5} <= set(idx.tolist())
+    assert idx.tolist() == sorted(idx.tolist()) and len(set(idx.tolist())) == 6
+    assert torch.equal(per_class_indices(y, 2, seed=7), idx)                     # a pure function of the seed
+    assert any(not torch.equal(per_class_indices(y, 2, seed=s), idx) for s in range(8, 20))
+    assert per_class_indices(y, 10, seed=0).tolist() == list(range(10))          # n above every class: all
+    t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, per_class=3, classes=[2, 5, 7], **TINY),
+                tmp_path, progress=False)
+    assert torch.bincount(t.train_y).tolist() == [3, 3, 3]
+    full = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, classes=[2, 5, 7], **TINY), tmp_path, progress=False)
+    # the kept images are training images of their class (rows of the class-selected set)
+    rows = {tuple(x.flatten().tolist()): int(c) for x, c in zip(full.train_x, full.train_y)}
+    assert all(rows[tuple(x.flatten().tolist())] == int(c) for x, c in zip(t.train_x, t.train_y))
+    assert main(["train", "lenet5_modern", "--per-class", "0", "--out", str(tmp_path / "z")]) == 2

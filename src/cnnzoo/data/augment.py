@@ -152,6 +152,23 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Te
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
+def per_class_indices(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of at most ``n`` samples of each class, a seeded stratified subset (as few-shot
+    transfer studies draw one): per class, the first ``n`` of a random order of its samples drawn
+    from ``seed``; a class with ``n`` or fewer samples keeps them all.
+
+    Args:
+        labels: (N,) int64 class labels.
+
+    Returns:
+        (M,) int64 indices into ``labels``, ascending (the data set's own order is kept).
+    """
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    ranked = labels[order]
+    keep = [order[ranked == c][:n] for c in ranked.unique()]
+    return torch.cat(keep).sort().values if keep else torch.zeros(0, dtype=torch.int64)
+
+
 def batch_slices(n: int, batch_size: int, drop_last: bool = False, start: int = 0,
                  rank: int = 0, world_size: int = 1) -> Iterator[tuple[int, slice]]:
     """(step, slice) pairs over an epoch of ``n`` samples, from step ``start``.

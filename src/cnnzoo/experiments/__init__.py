@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "aux-heads": ("aux_heads", "L25"),
     "transfer": ("transfer", "L17"),
     "filters": ("filters", "Zeiler & Fergus 2013, Fig. 2"),
+    "finetune": ("finetune", "L17, transfer workflow"),
 }
 
 

@@ -22,19 +22,23 @@ def train_arm(model: str, out: Path, preset: dict, data_dir: str | None, **overr
 
 
 def sample_sizes(result, data_dir: str | None) -> dict:
-    """``train_images`` and ``test_images`` a run used (its limits, capped by the data set's size),
-    the n of the accuracy noise rule (:func:`cnnzoo.compare.evidence.accuracy_gap`)."""
-    from ..data import load_dataset
+    """``train_images`` and ``test_images`` a run used (its ``classes``, ``limit_train`` /
+    ``limit_test`` and ``per_class``, as the trainer applies them), the n of the accuracy noise
+    rule (:func:`cnnzoo.compare.evidence.accuracy_gap`)."""
+    import torch
+
+    from ..data import load_dataset, per_class_indices
 
     cfg = result.summary["config"]
     data = load_dataset(cfg["dataset"], data_dir)
+    train_y, test_y = data.train_y, data.test_y
     if cfg.get("classes"):
-        keep = lambda y: int(sum(int((y == c).sum()) for c in cfg["classes"]))  # noqa: E731
-        n_train, n_test = keep(data.train_y), keep(data.test_y)
-    else:
-        n_train, n_test = len(data.train_y), len(data.test_y)
-    return {"train_images": min(n_train, cfg.get("limit_train") or n_train),
-            "test_images": min(n_test, cfg.get("limit_test") or n_test)}
+        kept = torch.tensor(cfg["classes"])
+        train_y, test_y = train_y[torch.isin(train_y, kept)], test_y[torch.isin(test_y, kept)]
+    train_y, test_y = train_y[:cfg.get("limit_train")], test_y[:cfg.get("limit_test")]
+    if cfg.get("per_class"):          # the subset depends on which samples share a class, not on the labels' values
+        train_y = train_y[per_class_indices(train_y, cfg["per_class"], cfg["seed"])]
+    return {"train_images": len(train_y), "test_images": len(test_y)}
 
 
 def error_curves(ax, label: str, history: list[dict], style: str = "-") -> None:

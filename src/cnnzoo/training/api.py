@@ -25,7 +25,7 @@ _NOT_IDENTITY = ("data_dir", "download", "device", "numerics")
 _CHOSEN = ("amp", "channels_last")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
 _ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "weights": None, "freeze": None,
-                 "unfreeze_epoch": None, "backbone_lr_scale": 1.0}
+                 "unfreeze_epoch": None, "backbone_lr_scale": 1.0, "per_class": None}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
 #: differs is refused): where the data lie and which device computes change no training step;
 #: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;

@@ -28,7 +28,7 @@ def _train(a: argparse.Namespace) -> None:
     opts = {k: getattr(a, k) for k in ("dataset", "data_dir", "channels", "download", "epochs", "budget_minutes",
                                        "input_size", "width", "batch_size", "lr", "optimizer", "weight_decay",
                                        "schedule", "label_smoothing", "pad", "erase", "ema", "amp", "seed", "limit_train",
-                                       "sync_bn", "device", "tta", "weights", "freeze", "unfreeze_epoch",
+                                       "per_class", "sync_bn", "device", "tta", "weights", "freeze", "unfreeze_epoch",
                                        "backbone_lr_scale")}
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
     opts.update({k: getattr(a, k) for k in ("flip", "channels_last") if getattr(a, k) is not None})
@@ -142,6 +142,9 @@ def add_commands(sub) -> None:
                    help="force the NHWC memory format on (or off); default: chosen with --amp's rule")
     p.add_argument("--seed", type=int, help="every random draw derives from it (default 0)")
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
+    p.add_argument("--per-class", type=int, metavar="N",
+                   help="train on at most N images of each class (a stratified subset drawn from --seed; "
+                        "after --limit-train), e.g. 10 for a few-shot run")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: BatchNorm statistics over the global batch of all processes")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: this process's GPU if there is one, else cpu)")

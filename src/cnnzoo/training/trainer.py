@@ -28,7 +28,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
-                    to_input, tta_views)
+                    per_class_indices, to_input, tta_views)
 from .. import numerics
 from .._text import plural
 from ..errors import CnnzooError
@@ -86,6 +86,8 @@ class TrainConfig:
     limit_train: int | None = None            # use only the first N training images
     limit_test: int | None = None             # evaluate on the first N test images
     classes: list[int] | None = None          # keep only these labels, relabelled 0..k-1 in this order
+    per_class: int | None = None              # then train on at most N images per class (a stratified
+                                              # subset drawn from ``seed``, after limit_train)
     weights: str | None = None                # start from these weights: a weight file or a run (finetune.py)
     freeze: str | int | None = None           # "backbone" (all but the classifier) | N (stem + first N stages)
     unfreeze_epoch: int | None = None         # from this epoch (1-based) on, every layer trains
@@ -135,6 +137,7 @@ RANGES: dict[str, tuple] = {
     "aux_weight": (0, False, None, False, "0 or more"),
     "limit_train": (1, False, None, False, "at least 1 image"),
     "limit_test": (1, False, None, False, "at least 1 image"),
+    "per_class": (1, False, None, False, "at least 1 image"),
     "backbone_lr_scale": (0, True, None, False, "above 0"),
 }
 
@@ -345,6 +348,9 @@ class Trainer:
         self.data = self.ft.normalise(self.data)   # the weights' mean and std, if they have their own
         d = self.data
         self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
+        if cfg.per_class is not None:             # few-shot: a seeded, stratified subset
+            keep = per_class_indices(self.train_y, cfg.per_class, cfg.seed)
+            self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
         self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda":
