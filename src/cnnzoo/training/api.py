@@ -13,17 +13,21 @@ from pathlib import Path
 import torch
 
 from ..data import load_dataset, read_image, to_input
+from ..data.splits import parse_split
 from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model, run_folder
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, write_json
 from .distributed import dist_env, make_trainer, rank_errors
+from .scores import class_scores
 from .trainer import TrainConfig, evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
 _NOT_IDENTITY = ("data_dir", "download", "device")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
-_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None}
+_ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "val_split": None, "split": None,
+                 "select": None, "early_stop": None, "class_weights": None, "sampler": None, "labels": None,
+                 "skip_bad_images": False}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
 #: differs is refused): where the data lie and which device computes change no training step;
 #: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;
@@ -166,8 +170,11 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
     unknown = sorted(set(options) - fields)
     if unknown:
         raise CnnzooError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields - {'model'}))}")
-    if options.get("data_dir"):             # recorded absolute, so that eval finds it from anywhere
-        options["data_dir"] = os.path.abspath(options["data_dir"])
+    for key in ("data_dir", "labels"):      # recorded absolute, so that eval finds them from anywhere
+        if options.get(key):
+            options[key] = os.path.abspath(options[key])
+    if options.get("split") is not None:    # one spelling, "0.8,0.1,0.1", for the record and comparisons
+        options["split"] = ",".join(f"{v:g}" for v in parse_split(options["split"]))
     given_model = model_kind(model) != "run"       # a run to resume names its own model
     ckpt = None                                     # a run's checkpoint, loaded once
     if not given_model:
@@ -224,9 +231,14 @@ def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
     Raises:
         DataFileError: the data are missing or unreadable (names the file and how to get it).
     """
-    if dataset in (None, ck["dataset"]):
-        data_dir = data_dir or (ck.get("config") or {}).get("data_dir")
-    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"])
+    cfg, same = ck.get("config") or {}, dataset in (None, ck["dataset"])
+    if same:
+        data_dir = data_dir or cfg.get("data_dir")
+    folder = {}                             # the run's own folder: split, labelled and cleaned as training did
+    if same and ck["dataset"] == "folder" and data_dir == cfg.get("data_dir"):
+        folder = {"split": cfg.get("split"), "seed": cfg.get("seed", 0), "labels": cfg.get("labels"),
+                  "skip_bad": cfg.get("skip_bad_images", False)}
+    return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"], **folder)
 
 
 def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:
@@ -278,8 +290,10 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
 
     Returns:
         dict: ``model`` (as recorded), ``description`` (the model's configuration in one line),
-        ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
-        accuracy}), ``confusion`` (K x K list, row = true class), all of the single view; ``n``,
+        ``top1``, ``top5``, ``balanced_accuracy`` (mean per-class recall), ``macro_f1`` (fractions),
+        ``loss`` (nats), ``per_class`` ({class name: {``precision``, ``recall``, ``f1``, ``support``}}:
+        :func:`~cnnzoo.training.scores.class_scores`), ``confusion`` (K x K list, row = true class),
+        all of the single view; ``n``,
         ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views),
         ``epochs_done`` and ``epochs`` (completed and planned epochs: fewer done = an unfinished run); with
         ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5`` and ``loss`` of the mean
@@ -301,19 +315,20 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
                        flip=ck["config"].get("flip", True))
     seconds = time.perf_counter() - t0
     conf = m["confusion"]
-    per_class = (conf.diag().double() / conf.sum(1).clamp_min(1)).tolist()
+    scores = class_scores(conf, ck["classes"])
     cp = Path(checkpoint)
     out = Path(out) if out is not None else run_folder(cp)
     out.mkdir(parents=True, exist_ok=True)
     png = out / "confusion.png"
     _plot_confusion(conf, ck["classes"], png, f"{model_label(ck['model'])} on {data.name}: top-1 {m['top1']:.2%}")
-    res = {"model": ck["model"], "description": run.description, "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
-           "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
+    res = {"model": ck["model"], "description": run.description, "dataset": data.name, "n": m["n"], "top1": m["top1"],
+           "top5": m["top5"], "balanced_accuracy": scores["balanced_accuracy"], "macro_f1": scores["macro_f1"],
+           "loss": m["loss"], "per_class": scores["per_class"],
            "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds,
            "epochs_done": ck["epoch"], "epochs": ck["config"]["epochs"]}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
-    (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(out / "eval.json", res)
     return res
 
 

@@ -27,11 +27,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
                     to_input, tta_views)
+from ..data.datasets import hold_out
+from ..data.splits import balanced_class_weights, balanced_order, imbalance_notice, parse_split
 from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import resolve_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_csv, write_json
 from .recipes import recipe_for
+from .selection import SELECT, Selection
 
 
 class TrainingDivergedError(CnnzooError):
@@ -79,6 +82,17 @@ class TrainConfig:
     limit_train: int | None = None            # use only the first N training images
     limit_test: int | None = None             # evaluate on the first N test images
     classes: list[int] | None = None          # keep only these labels, relabelled 0..k-1 in this order
+    # -- validation, model selection, imbalance, folder data (docs/training.md "Fine-tuning", docs/data.md)
+    val_split: float | None = None            # hold out this stratified, seeded fraction of the training images
+    split: str | None = None                  # "TRAIN,VAL,TEST" fractions of a folder without train/ and test/
+                                              # (None: 0.8,0.1,0.1)
+    select: str | None = None                 # kept weights: "best" validation top-1 (default with validation
+                                              # data) | "last"
+    early_stop: int | None = None             # stop after this many epochs without a higher validation top-1
+    class_weights: str | None = None          # "balanced": cross-entropy weights n / (k * n_c)
+    sampler: str | None = None                # "balanced": each epoch drawn with replacement, classes equally likely
+    labels: str | None = None                 # CSV of filename,label rows labelling the flat folder --data-dir
+    skip_bad_images: bool = False             # leave unreadable images out (listed, counted) instead of refusing
 
     def check(self) -> None:
         """Refuse values outside each numeric option's range (:data:`RANGES`), naming every bad
@@ -92,8 +106,12 @@ class TrainConfig:
                if (value := getattr(self, name)) is not None
                and (value < low or (low_open and value == low) or (high is not None and value > high)
                     or (high_open and value == high))]
+        bad += [f"--{name.replace('_', '-')} {value} (choose {' or '.join(choices)})"
+                for name, choices in CHOICES.items() if (value := getattr(self, name)) not in (None, *choices)]
         if bad:
             raise TrainConfigError(f"out of range: {'; '.join(bad)}")
+        if self.split is not None:
+            parse_split(self.split)
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` recipe field filled in from the model's recipe (and the
@@ -123,7 +141,11 @@ RANGES: dict[str, tuple] = {
     "aux_weight": (0, False, None, False, "0 or more"),
     "limit_train": (1, False, None, False, "at least 1 image"),
     "limit_test": (1, False, None, False, "at least 1 image"),
+    "val_split": (0, True, 1, True, "a fraction in (0, 1)"),
+    "early_stop": (1, False, None, False, "at least 1 epoch"),
 }
+#: The options that take one of a few words.
+CHOICES: dict[str, tuple[str, ...]] = {"select": SELECT, "class_weights": ("balanced",), "sampler": ("balanced",)}
 
 _SCHEDULES = ("cosine", "linear", "constant")
 _REPLAN_WINDOW = 3                                # a budget run re-plans from its last 3 epochs' mean time
@@ -269,8 +291,12 @@ def select_classes(data, classes: list[int]):
     lut = torch.full((data.num_classes,), -1, dtype=torch.int64)
     lut[list(classes)] = torch.arange(len(classes))
     tr, te = lut[data.train_y] >= 0, lut[data.test_y] >= 0
+    val = {}
+    if data.val_x is not None:
+        va = lut[data.val_y] >= 0
+        val = {"val_x": data.val_x[va], "val_y": lut[data.val_y[va]]}
     return _make(data.name, data.train_x[tr], lut[data.train_y[tr]], data.test_x[te], lut[data.test_y[te]],
-                 [data.classes[c] for c in classes], data.source, data.notes)
+                 [data.classes[c] for c in classes], data.source, data.notes, **val, skipped=data.skipped)
 
 
 class Trainer:
@@ -303,15 +329,25 @@ class Trainer:
         cfg.check()                               # the recipe's values too
         check_tta(cfg.tta, cfg.pad, cfg.flip)
         # an image folder is resized to the input size at load time (shorter side, centre crop)
-        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size)
-        for line in self.data.notes if self.is_main and progress else ():
-            print(line, flush=True)                # what was skipped, converted, resized
+        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size,
+                                 split=cfg.split, seed=cfg.seed, labels=cfg.labels, skip_bad=cfg.skip_bad_images)
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
+        if cfg.val_split is not None:               # stratified, seeded, of the images training would use
+            self.data = hold_out(self.data, cfg.val_split, cfg.seed, cfg.limit_train)
         d = self.data
         self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
         self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
+        self.val_x, self.val_y = d.val_x, d.val_y   # None: no validation set (the test set is scored every epoch)
+        self.selection = Selection.for_run(cfg.select, cfg.early_stop, self.val_x is not None)
+        self.final: dict | None = None              # with validation: the kept epoch and its one test score
+        if (notice := imbalance_notice(self.train_y, d.classes)) and not (cfg.class_weights or cfg.sampler):
+            self.data = d = dataclasses.replace(d, notes=(*d.notes, notice))
+        for line in d.notes if self.is_main and progress else ():
+            print(line, flush=True)                # what was skipped, converted, resized, split; class imbalance
         self.device = resolve_device(cfg.device)
+        self.loss_weight = (balanced_class_weights(self.train_y, d.num_classes).to(self.device)
+                            if cfg.class_weights == "balanced" else None)
         self.model = self.build_model()
         self.train_model = self.model               # the seam where a DDP wrapper goes
         self.ema = self.build_ema()
@@ -461,9 +497,10 @@ class Trainer:
             else:
                 logits, auxs = self.train_model(x), []
             logits = logits.float()
-            loss = F.cross_entropy(logits, y, label_smoothing=ls)
+            loss = F.cross_entropy(logits, y, weight=self.loss_weight, label_smoothing=ls)
             for a in auxs:
-                loss = loss + self.cfg.aux_weight * F.cross_entropy(a.float(), y, label_smoothing=ls)
+                loss = loss + self.cfg.aux_weight * F.cross_entropy(a.float(), y, weight=self.loss_weight,
+                                                                    label_smoothing=ls)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
                 f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1} "
@@ -485,7 +522,7 @@ class Trainer:
         """Train the epoch ``self.epoch`` from step ``self.step`` (0, or where an interrupted
         run stopped). Returns the epoch's train metrics."""
         cfg, e = self.cfg, self.epoch
-        order = epoch_order(len(self.train_x), cfg.seed, e)
+        order = self.sample_order(e)
         sums = self.partial or {"loss": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64),
                                 "n": 0, "seconds": 0.0}
         t0 = time.perf_counter() - sums["seconds"]
@@ -517,11 +554,23 @@ class Trainer:
                 "train_acc": float(self._all_reduce(sums["correct"])) / float(n),
                 "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9)}
 
-    def evaluate(self, tta: str | None = None) -> dict:
-        """Test-set metrics of the current model (eval mode, in the run's numerics ``amp``, as
-        training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint); ``tta`` as in
-        :func:`evaluate_model`."""
-        return self.evaluate_on(self.test_x, self.test_y, tta)
+    def sample_order(self, epoch: int) -> torch.Tensor:
+        """The training images' order in ``epoch``, a pure function of (seed, epoch): a permutation
+        (:func:`~cnnzoo.data.epoch_order`), or with ``sampler "balanced"`` a draw with replacement,
+        classes equally likely (:func:`~cnnzoo.data.splits.balanced_order`)."""
+        if self.cfg.sampler == "balanced":
+            return balanced_order(self.train_y, self.data.num_classes, self.cfg.seed, epoch)
+        return epoch_order(len(self.train_x), self.cfg.seed, epoch)
+
+    def eval_set(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of the ``"test"`` or ``"val"`` set."""
+        return (self.val_x, self.val_y) if split == "val" else (self.test_x, self.test_y)
+
+    def evaluate(self, tta: str | None = None, split: str = "test") -> dict:
+        """Metrics of the current model on the test (or ``"val"``) set (eval mode, in the run's
+        numerics ``amp``, as training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint);
+        ``tta`` as in :func:`evaluate_model`."""
+        return self.evaluate_on(*self.eval_set(split), tta)
 
     def evaluate_on(self, x: torch.Tensor, y: torch.Tensor, tta: str | None = None) -> dict:
         """:func:`evaluate_model` of the current model on uint8 images ``x`` (N, C, H, W) and labels
@@ -545,6 +594,7 @@ class Trainer:
             "step": self.step if self.partial is not None else None,
             "partial": self.partial, "history": self.history, "elapsed_seconds": self.elapsed,
             "replans": self.replans, "resume_changes": self.resume_changes, **self.parallelism(),
+            "selection": self.selection.state(), "final": self.final,   # the best weights so far, for --resume
         }
 
     def save(self) -> None:
@@ -570,6 +620,8 @@ class Trainer:
         self.step = ckpt["step"] or 0
         self.replans = list(ckpt.get("replans", []))
         self.resume_changes = list(ckpt.get("resume_changes", []))
+        self.selection.load(ckpt.get("selection"))
+        self.final = ckpt.get("final")
         if changes:
             self.apply_resume_changes(ckpt["config"], changes)
 
@@ -589,15 +641,27 @@ class Trainer:
         if self.is_main:
             print(f"resuming {self.out} at epoch {self.epoch + 1}, step {self.step} with {'; '.join(words)}", flush=True)
 
+    def data_record(self) -> dict:
+        """metrics.json's ``data``: channels, source, notes, the images of each part and how the
+        parts were made (the held-out files or indices are in ``split.json``), unreadable files skipped."""
+        d = self.data
+        n = {"train": len(self.train_x), "val": 0 if self.val_x is None else len(self.val_x), "test": len(self.test_x)}
+        split = {k: v for k, v in (d.split or {}).items() if k not in ("files", "val_indices")}
+        return {"in_chans": d.in_chans, "source": d.source, "notes": list(d.notes), "images": n,
+                "split": split or None, "split_file": "split.json" if d.split else None,
+                "skipped_images": [{"file": f, "error": why} for f, why in d.skipped],
+                "class_weights": self.loss_weight.tolist() if self.loss_weight is not None else None}
+
     def write_metrics(self, status: str) -> dict:
         cfg = self.cfg
         summary = {
             "status": status, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
             "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
             "params": sum(p.numel() for p in self.model.parameters()), "num_classes": self.data.num_classes,
-            "final": self.history[-1] if self.history else None,
+            "final": self.final or (self.history[-1] if self.history else None),
+            "selection": self.selection.summary(len(self.history), cfg.epochs, self.val_x is not None),
             "wall_seconds": self.elapsed, "budget_replans": self.replans, "resume_changes": self.resume_changes,
-            "data": {"in_chans": self.data.in_chans, "source": self.data.source, "notes": list(self.data.notes)},
+            "data": self.data_record(),
             "model_description": self.description, **self.parallelism(),
             "config": dataclasses.asdict(cfg), **environment(),
             "history": self.history,
@@ -625,8 +689,9 @@ class Trainer:
             self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        self.evaluate_on(self.test_x[:1000], self.test_y[:1000])
-        eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
+        ex, ey = self.eval_set("val" if self.val_x is not None else "test")    # what each epoch evaluates
+        self.evaluate_on(ex[:1000], ey[:1000])
+        eval_s = (time.perf_counter() - t0) * len(ex) / min(1000, len(ex))
         self.model, self.train_model, self.optimizer, self.ema = real
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
         return max(1, int((budget_s - self.tta_reserve(eval_s)) / (step_s * self.steps_per_epoch + eval_s)))
@@ -680,12 +745,15 @@ class Trainer:
 
         if self.cfg.epochs is None:              # a budget run that has not started yet
             self.cfg.epochs = self.estimate_epochs(self.cfg.budget_minutes * 60)
+        if self.is_main and self.data.split:            # which images went where: written before any step
+            write_json(self.out / "split.json", self.data.split)
         bar = tqdm(total=self.total_steps, initial=self.epoch * self.steps_per_epoch + self.step,
                    desc=f"{self.cfg.model}", unit="step", disable=not (self.progress and self.is_main),
                    dynamic_ncols=True)
         try:
             with _deferred_sigint(self):
                 self._run_epochs(bar)
+                self.finish()
         except TrainingDivergedError:
             self.write_metrics("diverged")
             raise
@@ -701,26 +769,58 @@ class Trainer:
         return self.write_metrics("complete")
 
     def _run_epochs(self, bar) -> None:
-        while self.epoch < self.cfg.epochs:
+        has_val = self.val_x is not None
+        while self.epoch < self.cfg.epochs and not self.selection.stopped:
             row = {"epoch": self.epoch + 1, "lr": self.set_lr(self.epoch, 0), **self.train_epoch(bar)}
             t0 = time.perf_counter()
-            # the plan's last epoch is final: a re-plan never ends it at an epoch already evaluated
-            test = self.evaluate(tta=self.cfg.tta if self.epoch + 1 == self.cfg.epochs else None)
-            row.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
-            if "tta" in test:
-                row.update(test_acc_tta=test["tta"]["top1"], test_top5_tta=test["tta"]["top5"])
+            if has_val:                                 # validation every epoch; the test set once, in finish()
+                val = self.evaluate(split="val")
+                row.update(val_loss=val["loss"], val_acc=val["top1"], val_top5=val["top5"])
+            else:  # the plan's last epoch is final: a re-plan never ends it at an epoch already evaluated
+                row.update(self.test_row(self.evaluate(tta=self.cfg.tta if self.epoch + 1 == self.cfg.epochs else None)))
             row["eval_seconds"] = time.perf_counter() - t0
             self.elapsed += row["train_seconds"] + row["eval_seconds"]
             row["elapsed_seconds"] = self.elapsed
             self.history.append(row)
             self.epoch, self.step, self.partial = self.epoch + 1, 0, None
+            if has_val:
+                self.selection.update(self.epoch, row["val_acc"], self.eval_model)
+                if self.selection.stopped and self.is_main and self.progress:
+                    s = self.selection
+                    print(f"\nearly stop after epoch {self.epoch} of {self.cfg.epochs}: validation top-1 has not "
+                          f"risen above epoch {s.best_epoch}'s {s.best_value:.2%} for {plural(s.patience, 'epoch')}",
+                          flush=True)
             recent = self.history[-_REPLAN_WINDOW:]      # a mean, so one slow epoch does not cut the plan
             if self.replan_for_budget(sum(r["train_seconds"] + r["eval_seconds"] for r in recent) / len(recent),
                                       sum(r["eval_seconds"] for r in recent) / len(recent)):
                 bar.total = self.total_steps
             self.save()
-            self.write_metrics("running" if self.epoch < self.cfg.epochs else "complete")
-            bar.set_postfix_str(f"ep {self.epoch} loss {row['train_loss']:.3f} test acc {row['test_acc']:.4f}")
+            self.write_metrics("running" if self.epoch < self.cfg.epochs or has_val else "complete")
+            which = "val" if has_val else "test"
+            bar.set_postfix_str(f"ep {self.epoch} loss {row['train_loss']:.3f} {which} acc {row[which + '_acc']:.4f}")
+
+    @staticmethod
+    def test_row(test: dict) -> dict:
+        """The test-set columns of a history row from :meth:`evaluate`'s result."""
+        row = {"test_loss": test["loss"], "test_acc": test["top1"], "test_top5": test["top5"]}
+        if "tta" in test:
+            row.update(test_acc_tta=test["tta"]["top1"], test_top5_tta=test["tta"]["top5"])
+        return row
+
+    def finish(self) -> None:
+        """With validation data, after the last epoch: load the kept weights (:class:`Selection`)
+        into the evaluated model, score the test set once on them (with ``tta`` if asked), and
+        save; ``self.final`` becomes the kept epoch's row with the test figures. Without
+        validation data there is nothing to do (each epoch scored the test set)."""
+        if self.val_x is None or self.final is not None or not self.history:
+            return
+        kept = self.selection.kept_epoch(len(self.history))
+        self.selection.restore_best(self.eval_model)
+        t0 = time.perf_counter()
+        self.final = {**self.history[kept - 1], **self.test_row(self.evaluate(tta=self.cfg.tta)),
+                      "kept_epoch": kept, "test_seconds": time.perf_counter() - t0}
+        self.elapsed += self.final["test_seconds"]
+        self.save()
 
 
 class _deferred_sigint:
