@@ -310,7 +310,7 @@ def _describe(what: str, nc, ch, kwargs: dict, size) -> str:
 
 def _resolve_run(arg: str, opts: dict, meta: bool) -> ResolvedModel:
     from .models._weights import load_state_dict
-    from .training.checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint, planned_epochs
 
     if opts:
         raise ModelLoadError(f"{arg} is a trained run: its model is fixed; drop "
@@ -324,8 +324,9 @@ def _resolve_run(arg: str, opts: dict, meta: bool) -> ResolvedModel:
     if not (meta and inner.kind == "registry"):
         load_state_dict(model, ck["state_dict"], str(path))
     ch, s = ck["in_chans"], ck["input_size"]
-    epochs = ck["config"].get("epochs")
-    done = f"{ck['epoch']} of {epochs} epochs" + (", unfinished" if ck["epoch"] < (epochs or 0) else "")
+    epochs, planned = ck["config"].get("epochs"), planned_epochs(ck)
+    done = f"{ck['epoch']} of {epochs} epochs" + (", early stop" if planned != epochs else
+                                                  ", unfinished" if ck["epoch"] < (epochs or 0) else "")
     what = f"{arg} (run of {model_label(ck['model'])} on {ck['dataset']}, {done})"
     return ResolvedModel(model.eval(), _describe(what, ck["num_classes"], ch, inner.model_kwargs, (ch, s, s)),
                          "run", ck["model"], ck["num_classes"], ch, (ch, s, s), inner.model_kwargs, ck)

@@ -118,14 +118,17 @@ def balanced_order(labels: torch.Tensor, num_classes: int, seed: int, epoch: int
     return torch.multinomial(w, len(labels), replacement=True, generator=gen)
 
 
-def imbalance_notice(labels: torch.Tensor, classes: Sequence[str]) -> str | None:
+def imbalance_notice(labels: torch.Tensor, classes: Sequence[str], class_weights: str | None = None,
+                     sampler: str | None = None) -> str | None:
     """One line when the largest class of ``labels`` has more than :data:`IMBALANCE_RATIO` times
-    the images of the smallest (naming both and the flags that help), else ``None``."""
+    the images of the smallest (naming both, and the remedy that is on or the flags that help), else ``None``."""
     counts = class_counts(labels, len(classes))
     big, small = max(range(len(counts)), key=counts.__getitem__), min(range(len(counts)), key=counts.__getitem__)
     if counts[big] <= IMBALANCE_RATIO * counts[small]:
         return None
     ratio = f"{counts[big] / counts[small]:.1f}x" if counts[small] else "no images in the smallest"
+    on = [f"--{flag} balanced" for flag, v in (("class-weights", class_weights), ("sampler", sampler)) if v]
+    remedy = f"{' and '.join(on)} {'is' if len(on) == 1 else 'are'} on" if on else \
+        "consider --class-weights balanced or --sampler balanced"
     return (f"imbalanced classes: {classes[big]} has {counts[big]} training images, {classes[small]} {counts[small]} "
-            f"({ratio}); consider --class-weights balanced or --sampler balanced, and judge the run by "
-            "cnnzoo eval's balanced accuracy and macro-F1, not top-1 alone")
+            f"({ratio}); {remedy}, and judge the run by cnnzoo eval's balanced accuracy and macro-F1, not top-1 alone")

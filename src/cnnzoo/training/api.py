@@ -17,7 +17,7 @@ from ..data.splits import parse_split
 from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import ResolvedModel, canonical_spec, model_kind, model_label, resolve_model, run_folder
-from .checkpoint import CheckpointError, load_checkpoint, write_json
+from .checkpoint import CheckpointError, load_checkpoint, planned_epochs, write_json
 from .distributed import dist_env, make_trainer, rank_errors
 from .scores import class_scores
 from .trainer import TrainConfig, evaluate_model
@@ -325,7 +325,7 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
            "top5": m["top5"], "balanced_accuracy": scores["balanced_accuracy"], "macro_f1": scores["macro_f1"],
            "loss": m["loss"], "per_class": scores["per_class"],
            "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds,
-           "epochs_done": ck["epoch"], "epochs": ck["config"]["epochs"]}
+           "epochs_done": ck["epoch"], "epochs": planned_epochs(ck)}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
     write_json(out / "eval.json", res)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .._text import plural
 from ..errors import CnnzooError
 
 SELECT = ("best", "last")
@@ -99,8 +100,8 @@ class Selection:
         if self.patience is not None:
             stop = {"patience": self.patience, "stopped_after_epoch": self.stopped_after, "planned_epochs": planned}
             if self.stopped:
-                why += (f"; early stop after epoch {self.stopped_after} of {planned}: {self.patience} epoch(s) without a "
-                        f"higher validation top-1 than epoch {self.best_epoch}'s")
+                why += (f"; early stop after epoch {self.stopped_after} of {planned}: {plural(self.patience, 'epoch')} "
+                        f"without a higher validation top-1 than epoch {self.best_epoch}'s")
         return {"select": self.select, "kept_epoch": kept, "metric": "val_acc", "best_epoch": self.best_epoch,
                 "best_val_acc": self.best_value, "early_stop": stop,
                 "why": why + "; the test set was scored once, after training, on the kept weights"}

@@ -341,7 +341,7 @@ class Trainer:
         self.val_x, self.val_y = d.val_x, d.val_y   # None: no validation set (the test set is scored every epoch)
         self.selection = Selection.for_run(cfg.select, cfg.early_stop, self.val_x is not None)
         self.final: dict | None = None              # with validation: the kept epoch and its one test score
-        if (notice := imbalance_notice(self.train_y, d.classes)) and not (cfg.class_weights or cfg.sampler):
+        if notice := imbalance_notice(self.train_y, d.classes, cfg.class_weights, cfg.sampler):
             self.data = d = dataclasses.replace(d, notes=(*d.notes, notice))
         for line in d.notes if self.is_main and progress else ():
             print(line, flush=True)                # what was skipped, converted, resized, split; class imbalance
