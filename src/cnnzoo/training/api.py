@@ -149,7 +149,11 @@ def train(model: str, *, out: str | os.PathLike | None = None, resume: bool = Fa
         progress: show a progress bar (loss, accuracy, images/s, ETA).
         **options: any :class:`~cnnzoo.training.trainer.TrainConfig` field (``epochs``,
             ``budget_minutes``, ``input_size``, ``width``, ``batch_size``, ``lr``, ``seed``, ...);
-            unset fields come from the model's recipe.
+            unset fields come from the model's recipe. Validation and selection: ``val_split``
+            (a fraction), ``select`` ("best" | "last"), ``early_stop`` (epochs), ``split``
+            ("0.8,0.1,0.1" or three numbers); imbalance: ``class_weights="balanced"``,
+            ``sampler="balanced"``; folder data: ``labels`` (a CSV path), ``skip_bad_images``
+            (docs/training.md, "Fine-tuning"; docs/data.md).
 
     Under ``torchrun`` with several processes every rank calls this and trains its shard with
     DDP (see :mod:`cnnzoo.training.distributed`); ``batch_size`` is then per process.
