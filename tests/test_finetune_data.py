@@ -13,7 +13,7 @@ from cnnzoo.data import load_dataset
 from cnnzoo.data.splits import (SplitError, balanced_class_weights, balanced_order, imbalance_notice, parse_split,
                                 stratified_parts)
 from cnnzoo.errors import CnnzooError, DataFileError
-from cnnzoo.training import Trainer, evaluate, load_checkpoint, train
+from cnnzoo.training import TrainConfig, Trainer, evaluate, load_checkpoint, train
 from cnnzoo.training.scores import class_scores
 from cnnzoo.training.selection import Selection, best_epoch
 from test_train import TINY, data_dir, run  # noqa: F401 - the tiny MNIST fixture
@@ -169,6 +169,9 @@ def test_a_budget_run_with_validation(data_dir, tmp_path):
     r = run(data_dir, tmp_path / "a", epochs=None, budget_minutes=0.05, val_split=0.25)
     assert r.summary["status"] == "complete" and "val_acc" in r.history[-1] and "test_acc" in r.final
     assert r.final["kept_epoch"] == best_epoch([h["val_acc"] for h in r.history])
+    # the budget keeps time for the one test pass at the end: test images / val images x one val pass
+    t = Trainer(TrainConfig(model="lenet5_modern", data_dir=data_dir, val_split=0.25, **TINY), tmp_path / "b", progress=False)
+    assert t.tta_reserve(2.0) == pytest.approx(2.0 * 64 / r.summary["data"]["images"]["val"])
 
 
 # -- folders: split, val/, labels CSV, unreadable images ------------------------------------------
@@ -263,7 +266,7 @@ def test_class_weights_sampler_and_the_imbalance_notice(tmp_path, capsys):
     opts = dict(out=tmp_path / "a", progress=True, data_dir=tmp_path / "photos", **{**FOLDER, "epochs": 1})
     train("lenet5_modern", **opts)
     assert "imbalanced classes: many has 32 training images, few 3 (10.7x)" in capsys.readouterr().out
-    t = Trainer(__import__("cnnzoo").training.TrainConfig(model="lenet5_modern", data_dir=str(tmp_path / "photos"),
+    t = Trainer(TrainConfig(model="lenet5_modern", data_dir=str(tmp_path / "photos"),
                 class_weights="balanced", sampler="balanced", **{**FOLDER, "epochs": 1}), tmp_path / "b", progress=False)
     # train keeps 32 + 3 images (stratified 0.8/0.1/0.1 of 40 and 5): weights 35 / (2 * n_c), classes sorted (few, many)
     assert t.loss_weight.tolist() == pytest.approx([35 / 6, 35 / 64])

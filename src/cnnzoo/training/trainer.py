@@ -697,9 +697,14 @@ class Trainer:
         return max(1, int((budget_s - self.tta_reserve(eval_s)) / (step_s * self.steps_per_epoch + eval_s)))
 
     def tta_reserve(self, eval_s: float) -> float:
-        """Seconds a budget keeps for the final epoch's extra test views (``tta``), given that
-        one evaluation of the test set takes ``eval_s`` seconds: 9 more for 10crop, 1 for flip."""
-        return (TTA_VIEWS[self.cfg.tta] - 1) * eval_s if self.cfg.tta else 0.0
+        """Seconds a budget keeps for the end of the run, given that an epoch's evaluation takes
+        ``eval_s`` seconds: without validation data, the final epoch's extra test views (``tta``:
+        9 more for 10crop, 1 for flip); with it, the one test pass on the kept weights (the test
+        set's size over the validation set's, times the views)."""
+        views = TTA_VIEWS[self.cfg.tta] if self.cfg.tta else 1
+        if self.val_x is not None:
+            return views * eval_s * len(self.test_x) / max(1, len(self.val_x))
+        return (views - 1) * eval_s
 
     def replan_for_budget(self, epoch_s: float, eval_s: float = 0.0) -> bool:
         """After an epoch of a budget run whose recent epochs took ``epoch_s`` seconds each (train
