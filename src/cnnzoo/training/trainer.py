@@ -6,6 +6,10 @@ flips, dropout masks) comes from generators seeded by ``(seed, e, s)``, so a run
 function of its seed on a given machine and thread count, and resuming from any checkpoint
 (end of epoch, or mid-epoch after Ctrl-C) reaches the same final metrics as an uninterrupted run.
 
+Model selection: with validation data (``val_split``, a ``val/`` folder, a split folder) each
+epoch scores the validation set, the kept weights are chosen by :class:`~.selection.Selection`
+(the best epoch's are in every checkpoint) and the test set is scored once, by :meth:`Trainer.finish`.
+
 Distributed seam: ``rank``/``world_size`` shard each global batch (:func:`batch_slices`),
 ``_all_reduce`` sums metric tensors (the identity on one process), ``is_main`` gates files and
 progress, and ``self.train_model`` is the module the step calls (a DDP wrapper goes there).
