@@ -9,7 +9,9 @@ weights_only=True)``. It holds everything ``eval``/``predict`` need to rebuild t
     epoch (completed epochs), step (next step of an interrupted epoch, or None), partial (running
     sums of that epoch), history, elapsed_seconds, replans (a budget run's changes of plan),
     world_size, global_batch_size, backend (processes of a torchrun job, images per step over
-    all of them, the process group's backend or None);
+    all of them, the process group's backend or None); selection (model selection on validation
+    data: the best epoch, its value and weights ``best_state_dict``, the early-stop epoch), final
+    (with validation data: the kept epoch's row and its one test score, once training ended);
     with ``ema`` also train_state_dict (the trained weights) and ema_updates (steps averaged)
 """
 from __future__ import annotations
@@ -71,6 +73,13 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cnnzoo checkpoint (format {FORMAT})")
     return ckpt
+
+
+def planned_epochs(ckpt: dict) -> int | None:
+    """The epochs a run's checkpoint ``ckpt`` ends at: the configured ``epochs``, or the epoch after
+    which early stopping ended it (``selection.stopped_after``); ``None`` for a budget run not yet started."""
+    stopped = (ckpt.get("selection") or {}).get("stopped_after")
+    return stopped or ckpt["config"].get("epochs")
 
 
 def write_json(path: Path, obj) -> None:

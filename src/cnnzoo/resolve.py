@@ -55,7 +55,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._io import CheckpointError, load_checkpoint
+from ._io import CheckpointError, load_checkpoint, planned_epochs
 from ._text import plural
 from .data import load_dataset
 from .errors import CnnzooError, UnknownModelError
@@ -330,8 +330,9 @@ def _resolve_run(arg: str, opts: dict, meta: bool) -> ResolvedModel:
     if not (meta and inner.kind == "registry"):
         load_state_dict(model, ck["state_dict"], str(path))
     ch, s = ck["in_chans"], ck["input_size"]
-    epochs = ck["config"].get("epochs")
-    done = f"{ck['epoch']} of {epochs} epochs" + (", unfinished" if ck["epoch"] < (epochs or 0) else "")
+    epochs, planned = ck["config"].get("epochs"), planned_epochs(ck)
+    done = f"{ck['epoch']} of {epochs} epochs" + (", early stop" if planned != epochs else
+                                                  ", unfinished" if ck["epoch"] < (epochs or 0) else "")
     what = f"{arg} (run of {model_label(ck['model'])} on {ck['dataset']}, {done})"
     return ResolvedModel(model.eval(), _describe(what, ck["num_classes"], ch, inner.model_kwargs, (ch, s, s)),
                          "run", ck["model"], ck["num_classes"], ch, (ch, s, s), inner.model_kwargs, ck)
@@ -346,12 +347,17 @@ def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
     Raises:
         DataFileError: the data are missing or unreadable (names the file and how to get it).
     """
-    if dataset in (None, ck["dataset"]):
-        data_dir = data_dir or (ck.get("config") or {}).get("data_dir")
+    cfg, same = ck.get("config") or {}, dataset in (None, ck["dataset"])
+    if same:
+        data_dir = data_dir or cfg.get("data_dir")
+    folder = {}                             # the run's own folder: split, labelled and cleaned as training did
+    if same and ck["dataset"] == "folder" and data_dir == cfg.get("data_dir"):
+        folder = {"split": cfg.get("split"), "seed": cfg.get("seed", 0), "labels": cfg.get("labels"),
+                  "skip_bad": cfg.get("skip_bad_images", False)}
     from .data.preprocess import run_preprocess        # the resize rule of the weights the run started from
 
     return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"],
-                        resize=run_preprocess(ck).resize(ck["input_size"]))
+                        resize=run_preprocess(ck).resize(ck["input_size"]), **folder)
 
 
 def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:

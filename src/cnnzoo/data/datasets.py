@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 from ..errors import DataFileError
-from . import readers
+from .._text import plural
+from . import readers, splits
+from .labels import read_labels_csv
 
 #: MD5 of the *uncompressed* official Fashion-MNIST IDX files, so that any gzip of them passes
 #: (the Debian package dataset-fashion-mnist 0.0~git20200523 recompressed the .gz files, whose
@@ -68,6 +70,11 @@ class ImageData:
         source: where the files were read from.
         notes: one line per thing the user should know about how the files were read (skipped
             entries, channel conversion, resizing); printed by ``cnnzoo train``, kept in metrics.json.
+        val_x, val_y: a validation set like the test set (a ``val/`` folder beside ``train/`` and
+            ``test/``, a split of class folders, or :func:`hold_out`), or ``None``.
+        split: how the parts were made, for the run's record (layout, fractions, seed, images per
+            class and part, and which files or indices each held-out part got), or ``None``.
+        skipped: [(file, why unreadable), ...] of the image files left out (``skip_bad``).
     """
 
     name: str
@@ -80,6 +87,10 @@ class ImageData:
     std: tuple[float, ...]
     source: str
     notes: tuple[str, ...] = ()
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+    split: dict | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -200,28 +211,121 @@ def _cifar10(data_dir, verify: bool) -> ImageData:
     return _make("cifar10", tx, ty, vx, vy, classes, str(d))
 
 
-def _folder(data_dir, channels: int | None, size: int | None, resize: int | None = None) -> ImageData:
+def _listing(root: Path, labels) -> tuple[dict[str, list[tuple[Path, int]]], list[str], list[str], str]:
+    """The labelled image files of a folder data set, per part as laid out on disk: ``{"train":
+    ..., "val": ..., "test": ...}`` (train/, test/ and val/ folders: val/ is the test set when there
+    is no test/) or ``{"all": ...}`` (class folders without train/, or a flat folder with ``labels``),
+    the class names, notes, and the layout in words."""
+    if labels:
+        files, classes, note = read_labels_csv(labels, root)
+        return {"all": files}, classes, [note], f"a flat folder labelled by {Path(labels).name}"
+    if not (root / "train").is_dir():
+        if (root / "test").is_dir() or (root / "val").is_dir():
+            raise DataFileError(f"{root} has {'test/' if (root / 'test').is_dir() else 'val/'} but no train/ folder; "
+                                "add DIR/train/CLASS/IMAGE, or give a folder of class folders to split")
+        files, classes, note = readers.list_image_folder(root)
+        return {"all": files}, classes, [note] if note else [], "class folders without train/ and test/"
+    dirs = {"train": root / "train"}
+    if (root / "test").is_dir():
+        dirs["test"] = root / "test"
+        if (root / "val").is_dir():
+            dirs["val"] = root / "val"
+    else:
+        dirs["test"] = root / "val" if (root / "val").is_dir() else root / "test"
+    listed = {part: readers.list_image_folder(d) for part, d in dirs.items()}
+    classes = listed["train"][1]
+    for part, (_, other, _) in listed.items():
+        if other != classes:
+            only = [f"only in {d}: {', '.join(sorted(set(a) - set(b)))}" for d, a, b in
+                    ((dirs["train"], classes, other), (dirs[part], other, classes)) if set(a) - set(b)]
+            raise DataFileError(f"class folders differ between {dirs['train']} and {dirs[part]} ({'; '.join(only)}); "
+                                "give every split the same class folders")
+    layout = " + ".join(f"{d.name}/" for d in dirs.values()) + (" (val/ is the test set)" if dirs["test"].name == "val"
+                                                                 else "")
+    return ({part: files for part, (files, _, _) in listed.items()}, classes,
+            [note for _, _, note in listed.values() if note], layout)
+
+
+def _folder(data_dir, channels: int | None, size: int | None, resize: int | None = None, split=None,
+            seed: int = 0, labels=None, skip_bad: bool = False) -> ImageData:
     if not data_dir:
-        raise DataFileError("the folder data set needs --data-dir DIR holding train/ and test/ "
-                            "(or val/) sub-folders, each with one folder per class")
+        raise DataFileError("the folder data set needs --data-dir DIR holding train/ and test/ (or val/) sub-folders "
+                            "each with one folder per class, or one folder per class to split, or images and --labels")
     root = user_root(data_dir)[0]
-    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), root / "test")
-    train, classes, note = readers.list_image_folder(root / "train")
-    test, vclasses, vnote = readers.list_image_folder(test_dir)
-    if vclasses != classes:
-        only = [f"only in {d}: {', '.join(sorted(set(a) - set(b)))}" for d, a, b in
-                ((root / "train", classes, vclasses), (test_dir, vclasses, classes)) if set(a) - set(b)]
-        raise DataFileError(f"class folders differ between {root / 'train'} and {test_dir} ({'; '.join(only)}); "
-                            "give both splits the same class folders")
+    parts, classes, notes, layout = _listing(root, labels)
+    if split is not None and "all" not in parts:
+        raise splits.SplitError(f"--split applies to a folder of class folders without train/ and test/ (or with "
+                                f"--labels); {root} has {layout}: drop --split, or use --val-split for validation")
     if len(classes) < 2:           # nothing to tell apart: every model scores 100%
-        raise DataFileError(f"{root / 'train'} has {len(classes)} class folder ({', '.join(classes)}); a classifier "
-                            "needs at least 2: put each class's images in its own folder")
-    x, how = readers.read_images([f for f, _ in train + test], channels, size, resize=resize)   # one channel rule for both
-    y = torch.tensor([k for _, k in train + test], dtype=torch.int64)
-    n = len(train)
-    notes = (f"folder {root}: {n} train / {len(test)} test images, {len(classes)} classes; {how}",
-             *(s for s in (note, vnote) if s))
-    return _make("folder", x[:n], y[:n], x[n:], y[n:], classes, str(root), notes)
+        where = root / "train" if "train" in parts else root
+        raise DataFileError(f"{where} has {len(classes)} class folder ({', '.join(classes)}); a classifier needs at "
+                            "least 2: put each class's images in its own folder")
+    order = [(part, f, k) for part, files in parts.items() for f, k in files]
+    x, kept, bad, how = readers.read_image_set([f for _, f, _ in order], channels, size, resize=resize,
+                                               skip_bad=skip_bad)
+    order = [order[i] for i in kept]                                   # one channel rule for all parts
+    y = torch.tensor([k for _, _, k in order], dtype=torch.int64)
+    names = [f.relative_to(root).as_posix() for _, f, _ in order]
+    part_of = [p for p, _, _ in order]
+    if "all" in parts:                       # split it: stratified, seeded, recorded
+        fractions = splits.parse_split(split)
+        idx = dict(zip(splits.PARTS, splits.stratified_parts(y, fractions, seed)))
+        for part, f in zip(("val", "test"), fractions[1:]):
+            if f > 0 and not len(idx[part]):
+                raise splits.SplitError(f"--split {','.join(f'{v:g}' for v in fractions)} leaves the {part} set of "
+                                        f"{plural(len(y), 'image')} empty; give it a larger fraction or add images")
+        how_split = f"split {'/'.join(f'{v:g}' for v in fractions)} (stratified, seed {seed})"
+    else:
+        idx = {part: torch.tensor([i for i, p in enumerate(part_of) if p == part], dtype=torch.int64) for part in parts}
+        how_split, fractions = "as the folders hold them", None
+    idx = {part: i for part, i in idx.items() if len(i) or part != "val"}
+    record = {"layout": layout, "how": how_split, "fractions": fractions, "seed": seed if fractions else None,
+              "counts": {part: splits.counts_by_class(y[i], classes) for part, i in idx.items()},
+              "files": {part: [names[j] for j in i.tolist()] for part, i in idx.items()}}
+    if bad:
+        notes.append(f"skipped {plural(len(bad), 'unreadable image file')} (--skip-bad-images): "
+                     + "; ".join(f"{p} ({why})" for p, why in bad))
+    sizes = " / ".join(f"{len(i)} {part}" for part, i in idx.items())
+    notes.insert(0, f"folder {root} ({layout}): {sizes} images, {len(classes)} classes, {how_split}; {how}")
+    val = idx.get("val")
+    return _make("folder", x[idx["train"]], y[idx["train"]], x[idx["test"]], y[idx["test"]], classes, str(root),
+                 notes, val_x=None if val is None else x[val], val_y=None if val is None else y[val],
+                 split=record, skipped=tuple(bad))
+
+
+def hold_out(data: ImageData, fraction: float, seed: int, limit: int | None = None) -> ImageData:
+    """``data`` with a stratified, seeded ``fraction`` of its first ``limit`` training images (all
+    with ``None``) moved to a validation set (``--val-split``; :func:`~cnnzoo.data.splits.stratified_parts`
+    with fractions ``(1 - fraction, fraction)``), mean and std recomputed on the images left for training.
+
+    Raises:
+        SplitError: ``data`` already has a validation set; ``fraction`` not in (0, 1); it leaves no
+            validation image.
+    """
+    if data.val_x is not None:
+        raise splits.SplitError(f"--val-split {fraction:g}: {data.name} already has a validation set "
+                                f"({data.split['layout'] if data.split else 'val/'}); drop --val-split, or give "
+                                "the validation fraction in --split")
+    if not 0 < fraction < 1:
+        raise splits.SplitError(f"--val-split {fraction:g}: give a fraction in (0, 1), e.g. 0.1")
+    x, y = data.train_x[:limit], data.train_y[:limit]
+    tr, va = splits.stratified_parts(y, (1 - fraction, fraction), seed)
+    if not len(va):
+        raise splits.SplitError(f"--val-split {fraction:g} of {plural(len(y), 'training image')} holds out none; "
+                                "give a larger fraction")
+    files = (data.split or {}).get("files", {}).get("train")
+    record = {**(data.split or {"layout": data.name}), "how": f"--val-split {fraction:g} of the training images "
+              f"(stratified, seed {seed})", "val_split": fraction, "seed": seed,
+              "counts": {**(data.split or {}).get("counts", {}), "train": splits.counts_by_class(y[tr], data.classes),
+                         "val": splits.counts_by_class(y[va], data.classes),
+                         "test": splits.counts_by_class(data.test_y, data.classes)},
+              "val_indices": va.tolist()}
+    if files and len(files) >= len(y):
+        record["files"] = {**record.get("files", {}), "train": [files[i] for i in tr.tolist()],
+                           "val": [files[i] for i in va.tolist()]}
+    note = f"--val-split {fraction:g}: {len(tr)} train / {len(va)} val images (stratified, seed {seed})"
+    return _make(data.name, x[tr], y[tr], data.test_x, data.test_y, data.classes, data.source, (*data.notes, note),
+                 val_x=x[va], val_y=y[va], split=record, skipped=data.skipped)
 
 
 def convert_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
@@ -245,9 +349,13 @@ def _with_channels(d: ImageData, channels: int | None) -> ImageData:
                  d.test_y, d.classes, d.source, (*d.notes, note))
 
 
-def _make(name, tx, ty, vx, vy, classes, source, notes=()) -> ImageData:
+def _make(name, tx, ty, vx, vy, classes, source, notes=(), **extra) -> ImageData:
+    """An :class:`ImageData` with mean and std computed on ``tx``; ``extra``: the optional fields
+    (``val_x``, ``val_y``, ``split``, ``skipped``)."""
     mean, std = channel_stats(tx)
-    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, classes, mean, std, source, tuple(notes))
+    if extra.get("val_x") is not None:
+        extra["val_x"] = extra["val_x"].contiguous()
+    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, classes, mean, std, source, tuple(notes), **extra)
 
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "folder")
@@ -256,7 +364,8 @@ _CACHE: dict[tuple, ImageData] = {}
 
 def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
                  download: bool = False, verify: bool = True, channels: int | None = None,
-                 size: int | None = None, resize: int | None = None) -> ImageData:
+                 size: int | None = None, resize: int | None = None, split=None, seed: int = 0,
+                 labels: str | os.PathLike | None = None, skip_bad: bool = False) -> ImageData:
     """Load a data set into memory as uint8 tensors (cached per process).
 
     Args:
@@ -275,23 +384,39 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None
         resize: for ``"folder"`` only: the shorter side before the centre ``size`` crop (the
             resize rule of pretrained weights, e.g. 256 for 224: :mod:`cnnzoo.data.preprocess`);
             ``None``: ``size``.
+        split, seed: for a ``"folder"`` of class folders without ``train/`` and ``test/`` (or
+            with ``labels``): the train, val, test fractions (``"0.8,0.1,0.1"`` or three numbers;
+            ``None``: :data:`~cnnzoo.data.splits.DEFAULT_SPLIT`) of the stratified split seeded by
+            ``seed`` (:func:`~cnnzoo.data.splits.stratified_parts`), recorded in ``split``.
+        labels: for ``"folder"``: a CSV of filename,label rows labelling the flat folder
+            ``data_dir`` (:func:`~cnnzoo.data.labels.read_labels_csv`).
+        skip_bad: for ``"folder"``: leave unreadable image files out (all listed in ``notes`` and
+            ``skipped``) instead of refusing them.
 
     Raises:
         DataFileError: unknown name, a named folder that does not exist, missing file (naming
             it and the ways to provide it), corrupt or truncated file, checksum mismatch, a
             label outside the classes (naming the file, index and value), a folder data set
-            without images, with empty class folders or with different classes per split.
+            without images, with empty class folders or with different classes per split,
+            unreadable images without ``skip_bad`` (all named in one line), a labels CSV that does
+            not fit its folder.
+        SplitError: a ``split`` that does not sum to 1 or leaves a part empty, or one given for a
+            folder that already has train/ and test/.
     """
     if name not in DATASETS:
         raise DataFileError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     readers.check_channels(channels)
-    if name != "folder" and channels is not None:       # the cached native data, converted
-        return _with_channels(load_dataset(name, data_dir, download, verify), channels)
-    key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, channels, size if name == "folder" else None,
-           resize if name == "folder" else None)
+    if name != "folder":
+        if labels is not None or split is not None:
+            raise DataFileError(f"{'--labels' if labels is not None else '--split'} applies to --dataset folder only; "
+                                f"{name} has its own train and test sets (use --val-split for validation)")
+        if channels is not None:                       # the cached native data, converted
+            return _with_channels(load_dataset(name, data_dir, download, verify), channels)
+    folder = (size, resize, None if split is None else splits.parse_split(split), seed, str(labels), skip_bad)
+    key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, channels, folder if name == "folder" else None)
     if key not in _CACHE:
         if name == "folder":
-            _CACHE[key] = _folder(data_dir, channels, size, resize)
+            _CACHE[key] = _folder(data_dir, channels, size, resize, split, seed, labels, skip_bad)
         else:
             if download:
                 data_dir = _download(name, data_dir)

@@ -148,6 +148,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".t
                   ".ppm", ".pgm", ".pbm", ".pnm")
 #: What transparent pixels are composited on: white, as a viewer shows an image on a page.
 BACKGROUND = (255, 255, 255)
+#: What Pillow raises for a file it cannot read as an image (besides FileNotFoundError).
+_UNREADABLE = (OSError, ValueError, SyntaxError)          # UnidentifiedImageError is an OSError
+#: How many unreadable files a refusal names before it gives the count of the rest.
+SHOW_BAD = 5
 #: Names that operating systems, file managers and archivers leave in folders (besides hidden
 #: ``.names`` such as Jupyter's ``.ipynb_checkpoints``, ``.DS_Store`` and macOS's ``._`` files):
 #: never classes, never images.
@@ -206,16 +210,29 @@ def open_image(path: Path, background: tuple[int, int, int] = BACKGROUND):
     Raises:
         DataFileError: the file is missing, not an image Pillow can read, or of a mode it cannot convert.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
-            im.seek(0)                                   # the first frame of an animated file
-            return as_viewed(ImageOps.exif_transpose(im), background)
+        return _open(path, background)
     except FileNotFoundError:
         raise DataFileError(f"missing image file {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except _UNREADABLE as err:
         raise DataFileError(f"cannot read image {path}: {err}; replace or remove the file") from None
+
+
+def _open(path: Path, background: tuple[int, int, int]):
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.seek(0)                                   # the first frame of an animated file
+        return as_viewed(ImageOps.exif_transpose(im), background)
+
+
+def _why_unreadable(path: Path, err: Exception) -> str:
+    """Why Pillow could not read ``path``, in a few words (without the path)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    return str(err).replace(f"'{path}'", "").replace(str(path), "").strip(" :") or type(err).__name__
 
 
 def fit(im, size: int, resize: int | None = None):
@@ -331,16 +348,58 @@ def read_images(paths: list[Path], channels: int | None = None, size: int | None
         (images, a one-line note of the channels and the resize rule).
 
     Raises:
-        DataFileError: as :func:`open_image`; mixed sizes with ``size=None`` (naming two files).
+        DataFileError: every unreadable file named in one line (:func:`read_image_set`); mixed
+            sizes with ``size=None`` (naming two files).
+    """
+    x, _, _, note = read_image_set(paths, channels, size, background, resize=resize)
+    return x, note
+
+
+def read_image_set(paths: list[Path], channels: int | None = None, size: int | None = None,
+                   background: tuple[int, int, int] = BACKGROUND, skip_bad: bool = False,
+                   resize: int | None = None) -> tuple[torch.Tensor, list[int], list[tuple[str, str]], str]:
+    """:func:`read_images` that opens every file before it judges any, so that all unreadable
+    files are known at once.
+
+    Args:
+        skip_bad: leave unreadable files out (else refuse them all in one line).
+        resize: the shorter side before the centre ``size`` crop (:func:`fit`; ``None``: ``size``).
+
+    Returns:
+        (images (N_read, C, S, S) uint8, the indices into ``paths`` of the images read, [(path,
+        why unreadable), ...] of the files left out, a one-line note).
+
+    Raises:
+        DataFileError: without ``skip_bad``, one line naming the unreadable files (the first
+            :data:`SHOW_BAD` and the count of the rest) and the flag ``--skip-bad-images``; a
+            missing file; mixed sizes with ``size=None``; no readable image at all.
     """
     check_channels(channels)
-    ims = [open_image(p, background) for p in paths]
+    ims, kept, bad = [], [], []
+    for i, p in enumerate(paths):
+        try:
+            ims.append(_open(p, background))
+            kept.append(i)
+        except FileNotFoundError:
+            raise DataFileError(f"missing image file {p}") from None
+        except _UNREADABLE as err:
+            bad.append((str(p), _why_unreadable(p, err)))
+    if bad and not skip_bad:
+        shown = "; ".join(f"{p} ({why})" for p, why in bad[:SHOW_BAD])
+        more = f"; and {len(bad) - SHOW_BAD} more" if len(bad) > SHOW_BAD else ""
+        raise DataFileError(f"{plural(len(bad), 'unreadable image file')}: {shown}{more}; replace or remove "
+                            f"{'it' if len(bad) == 1 else 'them'}, or add --skip-bad-images to train without "
+                            f"{'it' if len(bad) == 1 else 'them'}")
+    if not ims:
+        raise DataFileError(f"none of the {plural(len(paths), 'image file')} could be read (e.g. {bad[0][0]}: "
+                            f"{bad[0][1]})")
+    kept_paths = [paths[i] for i in kept]
     if size:
         ims = [fit(im, size, resize) for im in ims]
     elif len({im.size for im in ims}) > 1:
         j = next(i for i, im in enumerate(ims) if im.size != ims[0].size)
-        raise DataFileError(f"images differ in size ({paths[0]} is {ims[0].width}x{ims[0].height}, {paths[j]} "
-                            f"{ims[j].width}x{ims[j].height}); pass a size to resize them")
+        raise DataFileError(f"images differ in size ({kept_paths[0]} is {ims[0].width}x{ims[0].height}, "
+                            f"{kept_paths[j]} {ims[j].width}x{ims[j].height}); pass a size to resize them")
     n_colour = sum(im.mode == "RGB" for im in ims)
     c = channels or (3 if n_colour else 1)
     how = "as asked" if channels else "the images' own"
@@ -351,4 +410,4 @@ def read_images(paths: list[Path], channels: int | None = None, size: int | None
                  f"; {n_other} colour image(s) converted by ITU-R 601-2 luma")
     if size:
         note += f"; each resized to {size}x{size} (shorter side to {resize or size}, centre crop)"
-    return torch.stack([image_tensor(im.convert("RGB" if c == 3 else "L")) for im in ims]), note
+    return torch.stack([image_tensor(im.convert("RGB" if c == 3 else "L")) for im in ims]), kept, bad, note

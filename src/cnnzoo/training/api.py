@@ -12,11 +12,13 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_write_bytes, load_checkpoint, write_json
+from .._io import atomic_write_bytes, load_checkpoint, planned_epochs, write_json
 from .._text import plural
+from ..data.splits import parse_split
 from ..errors import CnnzooError
 from ..resolve import canonical_spec, load_run, model_kind, model_label, run_data, run_folder
 from .distributed import dist_env, make_trainer, rank_errors
+from .scores import class_scores
 from .trainer import TrainConfig, evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
@@ -25,7 +27,9 @@ _NOT_IDENTITY = ("data_dir", "download", "device", "numerics")
 _CHOSEN = ("amp", "channels_last")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
 _ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "weights": None, "freeze": None,
-                 "unfreeze_epoch": None, "backbone_lr_scale": 1.0, "per_class": None}
+                 "unfreeze_epoch": None, "backbone_lr_scale": 1.0, "per_class": None, "val_split": None,
+                 "split": None, "select": None, "early_stop": None, "class_weights": None, "sampler": None,
+                 "labels": None, "skip_bad_images": False}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
 #: differs is refused): where the data lie and which device computes change no training step;
 #: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;
@@ -151,7 +155,11 @@ def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bo
             unset fields come from the model's recipe. Fine-tuning (:mod:`cnnzoo.training.finetune`):
             ``weights`` (a weight file or a run folder / checkpoint.pt; a run gives its model, width,
             builder options, channels and recipe unless given), ``freeze`` (``"backbone"`` or N
-            stages), ``unfreeze_epoch`` (1-based), ``backbone_lr_scale``.
+            stages), ``unfreeze_epoch`` (1-based), ``backbone_lr_scale``. Validation and selection:
+            ``val_split`` (a fraction), ``select`` ("best" | "last"), ``early_stop`` (epochs),
+            ``split`` ("0.8,0.1,0.1" or three numbers); imbalance: ``class_weights="balanced"``,
+            ``sampler="balanced"``; folder data: ``labels`` (a CSV path), ``skip_bad_images``
+            (docs/training.md, "Fine-tuning"; docs/data.md).
 
     Under ``torchrun`` with several processes every rank calls this and trains its shard with
     DDP (see :mod:`cnnzoo.training.distributed`); ``batch_size`` is then per process.
@@ -175,8 +183,11 @@ def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bo
     unknown = sorted(set(options) - fields)
     if unknown:
         raise CnnzooError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields - {'model'}))}")
-    if options.get("data_dir"):             # recorded absolute, so that eval finds it from anywhere
-        options["data_dir"] = os.path.abspath(options["data_dir"])
+    for key in ("data_dir", "labels"):      # recorded absolute, so that eval finds them from anywhere
+        if options.get(key):
+            options[key] = os.path.abspath(options[key])
+    if options.get("split") is not None:    # one spelling, "0.8,0.1,0.1", for the record and comparisons
+        options["split"] = ",".join(f"{v:g}" for v in parse_split(options["split"]))
     if model is None or options.get("weights"):
         from .finetune import with_source
 
@@ -243,8 +254,10 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
 
     Returns:
         dict: ``model`` (as recorded), ``description`` (the model's configuration in one line),
-        ``top1``, ``top5`` (fractions), ``loss`` (nats), ``per_class`` ({class name:
-        accuracy}), ``confusion`` (K x K list, row = true class), all of the single view; ``n``,
+        ``top1``, ``top5``, ``balanced_accuracy`` (mean per-class recall), ``macro_f1`` (fractions),
+        ``loss`` (nats), ``per_class`` ({class name: {``precision``, ``recall``, ``f1``, ``support``}}:
+        :func:`~cnnzoo.training.scores.class_scores`), ``confusion`` (K x K list, row = true class),
+        all of the single view; ``n``,
         ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views),
         ``epochs_done`` and ``epochs`` (completed and planned epochs: fewer done = an unfinished run); with
         ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5`` and ``loss`` of the mean
@@ -266,16 +279,17 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
                        flip=ck["config"].get("flip", True))
     seconds = time.perf_counter() - t0
     conf = m["confusion"]
-    per_class = (conf.diag().double() / conf.sum(1).clamp_min(1)).tolist()
+    scores = class_scores(conf, ck["classes"])
     cp = Path(checkpoint)
     out = Path(out) if out is not None else run_folder(cp)
     out.mkdir(parents=True, exist_ok=True)
     png = out / "confusion.png"
     _plot_confusion(conf, ck["classes"], png, f"{model_label(ck['model'])} on {data.name}: top-1 {m['top1']:.2%}")
-    res = {"model": ck["model"], "description": run.description, "dataset": data.name, "n": m["n"], "top1": m["top1"], "top5": m["top5"],
-           "loss": m["loss"], "per_class": dict(zip(ck["classes"], per_class)),
+    res = {"model": ck["model"], "description": run.description, "dataset": data.name, "n": m["n"], "top1": m["top1"],
+           "top5": m["top5"], "balanced_accuracy": scores["balanced_accuracy"], "macro_f1": scores["macro_f1"],
+           "loss": m["loss"], "per_class": scores["per_class"],
            "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds,
-           "epochs_done": ck["epoch"], "epochs": ck["config"]["epochs"]}
+           "epochs_done": ck["epoch"], "epochs": planned_epochs(ck)}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
     write_json(out / "eval.json", res)

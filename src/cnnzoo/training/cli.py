@@ -9,6 +9,7 @@ from pathlib import Path
 from .._text import plural, positive_int
 from ..data import DATASETS, TTA_VIEWS
 from .results import run_classes, shows_top5
+from .selection import SELECT as SELECT_CHOICES
 
 
 def freeze_arg(text: str) -> str | int:
@@ -29,7 +30,7 @@ def _train(a: argparse.Namespace) -> None:
                                        "input_size", "width", "batch_size", "lr", "optimizer", "weight_decay",
                                        "schedule", "label_smoothing", "pad", "erase", "ema", "amp", "seed", "limit_train",
                                        "per_class", "sync_bn", "device", "tta", "weights", "freeze", "unfreeze_epoch",
-                                       "backbone_lr_scale")}
+                                       "backbone_lr_scale", *FINETUNE_DATA_OPTIONS)}
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}
     opts.update({k: getattr(a, k) for k in ("flip", "channels_last") if getattr(a, k) is not None})
     r = train(a.model, out=a.out, resume=a.resume, progress=not a.quiet, **opts)
@@ -47,6 +48,9 @@ def _train(a: argparse.Namespace) -> None:
           f"run in {r.out_dir}")
     if "test_acc_tta" in f:
         print(f"{_tta_words(s['config']['tta'])}: {_accuracy(f['test_acc_tta'], f['test_top5_tta'], k)}")
+    sel = s.get("selection") or {}
+    if sel.get("metric"):                      # a run with validation data: which epoch, and why
+        print(f"kept epoch {sel['kept_epoch']}: {sel['why']}")
 
 
 def _eval(a: argparse.Namespace) -> None:
@@ -55,19 +59,56 @@ def _eval(a: argparse.Namespace) -> None:
 
     r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, a.batch_size, tta=a.tta)
     k = len(r["per_class"])
+    scores = r["per_class"]
     if r["epochs_done"] < r["epochs"]:
         print(f"unfinished run: the checkpoint holds epoch {r['epochs_done']} of {r['epochs']}, so the figures are "
               f"mid-schedule; continue it with cnnzoo train {run_folder(a.checkpoint)} --resume")
     print(f"model: {r['description']}")
     print(f"{model_label(r['model'])} on {r['dataset']} ({r['n']} test images, {r['seconds']:.1f} s): "
           f"{_accuracy(r['top1'], r['top5'], k)}")
-    print("per class:")
-    for name, acc in r["per_class"].items():
-        print(f"  {name:<14} {acc:.2%}")
+    print(f"balanced accuracy {r['balanced_accuracy']:.2%} (mean per-class recall), macro-F1 {r['macro_f1']:.2%}")
+    w = max(14, *(len(n) for n in scores))
+    print(f"  {'class':<{w}} {'precision':>9} {'recall':>7} {'F1':>7} {'images':>6}")
+    for name, c in scores.items():
+        print(f"  {name:<{w}} {c['precision']:>9.2%} {c['recall']:>7.2%} {c['f1']:>7.2%} {c['support']:>6}")
     print(f"confusion matrix: {r['confusion_png']}")
     if a.tta:                                  # the lines above are the single view's
         print(f"{_tta_words(a.tta)}: {_accuracy(r['tta']['top1'], r['tta']['top5'], k)}")
 
+
+
+#: The train options of validation, model selection, imbalance and folder data (docs/training.md, "Fine-tuning").
+FINETUNE_DATA_OPTIONS = ("val_split", "split", "select", "early_stop", "class_weights", "sampler", "labels",
+                         "skip_bad_images")
+
+
+def add_finetune_data_options(p: argparse.ArgumentParser) -> None:
+    """``cnnzoo train``'s flags for validation and model selection, imbalanced classes, labels from
+    a CSV and unreadable images (each a :class:`~cnnzoo.training.TrainConfig` field)."""
+    g = p.add_argument_group("validation, model selection and imbalance (docs/training.md, Fine-tuning)")
+    g.add_argument("--val-split", type=float, metavar="F",
+                   help="hold out this stratified, seeded fraction of the training images for validation (e.g. 0.1; "
+                        "the held-out files or indices go to RUN/split.json); a folder with val/ beside train/ and "
+                        "test/ uses val/")
+    g.add_argument("--split", metavar="TRAIN,VAL,TEST",
+                   help="fractions that split a --dataset folder of class folders without train/ and test/ (or with "
+                        "--labels): stratified, seeded, printed and recorded (default 0.8,0.1,0.1)")
+    g.add_argument("--select", choices=SELECT_CHOICES,
+                   help="with validation data, the weights kept: best (the epoch with the highest validation top-1, "
+                        "the earlier on a tie; the default) or last; the test set is scored once, on them")
+    g.add_argument("--early-stop", type=positive_int, metavar="P",
+                   help="stop after P epochs without a higher validation top-1 (needs validation data)")
+    g.add_argument("--class-weights", choices=("balanced",),
+                   help="balanced: weight each class's cross-entropy by n / (k * n_c)")
+    g.add_argument("--sampler", choices=("balanced",),
+                   help="balanced: draw each epoch's images with replacement, every class equally likely "
+                        "(seeded per epoch)")
+    g.add_argument("--labels", metavar="FILE.csv",
+                   help="with --dataset folder: a CSV (header row; a filename/file/image/id column and a "
+                        "label/class/category column) labelling the flat folder --data-dir; split as --split")
+    g.add_argument("--skip-bad-images", action="store_true",
+                   help="leave unreadable image files out (all listed at the start, counted in metrics.json) "
+                        "instead of refusing them")
 
 
 def _accuracy(top1: float, top5: float, num_classes: int | None) -> str:
@@ -169,6 +210,7 @@ def add_commands(sub) -> None:
     g.add_argument("--unfreeze-epoch", type=positive_int, metavar="E", help="train every layer from epoch E on")
     g.add_argument("--backbone-lr-scale", type=float, metavar="F",
                    help="the backbone's learning rate is F times the head's (default 1)")
+    add_finetune_data_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

@@ -265,13 +265,14 @@ class DistributedTrainer(Trainer):
         dist.all_reduce(t)
         return t.cpu()
 
-    def evaluate(self, tta: str | None = None) -> dict:
-        """Test metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""
+    def evaluate(self, tta: str | None = None, split: str = "test") -> dict:
+        """Test (or ``"val"``) metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""
         for b in self.eval_model.buffers():
             dist.broadcast(b, 0)
-        n = len(self.test_x)
+        x, y = self.eval_set(split)
+        n = len(x)
         lo, hi = self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
-        m = self.evaluate_on(self.test_x[lo:hi], self.test_y[lo:hi], tta)
+        m = self.evaluate_on(x[lo:hi], y[lo:hi], tta)
         res = self._gather_metrics(m, hi - lo, n)
         if tta:
             res["tta"] = self._gather_metrics(m["tta"], hi - lo, n)

@@ -6,6 +6,10 @@ flips, dropout masks) comes from generators seeded by ``(seed, e, s)``, so a run
 function of its seed on a given machine and thread count, and resuming from any checkpoint
 (end of epoch, or mid-epoch after Ctrl-C) reaches the same final metrics as an uninterrupted run.
 
+Model selection: with validation data (``val_split``, a ``val/`` folder, a split folder) each
+epoch scores the validation set, the kept weights are chosen by :class:`~.selection.Selection`
+(the best epoch's are in every checkpoint) and the test set is scored once, by :meth:`Trainer.finish`.
+
 Distributed seam: ``rank``/``world_size`` shard each global batch (:func:`batch_slices`),
 ``_all_reduce`` sums metric tensors (the identity on one process), ``is_main`` gates files and
 progress, and ``self.train_model`` is the module the step calls (a DDP wrapper goes there).
@@ -30,6 +34,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
                     per_class_indices, to_input, tta_views)
 from .. import numerics
+from ..data.datasets import hold_out
+from ..data.splits import balanced_class_weights, balanced_order, imbalance_notice, parse_split
 from .._text import plural
 from ..errors import CnnzooError
 from ..resolve import resolve_model
@@ -37,6 +43,7 @@ from .._io import save_checkpoint, write_csv, write_json
 from .events import EventLog
 from .finetune import FineTune, param_groups
 from .recipes import recipe_for
+from .selection import SELECT, Selection
 
 
 class TrainingDivergedError(CnnzooError):
@@ -92,6 +99,17 @@ class TrainConfig:
     freeze: str | int | None = None           # "backbone" (all but the classifier) | N (stem + first N stages)
     unfreeze_epoch: int | None = None         # from this epoch (1-based) on, every layer trains
     backbone_lr_scale: float = 1.0            # the backbone's learning rate is this times the head's
+    # -- validation, model selection, imbalance, folder data (docs/training.md "Fine-tuning", docs/data.md)
+    val_split: float | None = None            # hold out this stratified, seeded fraction of the training images
+    split: str | None = None                  # "TRAIN,VAL,TEST" fractions of a folder without train/ and test/
+                                              # (None: 0.8,0.1,0.1)
+    select: str | None = None                 # kept weights: "best" validation top-1 (default with validation
+                                              # data) | "last"
+    early_stop: int | None = None             # stop after this many epochs without a higher validation top-1
+    class_weights: str | None = None          # "balanced": cross-entropy weights n / (k * n_c)
+    sampler: str | None = None                # "balanced": each epoch drawn with replacement, classes equally likely
+    labels: str | None = None                 # CSV of filename,label rows labelling the flat folder --data-dir
+    skip_bad_images: bool = False             # leave unreadable images out (listed, counted) instead of refusing
 
     def check(self) -> None:
         """Refuse values outside each numeric option's range (:data:`RANGES`), naming every bad
@@ -105,8 +123,12 @@ class TrainConfig:
                if (value := getattr(self, name)) is not None
                and (value < low or (low_open and value == low) or (high is not None and value > high)
                     or (high_open and value == high))]
+        bad += [f"--{name.replace('_', '-')} {value} (choose {' or '.join(choices)})"
+                for name, choices in CHOICES.items() if (value := getattr(self, name)) not in (None, *choices)]
         if bad:
             raise TrainConfigError(f"out of range: {'; '.join(bad)}")
+        if self.split is not None:
+            parse_split(self.split)
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` recipe field filled in from the model's recipe (and the
@@ -139,7 +161,11 @@ RANGES: dict[str, tuple] = {
     "limit_test": (1, False, None, False, "at least 1 image"),
     "per_class": (1, False, None, False, "at least 1 image"),
     "backbone_lr_scale": (0, True, None, False, "above 0"),
+    "val_split": (0, True, 1, True, "a fraction in (0, 1)"),
+    "early_stop": (1, False, None, False, "at least 1 epoch"),
 }
+#: The options that take one of a few words.
+CHOICES: dict[str, tuple[str, ...]] = {"select": SELECT, "class_weights": ("balanced",), "sampler": ("balanced",)}
 
 _SCHEDULES = ("cosine", "linear", "constant")
 _REPLAN_WINDOW = 3                                # a budget run re-plans from its last 3 epochs' mean time
@@ -301,8 +327,12 @@ def select_classes(data, classes: list[int]):
     lut = torch.full((data.num_classes,), -1, dtype=torch.int64)
     lut[list(classes)] = torch.arange(len(classes))
     tr, te = lut[data.train_y] >= 0, lut[data.test_y] >= 0
+    val = {}
+    if data.val_x is not None:
+        va = lut[data.val_y] >= 0
+        val = {"val_x": data.val_x[va], "val_y": lut[data.val_y[va]]}
     return _make(data.name, data.train_x[tr], lut[data.train_y[tr]], data.test_x[te], lut[data.test_y[te]],
-                 [data.classes[c] for c in classes], data.source, data.notes)
+                 [data.classes[c] for c in classes], data.source, data.notes, **val, skipped=data.skipped)
 
 
 class Trainer:
@@ -340,11 +370,12 @@ class Trainer:
         self.ft = FineTune(cfg)                   # --weights, --freeze, ... (finetune.py)
         # an image folder is resized to the input size at load time (shorter side, centre crop)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size,
-                                 resize=self.ft.resize(cfg.input_size))
-        for line in self.data.notes if self.is_main and progress else ():
-            print(line, flush=True)                # what was skipped, converted, resized
+                                 resize=self.ft.resize(cfg.input_size), split=cfg.split, seed=cfg.seed,
+                                 labels=cfg.labels, skip_bad=cfg.skip_bad_images)
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
+        if cfg.val_split is not None:               # stratified, seeded, of the images training would use
+            self.data = hold_out(self.data, cfg.val_split, cfg.seed, cfg.limit_train)
         self.data = self.ft.normalise(self.data)   # the weights' mean and std, if they have their own
         d = self.data
         self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
@@ -352,9 +383,18 @@ class Trainer:
             keep = per_class_indices(self.train_y, cfg.per_class, cfg.seed)
             self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
         self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
+        self.val_x, self.val_y = d.val_x, d.val_y   # None: no validation set (the test set is scored every epoch)
+        self.selection = Selection.for_run(cfg.select, cfg.early_stop, self.val_x is not None)
+        self.final: dict | None = None              # with validation: the kept epoch and its one test score
+        if notice := imbalance_notice(self.train_y, d.classes, cfg.class_weights, cfg.sampler):
+            self.data = d = dataclasses.replace(d, notes=(*d.notes, notice))
+        for line in d.notes if self.is_main and progress else ():
+            print(line, flush=True)                # what was skipped, converted, resized, split; class imbalance
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: cuDNN picks its fastest kernels once
+        self.loss_weight = (balanced_class_weights(self.train_y, d.num_classes).to(self.device)
+                            if cfg.class_weights == "balanced" else None)
         self.model = self.build_model()
         for line in self.ft.start_lines(self.data) if self.is_main and progress else ():
             print(line, flush=True)
@@ -571,9 +611,10 @@ class Trainer:
             else:
                 logits, auxs = self.train_model(x), []
             logits = logits.float()
-            loss = F.cross_entropy(logits, y, label_smoothing=ls)
+            loss = F.cross_entropy(logits, y, weight=self.loss_weight, label_smoothing=ls)
             for a in auxs:
-                loss = loss + self.cfg.aux_weight * F.cross_entropy(a.float(), y, label_smoothing=ls)
+                loss = loss + self.cfg.aux_weight * F.cross_entropy(a.float(), y, weight=self.loss_weight,
+                                                                    label_smoothing=ls)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
                 f"the loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1} "
@@ -596,7 +637,7 @@ class Trainer:
         """Train the epoch ``self.epoch`` from step ``self.step`` (0, or where an interrupted
         run stopped). Returns the epoch's train metrics."""
         cfg, e = self.cfg, self.epoch
-        order = epoch_order(len(self.train_x), cfg.seed, e)
+        order = self.sample_order(e)
         sums = self.partial or {"loss": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64),
                                 "n": 0, "seconds": 0.0}
         t0 = time.perf_counter() - sums["seconds"]
@@ -628,11 +669,23 @@ class Trainer:
                 "train_acc": float(self._all_reduce(sums["correct"])) / float(n),
                 "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9)}
 
-    def evaluate(self, tta: str | None = None) -> dict:
-        """Test-set metrics of the current model (eval mode, in the run's numerics ``amp``, as
-        training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint); ``tta`` as in
-        :func:`evaluate_model`."""
-        return self.evaluate_on(self.test_x, self.test_y, tta)
+    def sample_order(self, epoch: int) -> torch.Tensor:
+        """The training images' order in ``epoch``, a pure function of (seed, epoch): a permutation
+        (:func:`~cnnzoo.data.epoch_order`), or with ``sampler "balanced"`` a draw with replacement,
+        classes equally likely (:func:`~cnnzoo.data.splits.balanced_order`)."""
+        if self.cfg.sampler == "balanced":
+            return balanced_order(self.train_y, self.data.num_classes, self.cfg.seed, epoch)
+        return epoch_order(len(self.train_x), self.cfg.seed, epoch)
+
+    def eval_set(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of the ``"test"`` or ``"val"`` set."""
+        return (self.val_x, self.val_y) if split == "val" else (self.test_x, self.test_y)
+
+    def evaluate(self, tta: str | None = None, split: str = "test") -> dict:
+        """Metrics of the current model on the test (or ``"val"``) set (eval mode, in the run's
+        numerics ``amp``, as training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint);
+        ``tta`` as in :func:`evaluate_model`."""
+        return self.evaluate_on(*self.eval_set(split), tta)
 
     def evaluate_on(self, x: torch.Tensor, y: torch.Tensor, tta: str | None = None) -> dict:
         """:func:`evaluate_model` of the current model on uint8 images ``x`` (N, C, H, W) and labels
@@ -659,6 +712,7 @@ class Trainer:
             "replans": self.replans, "resume_changes": self.resume_changes, **self.parallelism(),
             "numerics": self.numerics.to_dict(),
             **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
+            "selection": self.selection.state(), "final": self.final,   # the best weights so far, for --resume
         }
 
     def save(self) -> None:
@@ -688,6 +742,8 @@ class Trainer:
         self.step = ckpt["step"] or 0
         self.replans = list(ckpt.get("replans", []))
         self.resume_changes = list(ckpt.get("resume_changes", []))
+        self.selection.load(ckpt.get("selection"))
+        self.final = ckpt.get("final")
         if changes:
             self.apply_resume_changes(ckpt["config"], changes)
 
@@ -707,15 +763,27 @@ class Trainer:
         if self.is_main:
             print(f"resuming {self.out} at epoch {self.epoch + 1}, step {self.step} with {'; '.join(words)}", flush=True)
 
+    def data_record(self) -> dict:
+        """metrics.json's ``data``: channels, source, notes, the images of each part and how the
+        parts were made (the held-out files or indices are in ``split.json``), unreadable files skipped."""
+        d = self.data
+        n = {"train": len(self.train_x), "val": 0 if self.val_x is None else len(self.val_x), "test": len(self.test_x)}
+        split = {k: v for k, v in (d.split or {}).items() if k not in ("files", "val_indices")}
+        return {"in_chans": d.in_chans, "source": d.source, "notes": list(d.notes), "images": n,
+                "split": split or None, "split_file": "split.json" if d.split else None,
+                "skipped_images": [{"file": f, "error": why} for f, why in d.skipped],
+                "class_weights": self.loss_weight.tolist() if self.loss_weight is not None else None}
+
     def write_metrics(self, status: str) -> dict:
         cfg = self.cfg
         summary = {
             "status": status, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed,
             "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
             "params": sum(p.numel() for p in self.model.parameters()), "num_classes": self.data.num_classes,
-            "final": self.history[-1] if self.history else None,
+            "final": self.final or (self.history[-1] if self.history else None),
+            "selection": self.selection.summary(len(self.history), cfg.epochs, self.val_x is not None),
             "wall_seconds": self.elapsed, "budget_replans": self.replans, "resume_changes": self.resume_changes,
-            "data": {"in_chans": self.data.in_chans, "source": self.data.source, "notes": list(self.data.notes)},
+            "data": self.data_record(),
             "model_description": self.description, **self.parallelism(), "numerics": self.numerics.to_dict(),
             "preprocess": self.ft.preprocess(self.data).record(cfg.input_size), "finetune": self.ft.record(),
             "config": dataclasses.asdict(cfg), **environment(),
@@ -740,15 +808,21 @@ class Trainer:
                 self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            self.evaluate_on(self.test_x[:1000], self.test_y[:1000])
-            eval_s = (time.perf_counter() - t0) * len(self.test_x) / 1000
+            ex, ey = self.eval_set("val" if self.val_x is not None else "test")    # what each epoch evaluates
+            self.evaluate_on(ex[:1000], ey[:1000])
+            eval_s = (time.perf_counter() - t0) * len(ex) / min(1000, len(ex))
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
         return max(1, int((budget_s - self.tta_reserve(eval_s)) / (step_s * self.steps_per_epoch + eval_s)))
 
     def tta_reserve(self, eval_s: float) -> float:
-        """Seconds a budget keeps for the final epoch's extra test views (``tta``), given that
-        one evaluation of the test set takes ``eval_s`` seconds: 9 more for 10crop, 1 for flip."""
-        return (TTA_VIEWS[self.cfg.tta] - 1) * eval_s if self.cfg.tta else 0.0
+        """Seconds a budget keeps for the end of the run, given that an epoch's evaluation takes
+        ``eval_s`` seconds: without validation data, the final epoch's extra test views (``tta``:
+        9 more for 10crop, 1 for flip); with it, the one test pass on the kept weights (the test
+        set's size over the validation set's, times the views)."""
+        views = TTA_VIEWS[self.cfg.tta] if self.cfg.tta else 1
+        if self.val_x is not None:
+            return views * eval_s * len(self.test_x) / max(1, len(self.val_x))
+        return (views - 1) * eval_s
 
     def replan_for_budget(self, epoch_s: float, eval_s: float = 0.0) -> bool:
         """After an epoch of a budget run whose recent epochs took ``epoch_s`` seconds each (train
@@ -796,12 +870,15 @@ class Trainer:
             print(f"numerics: {self.numerics.reason}", flush=True)
         if self.cfg.epochs is None:              # a budget run that has not started yet
             self.cfg.epochs = self.estimate_epochs(self.cfg.budget_minutes * 60)
+        if self.is_main and self.data.split:            # which images went where: written before any step
+            write_json(self.out / "split.json", self.data.split)
         bar = tqdm(total=self.total_steps, initial=self.epoch * self.steps_per_epoch + self.step,
                    desc=f"{self.cfg.model}", unit="step", disable=not (self.progress and self.is_main),
                    dynamic_ncols=True)
         try:
             with _deferred_sigint(self):
                 self._run_epochs(bar)
+                self.finish()
         except TrainingDivergedError:
             self.write_metrics("diverged")
             raise
@@ -818,17 +895,18 @@ class Trainer:
         return self.write_metrics("complete")
 
     def _run_epochs(self, bar) -> None:
-        while self.epoch < self.cfg.epochs:
+        has_val = self.val_x is not None
+        while self.epoch < self.cfg.epochs and not self.selection.stopped:
             line = self.ft.on_epoch(self.epoch)         # --unfreeze-epoch
             if line and self.is_main and self.progress:
                 print(f"\n{line}", flush=True)
             row = {"epoch": self.epoch + 1, "lr": self.set_lr(self.epoch, 0), **self.train_epoch(bar)}
             t0 = time.perf_counter()
-            # the plan's last epoch is final: a re-plan never ends it at an epoch already evaluated
-            test = self.evaluate(tta=self.cfg.tta if self.epoch + 1 == self.cfg.epochs else None)
-            row.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
-            if "tta" in test:
-                row.update(test_acc_tta=test["tta"]["top1"], test_top5_tta=test["tta"]["top5"])
+            if has_val:                                 # validation every epoch; the test set once, in finish()
+                val = self.evaluate(split="val")
+                row.update(val_loss=val["loss"], val_acc=val["top1"], val_top5=val["top5"])
+            else:  # the plan's last epoch is final: a re-plan never ends it at an epoch already evaluated
+                row.update(self.test_row(self.evaluate(tta=self.cfg.tta if self.epoch + 1 == self.cfg.epochs else None)))
             row["eval_seconds"] = time.perf_counter() - t0
             self.elapsed += row["train_seconds"] + row["eval_seconds"]
             row["elapsed_seconds"] = self.elapsed
@@ -836,13 +914,44 @@ class Trainer:
             if self.is_main:
                 self.events.epoch(row)
             self.epoch, self.step, self.partial = self.epoch + 1, 0, None
+            if has_val:
+                self.selection.update(self.epoch, row["val_acc"], self.eval_model)
+                if self.selection.stopped and self.is_main and self.progress:
+                    s = self.selection
+                    print(f"\nearly stop after epoch {self.epoch} of {self.cfg.epochs}: validation top-1 has not "
+                          f"risen above epoch {s.best_epoch}'s {s.best_value:.2%} for {plural(s.patience, 'epoch')}",
+                          flush=True)
             recent = self.history[-_REPLAN_WINDOW:]      # a mean, so one slow epoch does not cut the plan
             if self.replan_for_budget(sum(r["train_seconds"] + r["eval_seconds"] for r in recent) / len(recent),
                                       sum(r["eval_seconds"] for r in recent) / len(recent)):
                 bar.total = self.total_steps
             self.save()
-            self.write_metrics("running" if self.epoch < self.cfg.epochs else "complete")
-            bar.set_postfix_str(f"ep {self.epoch} loss {row['train_loss']:.3f} test acc {row['test_acc']:.4f}")
+            self.write_metrics("running" if self.epoch < self.cfg.epochs or has_val else "complete")
+            which = "val" if has_val else "test"
+            bar.set_postfix_str(f"ep {self.epoch} loss {row['train_loss']:.3f} {which} acc {row[which + '_acc']:.4f}")
+
+    @staticmethod
+    def test_row(test: dict) -> dict:
+        """The test-set columns of a history row from :meth:`evaluate`'s result."""
+        row = {"test_loss": test["loss"], "test_acc": test["top1"], "test_top5": test["top5"]}
+        if "tta" in test:
+            row.update(test_acc_tta=test["tta"]["top1"], test_top5_tta=test["tta"]["top5"])
+        return row
+
+    def finish(self) -> None:
+        """With validation data, after the last epoch: load the kept weights (:class:`Selection`)
+        into the evaluated model, score the test set once on them (with ``tta`` if asked), and
+        save; ``self.final`` becomes the kept epoch's row with the test figures. Without
+        validation data there is nothing to do (each epoch scored the test set)."""
+        if self.val_x is None or self.final is not None or not self.history:
+            return
+        kept = self.selection.kept_epoch(len(self.history))
+        self.selection.restore_best(self.eval_model)
+        t0 = time.perf_counter()
+        self.final = {**self.history[kept - 1], **self.test_row(self.evaluate(tta=self.cfg.tta)),
+                      "kept_epoch": kept, "test_seconds": time.perf_counter() - t0}
+        self.elapsed += self.final["test_seconds"]
+        self.save()
 
 
 class _deferred_sigint:
