@@ -1,0 +1,153 @@
+"""cnnzoo explain: the maps find the only evidence there is, the sanity check sees randomisation,
+and the CLI refuses bad input in one line."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cnnzoo.cli import main
+from cnnzoo.explain import FLAG_RHO, attribution, auto_layer, explain, sanity_check
+
+SIDE, BOX = 24, 6          # image side and the side of the only class evidence (pixels)
+
+
+def _synthetic(n: int, seed: int):
+    """Grey noise images (N, 1, 24, 24) in [0, 1] with one 6x6 striped patch at a random place:
+    horizontal stripes for class 0, vertical for class 1; the patch is the only class evidence."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, SIDE, SIDE, generator=g) * 0.5
+    y = torch.randint(0, 2, (n,), generator=g)
+    pos = torch.randint(0, SIDE - BOX + 1, (n, 2), generator=g)
+    stripes = (torch.arange(BOX) % 2).float()
+    for i in range(n):
+        r, c = pos[i].tolist()
+        x[i, 0, r:r + BOX, c:c + BOX] = stripes[:, None].expand(BOX, BOX) if y[i] == 0 else stripes[None, :].expand(BOX, BOX)
+    return (x - 0.5) / 0.5, y, pos
+
+
+class Tiny(nn.Module):
+    """Three 3x3 convs (one 2x2 max pool), global average pooling, one linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                                      nn.MaxPool2d(2), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))      # (N, 2)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Tiny trained on 400 synthetic images (a few seconds on one thread); 40 test images."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = Tiny()
+    x, y, _ = _synthetic(400, seed=1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(12):
+        for i in range(0, 400, 32):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32]).backward()
+            opt.step()
+    model.eval()
+    tx, ty, tpos = _synthetic(40, seed=2)
+    with torch.no_grad():
+        acc = (model(tx).argmax(1) == ty).float().mean().item()
+    assert acc >= 0.9, f"the tiny network did not learn the task ({acc:.2f})"
+    return model, tx, ty, tpos
+
+
+def _on_patch(m: torch.Tensor, pos) -> bool:
+    r, c = divmod(int(m.argmax()), SIDE)
+    return pos[0] <= r < pos[0] + BOX and pos[1] <= c < pos[1] + BOX
+
+
+@pytest.mark.parametrize("method, kwargs", [("occlusion", {"patch": 4, "stride": 2}), ("gradcam", {})])
+def test_the_peak_falls_on_the_only_evidence(trained, method, kwargs):
+    model, tx, ty, tpos = trained
+    hits = [_on_patch(attribution(model, tx[i:i + 1], method, int(ty[i]), **kwargs), tpos[i]) for i in range(len(tx))]
+    assert np.mean(hits) >= 0.8, f"{method}: peak on the patch for {np.mean(hits):.0%} of the images"
+
+
+def test_auto_layer_is_the_last_map_before_global_pooling(trained):
+    model, tx, _, _ = trained
+    assert auto_layer(model, tx[:1]) == ("features",)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "occlusion"])
+def test_sanity_check_sees_the_randomised_model(trained, method):
+    model, tx, ty, _ = trained
+    rhos = []
+    for i in range(5):
+        x, t = tx[i:i + 1], int(ty[i])
+        m = attribution(model, x, method, t)
+        chk = sanity_check(model, x, method, t, m)
+        assert [s["stage"] for s in chk["stages"]] == ["classifier", "all layers"]
+        assert not chk["flagged"]
+        rhos.append(chk["stages"][-1]["rho"])
+    assert np.mean(rhos) < FLAG_RHO / 2, rhos
+
+
+def test_sanity_check_flags_a_map_that_ignores_the_weights(trained, monkeypatch):
+    """A "method" that returns the image's own brightness explains nothing: flagged (rho 1)."""
+    maps = importlib.import_module("cnnzoo.explain.maps")     # cnnzoo.explain is also the function
+
+    model, tx, ty, _ = trained
+    monkeypatch.setattr(maps, "attribution", lambda model, x, method, target, **kw: x[0, 0])
+    chk = sanity_check(model, tx[:1], "edge", 0, tx[0, 0])
+    assert chk["flagged"] and chk["stages"][-1]["rho"] == pytest.approx(1.0)
+
+
+def test_explain_writes_the_overlay_and_the_raw_map(trained, tmp_path):
+    model, tx, ty, _ = trained
+    seen = ((tx[:2] * 0.5 + 0.5) * 255).round().to(torch.uint8)         # as the model saw them, uint8
+    res = explain(model, list(seen), method="saliency", out=tmp_path, topk=2, target=1, check=True)
+    assert [r["class_index"] for r in res] == [1, 1] and len(res[0]["top"]) == 2
+    raw = np.load(res[0]["npy"])
+    assert raw.shape == (SIDE, SIDE) and np.allclose(raw, res[0]["map"])
+    assert open(res[0]["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert [s["stage"] for s in res[0]["check"]["stages"]] == ["classifier", "all layers"]
+
+
+@pytest.fixture
+def image(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--layer", "s44"], ["--layer 's44'", "closest names", "s4"]),
+    (["--class", "sandal"], ["--class 'sandal'", "class 0"]),
+    (["--class", "10"], ["--class 10", "0..9"]),
+])
+def test_cli_bad_options_are_one_line_exit_2(argv, words, image, tmp_path, capsys):
+    assert main(["explain", "lenet5_modern", str(image), "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and all(w in err for w in words), err
+    assert not (tmp_path / "o").exists()                                # nothing written
+
+
+def test_cli_missing_image_is_one_line_exit_2(image, tmp_path, capsys):
+    assert main(["explain", "lenet5_modern", str(image), str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope.png" in err and not (tmp_path / "o").exists()
+
+
+def test_cli_prints_the_layer_its_field_and_the_files(image, tmp_path, capsys):
+    assert main(["explain", "lenet5_modern", str(image), "--out", str(tmp_path), "--topk", "3"]) == 0
+    out = capsys.readouterr().out
+    # LeNet-5's S4 (2x2 pools after two 5x5 convs): field 5 + 1 + 4 + 4*2 ... = 16 px, stride 4 (hand derivation:
+    # C1 5 -> S2 6 (stride 2) -> C3 6 + 4*2 = 14 -> S4 14 + 1*2 = 16, stride 4)
+    assert "Grad-CAM layer: s4 (receptive field 16x16 px, effective stride 4 px" in out
+    assert (tmp_path / "img_gradcam.png").is_file() and np.load(tmp_path / "img_gradcam.npy").shape == (28, 28)
+    assert "untrained weights" in out
