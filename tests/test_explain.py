@@ -126,7 +126,7 @@ def image(tmp_path):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--layer", "s44"], ["--layer 's44'", "closest names", "s4"]),
+    (["--layer", "c33"], ["--layer 'c33'", "closest names", "c3"]),
     (["--class", "sandal"], ["--class 'sandal'", "class 0"]),
     (["--class", "10"], ["--class 10", "0..9"]),
 ])
@@ -146,8 +146,8 @@ def test_cli_missing_image_is_one_line_exit_2(image, tmp_path, capsys):
 def test_cli_prints_the_layer_its_field_and_the_files(image, tmp_path, capsys):
     assert main(["explain", "lenet5_modern", str(image), "--out", str(tmp_path), "--topk", "3"]) == 0
     out = capsys.readouterr().out
-    # LeNet-5's S4 (2x2 pools after two 5x5 convs): field 5 + 1 + 4 + 4*2 ... = 16 px, stride 4 (hand derivation:
-    # C1 5 -> S2 6 (stride 2) -> C3 6 + 4*2 = 14 -> S4 14 + 1*2 = 16, stride 4)
-    assert "Grad-CAM layer: s4 (receptive field 16x16 px, effective stride 4 px" in out
+    # the last conv map before S4's pooling: C3 (hand derivation: C1 5x5 pad 2 -> 5 px; S2 2x2/2 -> 6 px,
+    # stride 2; C3 5x5 -> 6 + 4 * 2 = 14 px, stride 2, padding 2)
+    assert "Grad-CAM layer: c3 (receptive field 14x14 px, effective stride 2 px, padding 2 px)" in out
     assert (tmp_path / "img_gradcam.png").is_file() and np.load(tmp_path / "img_gradcam.npy").shape == (28, 28)
     assert "untrained weights" in out

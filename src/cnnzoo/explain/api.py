@@ -257,9 +257,9 @@ def _show(ax, seen: torch.Tensor) -> None:
 def _heat(ax, seen: torch.Tensor, m: np.ndarray, title: str) -> None:
     _show(ax, seen)
     lo, hi = float(m.min()), float(m.max())
-    ax.imshow((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m), cmap="jet", alpha=0.5, vmin=0, vmax=1,
-              interpolation="bilinear")
-    ax.set_title(title, fontsize=8)
+    if hi > lo:                                   # a constant map (Grad-CAM's ReLU zeroed it) is left off
+        ax.imshow((m - lo) / (hi - lo), cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
+    ax.set_title(title + ("" if hi > lo else f" (map {hi:g} everywhere)"), fontsize=8)
 
 
 def _method_words(res: dict) -> str:
@@ -285,7 +285,8 @@ def overlay_png(res: dict, label: str, dpi: int = 100, compact: bool = False) ->
     if not compact:
         _show(axes[0], res["_seen"])
         axes[0].set_title(f"{res['image']} ({res['_seen'].shape[-1]}px)", fontsize=8)
-    _heat(axes[-1 - len(stages)], res["_seen"], res["map"], f"{_method_words(res)}\n{res['class']} p={res['probability']:.2f}")
+    _heat(axes[-1 - len(stages)], res["_seen"], res["map"],
+          "" if compact else f"{_method_words(res)}\n{res['class']} p={res['probability']:.2f}")
     for ax, st in zip(axes[n - len(stages):], stages):
         _heat(ax, res["_seen"], st["map"], f"{st['stage']} re-init\nrho={st['rho']:.2f}")
     if not compact:

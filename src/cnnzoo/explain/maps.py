@@ -51,13 +51,14 @@ class ExplainError(CnnzooError, ValueError):
 class _Call:
     name: str
     module: nn.Module
+    input: object
     output: object
 
 
 def _record(model: nn.Module, run) -> list[_Call]:
     """Every named submodule's output in the order the calls finish, while ``run()`` runs."""
     calls: list[_Call] = []
-    hooks = [m.register_forward_hook(lambda m, a, o, n=n: calls.append(_Call(n, m, o)))
+    hooks = [m.register_forward_hook(lambda m, a, o, n=n: calls.append(_Call(n, m, a[0] if a else None, o)))
              for n, m in model.named_modules() if n]
     try:
         with torch.no_grad():
@@ -65,7 +66,7 @@ def _record(model: nn.Module, run) -> list[_Call]:
     finally:
         for h in hooks:
             h.remove()
-    calls.append(_Call("", model, out))
+    calls.append(_Call("", model, None, out))
     return calls
 
 
@@ -74,10 +75,24 @@ def _spatial(o) -> bool:
     return isinstance(o, torch.Tensor) and o.dim() == 4 and o.shape[-1] * o.shape[-2] > 1
 
 
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+
+
 def _outermost(calls: list[_Call], out) -> str:
-    """The shortest name among the modules that returned the tensor ``out`` (``layer4``, not
-    ``layer4.2.relu``)."""
-    return min((c.name for c in calls if c.output is out and c.name), key=lambda n: (n.count("."), len(n)))
+    """The outermost module that returned the tensor ``out`` (``layer4``, not ``layer4.2.relu``);
+    among siblings the last to finish (an in-place ReLU, not the conv before it)."""
+    found = [(c.name.count("."), -i, c.name) for i, c in enumerate(calls) if c.output is out and c.name]
+    return min(found)[2]
+
+
+def _before_pooling(calls: list[_Call], out):
+    """``out``, or where a local pooling layer produced it, that layer's input (repeatedly): the
+    last convolutional map itself (Selvaraju et al. take VGG-16's relu5_3, not pool5)."""
+    while True:
+        first = next(c for c in calls if c.output is out)          # the innermost module finishes first
+        if not isinstance(first.module, _POOLS) or not _spatial(first.input):
+            return out
+        out = first.input
 
 
 def auto_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, ...]:
@@ -85,11 +100,16 @@ def auto_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, ...]:
     feature map before global pooling.
 
     - A model with ``forward_features`` (every zoo model, timm's): the module that returns its
-      output (ResNet ``layer4``, VGG/AlexNet ``features``, GoogLeNet ``inception5b``: the main head,
-      never an auxiliary one); where that map is 1x1 (LeNet-5's C5), the last map before it with
-      more than one position.
+      output (ResNet ``layer4``, GoogLeNet ``inception5b``: the main head, never an auxiliary
+      one); where that map is 1x1 (LeNet-5's C5), the last map before it with more than one
+      position.
     - Any other CNN: the last module run once whose output is such a map, pooling layers
-      excluded; among modules returning the same tensor, the outermost.
+      excluded.
+    - Either way, a map made by a local max or average pool is traced back to the pool's input,
+      the last convolutional map itself, as Selvaraju et al. (2017, Sec. 3) take VGG-16's relu5_3
+      rather than pool5: VGG, AlexNet and ZFNet get the ReLU after their last conv
+      (``features.29`` in VGG-16), LeNet-5 its C3 block. Among modules returning the same tensor
+      the outermost is named.
     - :class:`~cnnzoo.models.alexnet.AlexNetTwoTower`: the last conv of both towers together
       (their Grad-CAMs add before the ReLU, which equals Grad-CAM over the concatenated maps).
 
@@ -106,17 +126,17 @@ def auto_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, ...]:
     if callable(getattr(model, "forward_features", None)):
         calls = _record(model, lambda: model.forward_features(x))
         feat = calls[-1].output
-        if _spatial(feat) and any(c.output is feat for c in calls[:-1]):
-            return (_outermost(calls[:-1], feat),)
         calls = calls[:-1]
+        if _spatial(feat) and any(c.output is feat for c in calls):
+            return (_outermost(calls, _before_pooling(calls, feat)),)
     else:
         calls = _record(model, lambda: model(x))[:-1]
     for c in calls:
         counts[c.name] = counts.get(c.name, 0) + 1
-    pools = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d)
+    pools = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, *_POOLS)
     for c in reversed(calls):
         if _spatial(c.output) and counts[c.name] == 1 and not isinstance(c.module, pools):
-            return (_outermost(calls, c.output),)
+            return (_outermost(calls, _before_pooling(calls, c.output)),)
     raise ExplainError(f"{type(model).__name__} has no (N, C, h, w) feature map with more than one position "
                        "for Grad-CAM; use --method occlusion or saliency")
 
