@@ -11,6 +11,7 @@ from torch import nn
 
 from cnnzoo.cli import main
 from cnnzoo.explain import FLAG_RHO, attribution, auto_layer, explain, sanity_check
+from test_train import TINY, data_dir  # noqa: F401  (the tiny synthetic MNIST fixture)
 
 SIDE, BOX = 24, 6          # image side and the side of the only class evidence (pixels)
 
@@ -151,3 +152,35 @@ def test_cli_prints_the_layer_its_field_and_the_files(image, tmp_path, capsys):
     assert "Grad-CAM layer: c3 (receptive field 14x14 px, effective stride 2 px, padding 2 px)" in out
     assert (tmp_path / "img_gradcam.png").is_file() and np.load(tmp_path / "img_gradcam.npy").shape == (28, 28)
     assert "untrained weights" in out
+
+
+def test_a_runs_page_shows_one_explained_test_image_per_class(data_dir, tmp_path, capsys):  # noqa: F811
+    from test_draw import _browser
+
+    from cnnzoo.training import train
+
+    run = tmp_path / "lenet"
+    train("lenet5_modern", out=run, progress=False, data_dir=data_dir, **{**TINY, "epochs": 1})
+    assert main(["page", str(run), "--out", str(tmp_path / "page")]) == 0
+    assert "explanations: Grad-CAM at c3 of " in capsys.readouterr().out
+    text = (tmp_path / "page" / "lenet.html").read_text()
+    assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text  # offline
+    from selenium.webdriver.common.by import By
+    browser = _browser()
+    try:
+        browser.get((tmp_path / "page" / "lenet.html").as_uri())
+        figures = browser.find_elements(By.CSS_SELECTOR, "#explain figure")
+        classes = [f.find_element(By.TAG_NAME, "figcaption").text.splitlines()[0] for f in figures]
+        present = sorted({int(k) for k in np.unique(np.asarray(_test_labels(data_dir)))})
+        assert classes == [str(k) for k in present]                     # one per class in the test set, in order
+        assert all(int(f.find_element(By.TAG_NAME, "img").get_attribute("naturalWidth")) > 0 for f in figures)
+        assert "Grad-CAM at c3" in browser.find_element(By.ID, "explain").text
+        assert browser.find_elements(By.CSS_SELECTOR, "#rfgrid rect")    # next to the receptive-field viewer
+    finally:
+        browser.quit()
+
+
+def _test_labels(data_dir):
+    from cnnzoo.data import load_dataset
+
+    return load_dataset("mnist", data_dir).test_y
