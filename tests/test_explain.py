@@ -184,3 +184,22 @@ def _test_labels(data_dir):
     from cnnzoo.data import load_dataset
 
     return load_dataset("mnist", data_dir).test_y
+
+
+def test_weights_load_into_a_registry_name_and_are_refused_with_a_run(image, tmp_path, capsys):
+    """--weights FILE: a state_dict of the registry model is what is explained (the logits differ from the
+    untrained model's); a weight file given with a model file is one line, exit 2."""
+    torch.manual_seed(5)
+    from cnnzoo import create_model
+
+    net = create_model("lenet5_modern")
+    with torch.no_grad():
+        net.output.bias.copy_(torch.arange(10.0) * 3)       # class 9 wins by far
+    torch.save(net.state_dict(), tmp_path / "w.pth")
+    res = explain("lenet5_modern", [image], weights=tmp_path / "w.pth", write=False)
+    assert res[0]["class_index"] == 9 and res[0]["trained"]
+    src = tmp_path / "net.py"
+    src.write_text("from cnnzoo import create_model\ndef build(num_classes=10, in_chans=1):\n"
+                   "    return create_model('lenet5_modern', num_classes=num_classes, in_chans=in_chans)\n")
+    assert main(["explain", f"{src}:build", str(image), "--weights", str(tmp_path / "w.pth")]) == 2
+    assert "--weights" in capsys.readouterr().err

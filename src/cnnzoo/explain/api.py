@@ -71,6 +71,9 @@ def load_subject(model: str | os.PathLike | nn.Module, weights: str | os.PathLik
         c, *hw = getattr(model, "default_input_size", None) or (_built(model, "in_chans") or 3, 224, 224)
         return _subject(model.eval(), type(model).__name__, type(model).__name__, (c, *hw), None, None, None)
     r = resolve_model(str(model))
+    if weights is not None and r.kind != "registry":
+        raise ExplainError(f"--weights {weights}: only for a registry name; a model file loads its own weights and a "
+                           "run has its checkpoint")
     if r.kind == "run":
         ck = r.checkpoint
         sub = _subject(r.model, r.description, run_folder(model).resolve().name, r.input_size, ck["mean"], ck["std"],
@@ -80,9 +83,6 @@ def load_subject(model: str | os.PathLike | nn.Module, weights: str | os.PathLik
     if weights is None:
         return _subject(r.model.eval(), r.description + "; untrained weights (no --weights)", model_label(r.spec),
                         r.input_size, None, None, None, trained=False)
-    if r.kind != "registry":
-        raise ExplainError(f"--weights {weights}: only for a registry name; a model file loads its own weights and a "
-                           "run has its checkpoint")
     net = load_torchvision_weights(str(model) if model_info(str(model)).torchvision else r.model, weights)
     c = r.input_size[0]
     return _subject(net, f"{r.description.split(':')[0]} with weights {weights}", str(model),
@@ -189,6 +189,8 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
     """
     if method not in METHODS:
         raise ExplainError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    import captum.attr  # noqa: F401  (imported here, about 2 s, so that the first map's ``seconds`` is the map's)
+
     subject = model if isinstance(model, Subject) else load_subject(model, weights)
     net = subject.model
     k = class_index(target, subject.classes)
