@@ -154,7 +154,7 @@ def _inputs(subject: Subject, images) -> list[tuple[str, torch.Tensor, torch.Ten
 def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "gradcam", layer: str | None = "auto",
             target: int | str | None = None, topk: int = 5, out: str | os.PathLike | None = None,
             weights: str | os.PathLike | None = None, check: bool = False, patch: int | None = None,
-            stride: int | None = None, write: bool = True) -> list[dict]:
+            stride: int | None = None, fill: str = "mean", write: bool = True) -> list[dict]:
     """Which regions of each image drove the model's output for one class.
 
     Each image is read as :func:`cnnzoo.training.predict` reads it (a viewer's orientation, the
@@ -173,6 +173,8 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
         weights: a weight file for a registry name (see :func:`load_subject`).
         check: run the sanity check (classifier, then all layers re-initialised).
         patch, stride: occlusion's square side and step in pixels (default from the input size).
+        fill: occlusion's square: ``"mean"`` (the training mean, Zeiler & Fergus's grey) or
+            ``"black"`` (pixel value 0, a dark background's own colour).
         write: write the PNG and ``.npy`` files (``False``: only return the maps).
 
     Returns:
@@ -183,7 +185,7 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
         ``rule``), ``png``/``npy`` paths (with ``write``), ``description``, ``trained``.
 
     Raises:
-        ExplainError: a bad method, layer, class, patch or stride; DataFileError: a missing or
+        ExplainError: a bad method, layer, class, patch, stride or fill; DataFileError: a missing or
             unreadable image; the errors of :func:`cnnzoo.resolve_model`. Each is raised before
             any file is written.
     """
@@ -191,6 +193,8 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
         raise ExplainError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     import captum.attr  # noqa: F401  (imported here, about 2 s, so that the first map's ``seconds`` is the map's)
 
+    if fill not in ("mean", "black"):
+        raise ExplainError(f"--fill {fill!r}: choose mean or black")
     subject = model if isinstance(model, Subject) else load_subject(model, weights)
     net = subject.model
     k = class_index(target, subject.classes)
@@ -206,7 +210,9 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
     elif method == "occlusion":
         dp, ds = occlusion_defaults(s)
         patch, stride = patch or dp, stride or ds
-        info = {"patch": patch, "stride": stride, "positions": ((s - patch) // stride + 1) ** 2 if patch <= s else 0}
+        info = {"patch": patch, "stride": stride, "fill": fill,
+                "positions": ((s - patch) // stride + 1) ** 2 if patch <= s else 0}
+    value = 0.0 if fill == "mean" else torch.tensor([-m / d for m, d in zip(subject.mean, subject.std)]).view(1, -1, 1, 1)
     results = []
     for name, seen, x in inputs:
         with torch.no_grad():
@@ -214,13 +220,13 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
         p, idx = probs.topk(min(topk, len(subject.classes)))
         t = int(idx[0]) if k is None else k
         t0 = time.perf_counter()
-        m = attribution(net, x, method, t, layers=layers, patch=patch, stride=stride)
+        m = attribution(net, x, method, t, layers=layers, patch=patch, stride=stride, fill=value)
         res = {"image": name, "top": [(subject.classes[i], float(q)) for q, i in zip(p, idx.tolist())],
                "class": subject.classes[t], "class_index": t, "probability": float(probs[t]), "method": method,
                "map": m.numpy().astype(np.float32), "seconds": time.perf_counter() - t0, **info,
                "description": subject.description, "trained": subject.trained, "_seen": seen}
         if check:
-            chk = sanity_check(net, x, method, t, m, layers=layers, patch=patch, stride=stride)
+            chk = sanity_check(net, x, method, t, m, layers=layers, patch=patch, stride=stride, fill=value)
             res["check"] = {**chk, "stages": [{"stage": st["stage"], "rho": st["rho"], "map": st["map"].numpy()}
                                               for st in chk["stages"]]}
         results.append(res)

@@ -11,13 +11,14 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     from .maps import SANITY_RULE
 
     res = explain(args.model, args.images, method=args.method, layer=args.layer, target=args.target, topk=args.topk,
-                  out=args.out, weights=args.weights, check=args.check, patch=args.patch, stride=args.stride)
+                  out=args.out, weights=args.weights, check=args.check, patch=args.patch, stride=args.stride, fill=args.fill)
     head = res[0]
     print(f"model: {head['description']}")
     if head["method"] == "gradcam":
         print(f"Grad-CAM layer: {head['layer']} (receptive field {head['receptive_field'] or 'unknown'})")
     elif head["method"] == "occlusion":
-        print(f"occlusion: a {head['patch']}x{head['patch']} px square of the training mean, stride {head['stride']} px, "
+        what = "the training mean" if head["fill"] == "mean" else "black (pixel value 0)"
+        print(f"occlusion: a {head['patch']}x{head['patch']} px square of {what}, stride {head['stride']} px, "
               f"{head['positions']} positions; map = mean drop of the class probability")
     for r in res:
         top = ", ".join(f"{c} {p:.3f}" for c, p in r["top"])
@@ -52,5 +53,7 @@ def add_commands(sub) -> None:
                    help="sanity check: recompute with the classifier, then all layers re-initialised")
     p.add_argument("--patch", type=int, help="occlusion square side in pixels (default: about 1/7 of the input)")
     p.add_argument("--stride", type=int, help="occlusion step in pixels (default: the patch)")
+    p.add_argument("--fill", choices=("mean", "black"), default="mean",
+                   help="occlusion square: the training mean (ZFNet's grey, default) or black")
     p.add_argument("--out", help="output folder (default RUN/explain for a run, else ./explain)")
     p.set_defaults(func=_cmd_explain)

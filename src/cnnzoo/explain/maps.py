@@ -173,10 +173,12 @@ def _probs(model: nn.Module):
 
 
 def occlusion_map(model: nn.Module, x: torch.Tensor, target: int, patch: int, stride: int,
-                  batch: int = 32) -> torch.Tensor:
+                  batch: int = 32, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Zeiler & Fergus's occlusion map of class ``target`` for ``x`` (1, C, H, W): (H, W), the
     mean drop of the class probability when a ``patch`` x ``patch`` square of the training mean
     covers the pixel (positions ``stride`` apart; ``batch`` occluded images per forward pass).
+    ``fill``: the square's value in the model's (normalised) input, a number or (1, C, 1, 1);
+    0 is the training mean.
 
     Raises:
         ExplainError: ``patch`` or ``stride`` < 1 or the patch larger than the input.
@@ -188,7 +190,7 @@ def occlusion_map(model: nn.Module, x: torch.Tensor, target: int, patch: int, st
         raise ExplainError(f"--patch {patch} / --stride {stride}: need 1 <= patch <= {min(h, w)} and stride >= 1")
     with torch.no_grad():
         attr = Occlusion(_probs(model)).attribute(x, sliding_window_shapes=(c, patch, patch), strides=(c, stride, stride),
-                                                  baselines=0.0, target=target, perturbations_per_eval=batch)
+                                                  baselines=fill if isinstance(fill, float) else fill.expand_as(x), target=target, perturbations_per_eval=batch)
     return attr[0, 0].detach()                                     # every channel holds the same value
 
 
@@ -211,11 +213,11 @@ def saliency_map(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor
 
 
 def attribution(model: nn.Module, x: torch.Tensor, method: str, target: int, *, layers=None,
-                patch: int | None = None, stride: int | None = None) -> torch.Tensor:
+                patch: int | None = None, stride: int | None = None, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
     """The ``method`` map of class ``target`` for ``x`` (1, C, H, W): (H, W) float32.
 
     ``layers``: Grad-CAM's module names (default :func:`auto_layer`); ``patch``/``stride``:
-    occlusion's (default :func:`occlusion_defaults`). The model is put in eval mode.
+    occlusion's (default :func:`occlusion_defaults`) and ``fill`` (see :func:`occlusion_map`). The model is put in eval mode.
 
     Raises:
         ExplainError: unknown method or layer, bad patch or stride.
@@ -223,7 +225,7 @@ def attribution(model: nn.Module, x: torch.Tensor, method: str, target: int, *, 
     model.eval()
     if method == "occlusion":
         dp, ds = occlusion_defaults(min(x.shape[-2:]))
-        return occlusion_map(model, x, target, patch or dp, stride or ds)
+        return occlusion_map(model, x, target, patch or dp, stride or ds, fill=fill)
     if method == "gradcam":
         return gradcam_map(model, x, target, find_layers(model, layers or auto_layer(model, x)))
     if method == "saliency":
