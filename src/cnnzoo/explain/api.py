@@ -266,7 +266,7 @@ def _heat(ax, seen: torch.Tensor, m: np.ndarray, title: str) -> None:
     _show(ax, seen)
     lo, hi = float(m.min()), float(m.max())
     if hi > lo:                                   # a constant map (Grad-CAM's ReLU zeroed it) is left off
-        ax.imshow((m - lo) / (hi - lo), cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
+        ax.imshow((m - lo) / (hi - lo), cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title + ("" if hi > lo else f" (map {hi:g} everywhere)"), fontsize=8)
 
 
