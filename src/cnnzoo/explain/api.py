@@ -35,6 +35,8 @@ class Subject:
         folder: a run's folder (the default output goes to ``folder/explain``), else ``None``.
         trained: whether the weights were trained (a run, or ``weights`` given).
         checkpoint: a run's checkpoint dict (no optimizer state), else ``None``.
+        sized: whether ``input_size`` is the model's own (a module without ``default_input_size``
+            is not: a tensor image is then fed at its own size).
     """
 
     model: nn.Module
@@ -47,6 +49,7 @@ class Subject:
     folder: Path | None = None
     trained: bool = True
     checkpoint: dict | None = None
+    sized: bool = True
 
 
 def load_subject(model: str | os.PathLike | nn.Module, weights: str | os.PathLike | None = None) -> Subject:
@@ -69,7 +72,9 @@ def load_subject(model: str | os.PathLike | nn.Module, weights: str | os.PathLik
         from ..resolve import _built
 
         c, *hw = getattr(model, "default_input_size", None) or (_built(model, "in_chans") or 3, 224, 224)
-        return _subject(model.eval(), type(model).__name__, type(model).__name__, (c, *hw), None, None, None)
+        sub = _subject(model.eval(), type(model).__name__, type(model).__name__, (c, *hw), None, None, None)
+        sub.sized = hasattr(model, "default_input_size")     # else a tensor image is taken at its own size
+        return sub
     r = resolve_model(str(model))
     if weights is not None and r.kind != "registry":
         raise ExplainError(f"--weights {weights}: only for a registry name; a model file loads its own weights and a "
@@ -143,11 +148,15 @@ def _inputs(subject: Subject, images) -> list[tuple[str, torch.Tensor, torch.Ten
     c, s, _ = subject.input_size
     out = []
     for img in images:
-        if isinstance(img, torch.Tensor):          # (C, H, W) uint8 as the model sees it (tests, the page)
-            seen, name = img, f"image{len(out)}"
+        if isinstance(img, torch.Tensor):          # (C, H, W) uint8 of a data set (the page, tests)
+            size = s if subject.sized else img.shape[-1]
+            x = to_input(img[None], size, subject.mean, subject.std)     # resized as training resizes it
+            seen = img if img.shape[-1] == size else nn.functional.interpolate(
+                img[None].float(), size=(size, size), mode="bilinear", antialias=size < img.shape[-1])[0].round().clamp(0, 255).byte()
+            out.append((f"image{len(out)}", seen, x))
         else:
-            seen, name = read_image(Path(img), c, s), Path(img).name
-        out.append((name, seen, to_input(seen[None], seen.shape[-1], subject.mean, subject.std)))
+            seen = read_image(Path(img), c, s)
+            out.append((Path(img).name, seen, to_input(seen[None], s, subject.mean, subject.std)))
     return out
 
 
@@ -164,7 +173,8 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
 
     Args:
         model: a registry name, ``FILE.py:FACTORY``, a run folder / ``checkpoint.pt``, or a module.
-        images: image files (or (C, S, S) uint8 tensors already fitted).
+        images: image files, or (C, H, W) uint8 tensors of a data set (resized to the input size as
+            training resizes them).
         method: ``"occlusion"``, ``"gradcam"`` or ``"saliency"``.
         layer: Grad-CAM's module name, or ``"auto"``/``None`` (:func:`~cnnzoo.explain.maps.auto_layer`).
         target: a class index or name; ``None``: each image's top-1 class.
