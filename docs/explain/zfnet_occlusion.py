@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 
 from cnnzoo.explain import explain, load_subject
 
@@ -39,7 +40,8 @@ def main() -> None:
         res = explain(subject, [x[i] for i in idx], method="occlusion", target=k, patch=a.patch, stride=a.stride,
                       fill=a.fill, write=False)
         for i, r in zip(idx, res):
-            obj = x[i].float().amax(0).numpy() > 25.5                      # (S, S) the object's pixels
+            img = torch.nn.functional.interpolate(x[i][None].float(), size=r["map"].shape, mode="bilinear")
+            obj = img[0].amax(0).numpy() > 25.5                          # (S, S) the object's pixels at the input size
             rows.append((k, r["map"][obj].mean(), r["map"][~obj].mean(), r["probability"]))
     rows = np.array(rows)
     s = subject.input_size[-1]
