@@ -203,3 +203,36 @@ def test_weights_load_into_a_registry_name_and_are_refused_with_a_run(image, tmp
                    "    return create_model('lenet5_modern', num_classes=num_classes, in_chans=in_chans)\n")
     assert main(["explain", f"{src}:build", str(image), "--weights", str(tmp_path / "w.pth")]) == 2
     assert "--weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", __import__("cnnzoo").list_models())
+def test_auto_layer_of_every_registry_model_is_its_last_conv_map(name):
+    """No convolution with a map of more than one position runs after the chosen layer, whose output is a map with
+    more than one position; GoogLeNet's is the main head's inception5b (eval mode: no aux heads)."""
+    from cnnzoo import create_model
+
+    torch.manual_seed(0)
+    try:
+        model = create_model(name, width=0.25).eval()
+    except TypeError:                                                     # LeNet-5 has no width
+        model = create_model(name).eval()
+    c, h, _ = model.default_input_size
+    x = torch.randn(1, c, min(h, 96), min(h, 96))
+    (layer,) = auto_layer(model, x)
+    order, outs = [], {}
+    mods = dict(model.named_modules())
+    def seen(n, o):                                  # a forward hook must return None
+        order.append(n)
+        outs.setdefault(n, o)
+
+    hooks = [m.register_forward_hook(lambda m, a, o, n=n: seen(n, o))
+             for n, m in mods.items() if n and (n == layer or isinstance(m, nn.Conv2d))]
+    with torch.no_grad():
+        model(x)
+    for hk in hooks:
+        hk.remove()
+    after = [n for n in order[order.index(layer) + 1:]                # convs with a map after it (LeNet-5's C5 is 1x1)
+             if isinstance(mods[n], nn.Conv2d) and outs[n].shape[-1] * outs[n].shape[-2] > 1]
+    assert after == [] and outs[layer].dim() == 4 and outs[layer].shape[-1] * outs[layer].shape[-2] > 1, (layer, after)
+    if name.startswith("googlenet"):
+        assert layer == "inception5b"
