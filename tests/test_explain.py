@@ -236,3 +236,21 @@ def test_auto_layer_of_every_registry_model_is_its_last_conv_map(name):
     assert after == [] and outs[layer].dim() == 4 and outs[layer].shape[-1] * outs[layer].shape[-2] > 1, (layer, after)
     if name.startswith("googlenet"):
         assert layer == "inception5b"
+
+
+def test_alexnet_two_towers_give_the_grad_cam_of_the_whole_conv5():
+    """AlexNetTwoTower's Grad-CAM over both towers' conv5 halves equals the source AlexNet's at its
+    conv5 (``features.12``, the two groups' maps in one tensor)."""
+    from cnnzoo import create_model
+    from cnnzoo.models.alexnet import AlexNetTwoTower
+
+    torch.manual_seed(0)
+    net = create_model("alexnet_paper", width=0.25, num_classes=10).eval()
+    towers = AlexNetTwoTower(net).eval()
+    x = torch.randn(1, 3, 99, 99)
+    assert auto_layer(towers, x) == ("tower0.12", "tower1.12")
+    maps = [(attribution(towers, x, "gradcam", k), attribution(net, x, "gradcam", k, layers=("features.12",)))
+            for k in range(10)]
+    assert any(float(b.max()) > 0 for _, b in maps)                     # not all zeroed by the ReLU
+    for a, b in maps:
+        torch.testing.assert_close(a, b, atol=1e-5 * max(1.0, float(b.abs().max())), rtol=1e-4)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import CnnzooError
 from .maps import (METHODS, ExplainError, attribution, auto_layer, find_layers, occlusion_defaults,
                    sanity_check)
 
@@ -89,9 +90,8 @@ def load_subject(model: str | os.PathLike | nn.Module, weights: str | os.PathLik
         return _subject(r.model.eval(), r.description + "; untrained weights (no --weights)", model_label(r.spec),
                         r.input_size, None, None, None, trained=False)
     net = load_torchvision_weights(str(model) if model_info(str(model)).torchvision else r.model, weights)
-    c = r.input_size[0]
-    return _subject(net, f"{r.description.split(':')[0]} with weights {weights}", str(model),
-                    (c, *r.input_size[1:]), None, None, None)
+    return _subject(net, f"{r.description.split(':')[0]} with weights {weights}", str(model), r.input_size,
+                    None, None, None)
 
 
 def _subject(model, description, name, size, mean, std, classes, folder=None, trained=True) -> Subject:
@@ -132,7 +132,11 @@ def layer_field(model: nn.Module, input_size, names) -> str | None:
     computes it (:func:`cnnzoo.profile`): ``"99x99 px, effective stride 8 px, padding 45 px"``."""
     from ..analysis import profile
 
-    rows = [r for r in profile(model, (1, *input_size)).layers if r.rf is not None and not r.rf.is_global
+    try:
+        layers = profile(model, (1, *input_size)).layers
+    except CnnzooError:                       # a model that reads tensor values (AlexNetTwoTower's device moves)
+        layers = profile(model, (1, *input_size), real=True).layers
+    rows = [r for r in layers if r.rf is not None and not r.rf.is_global
             and any(r.name == n or r.name.startswith((n + ".", n + ":")) for n in names)]
     if not rows:
         return None

@@ -188,9 +188,10 @@ def occlusion_map(model: nn.Module, x: torch.Tensor, target: int, patch: int, st
     c, h, w = x.shape[1:]
     if patch < 1 or stride < 1 or patch > min(h, w):
         raise ExplainError(f"--patch {patch} / --stride {stride}: need 1 <= patch <= {min(h, w)} and stride >= 1")
+    baseline = fill if isinstance(fill, float) else fill.expand_as(x)
     with torch.no_grad():
         attr = Occlusion(_probs(model)).attribute(x, sliding_window_shapes=(c, patch, patch), strides=(c, stride, stride),
-                                                  baselines=fill if isinstance(fill, float) else fill.expand_as(x), target=target, perturbations_per_eval=batch)
+                                                  baselines=baseline, target=target, perturbations_per_eval=batch)
     return attr[0, 0].detach()                                     # every channel holds the same value
 
 
