@@ -34,7 +34,7 @@ METHODS = ("occlusion", "gradcam", "saliency")
 #: method is flagged as not explaining the model. 0.5 is Cohen's (1988) "large" correlation; on
 #: Inception v3 Adebayo et al. (2018, Fig. 2 and 4) find that the maps of methods that fail their
 #: test (guided backpropagation, guided Grad-CAM) stay highly rank-correlated with the trained map
-#: after cascading randomisation, while the gradient and Grad-CAM fall to near 0.
+#: after cascading randomisation, while the gradient and Grad-CAM fall to low correlations.
 FLAG_RHO = 0.5
 SANITY_RULE = (f"a map that keeps Spearman rho >= {FLAG_RHO:g} with the trained map after every layer is "
                "re-initialised does not explain the model (Adebayo et al. 2018, Sec. 3.1)")
