@@ -254,3 +254,16 @@ def test_alexnet_two_towers_give_the_grad_cam_of_the_whole_conv5():
     assert any(float(b.max()) > 0 for _, b in maps)                     # not all zeroed by the ReLU
     for a, b in maps:
         torch.testing.assert_close(a, b, atol=1e-5 * max(1.0, float(b.abs().max())), rtol=1e-4)
+
+
+def test_a_data_set_image_is_resized_to_the_models_input_and_shown_so(trained):
+    """A (C, H, W) tensor image of another size is resized to the model's input as training does; the
+    map, the image shown beside it and the returned ``seen`` all have the input's size."""
+    model, tx, _, _ = trained
+    model.default_input_size = (1, 32, 32)
+    try:
+        seen = ((tx[0] * 0.5 + 0.5) * 255).round().to(torch.uint8)          # (1, 24, 24)
+        (res,) = explain(model, [seen], write=False)
+    finally:
+        del model.default_input_size
+    assert res["map"].shape == (32, 32) and tuple(res["seen"].shape) == (1, 32, 32)

@@ -194,7 +194,8 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
     Returns:
         one dict per image: ``image``, ``top`` ([(class, probability), ...]), ``class``,
         ``class_index``, ``probability``, ``method``, ``map`` ((S, S) float32 numpy), ``seconds``
-        (the map's), ``layer`` and ``receptive_field`` (Grad-CAM), ``patch``/``stride``/
+        (the map's), ``seen`` (the (C, S, S) uint8 image as the model saw it), ``layer`` and
+        ``receptive_field`` (Grad-CAM), ``patch``/``stride``/
         ``positions`` (occlusion), ``check`` (with ``check``: stages with ``rho``, ``flagged``,
         ``rule``), ``png``/``npy`` paths (with ``write``), ``description``, ``trained``.
 
@@ -238,7 +239,7 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
         res = {"image": name, "top": [(subject.classes[i], float(q)) for q, i in zip(p, idx.tolist())],
                "class": subject.classes[t], "class_index": t, "probability": float(probs[t]), "method": method,
                "map": m.numpy().astype(np.float32), "seconds": time.perf_counter() - t0, **info,
-               "description": subject.description, "trained": subject.trained, "_seen": seen}
+               "description": subject.description, "trained": subject.trained, "seen": seen}
         if check:
             chk = sanity_check(net, x, method, t, m, layers=layers, patch=patch, stride=stride, fill=value)
             res["check"] = {**chk, "stages": [{"stage": st["stage"], "rho": st["rho"], "map": st["map"].numpy()}
@@ -251,8 +252,6 @@ def explain(model: str | os.PathLike | nn.Module, images, *, method: str = "grad
             res["png"], res["npy"] = str(folder / f"{stem}.png"), str(folder / f"{stem}.npy")
             _write(Path(res["npy"]), _npy(res["map"]))
             _write(Path(res["png"]), overlay_png(res, subject.name))
-    for res in results:
-        del res["_seen"]
     return results
 
 
@@ -305,12 +304,12 @@ def overlay_png(res: dict, label: str, dpi: int = 100, compact: bool = False) ->
     fig, axes = plt.subplots(1, n, figsize=(2.3 * n, 2.7 if not compact else 2.4), squeeze=False)
     axes = axes[0]
     if not compact:
-        _show(axes[0], res["_seen"])
-        axes[0].set_title(f"{res['image']} ({res['_seen'].shape[-1]}px)", fontsize=8)
-    _heat(axes[-1 - len(stages)], res["_seen"], res["map"],
+        _show(axes[0], res["seen"])
+        axes[0].set_title(f"{res['image']} ({res['seen'].shape[-1]}px)", fontsize=8)
+    _heat(axes[-1 - len(stages)], res["seen"], res["map"],
           "" if compact else f"{_method_words(res)}\n{res['class']} p={res['probability']:.2f}")
     for ax, st in zip(axes[n - len(stages):], stages):
-        _heat(ax, res["_seen"], st["map"], f"{st['stage']} re-init\nrho={st['rho']:.2f}")
+        _heat(ax, res["seen"], st["map"], f"{st['stage']} re-init\nrho={st['rho']:.2f}")
     if not compact:
         top = ", ".join(f"{c} {q:.2f}" for c, q in res["top"][:3])
         fig.suptitle(f"{label}: top {top}", fontsize=8)
@@ -345,7 +344,6 @@ def page_examples(run: str | os.PathLike, per_class: int = 1, max_classes: int =
     res = explain(subject, images, method=method, target=None, write=False, topk=1)
     items = []
     for i, r in zip(picks, res):
-        r["_seen"] = data.test_x[i]
         png = overlay_png({**r, "image": ""}, subject.name, dpi=60, compact=True)
         items.append({"class": data.classes[int(data.test_y[i])], "predicted": r["class"],
                       "probability": r["probability"], "src": "data:image/png;base64," + base64.b64encode(png).decode()})
