@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("registry", "models"),                                     # the zoo
     ("resolve",),                                               # the one model argument, run loading
     ("training", "deploy"),                                     # training; inference paths, export
-    ("lecture", "draw", "visualize", "compare", "experiments"),  # what is built on all of that
+    ("lecture", "draw", "visualize", "explain", "compare", "experiments"),  # what is built on all of that
     ("cli",),                                                   # cnnzoo/cli.py and every package's cli.py
 ]
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}

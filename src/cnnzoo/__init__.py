@@ -10,6 +10,7 @@ Public API::
     load_run(run) -> ResolvedModel; load_model(run) -> (nn.Module, checkpoint dict)   (a trained run)
     export_model(model_or_run, format, out, ...) -> ExportReport    (verified ONNX / TorchScript / ExportedProgram)
     bench(model_or_run, batch_size=16, paths=None) -> list[PathResult]  (every CPU inference path, validated)
+    explain(model_or_run, images, method="gradcam", ...) -> list[dict]  (occlusion / Grad-CAM / saliency maps)
 """
 from .errors import CnnzooError, DataFileError, InputShapeError, InputTooSmallError, UnknownModelError
 from .registry import ModelInfo, create_model, list_models, model_info
@@ -18,6 +19,7 @@ from .analysis import Profile, profile
 from .compare import compare
 from .models._torchvision import load_torchvision_weights
 from .draw import draw
+from .explain import explain
 from .models._weights import WeightsMismatchError
 from .resolve import ModelLoadError, ResolvedModel, load_model, load_run, resolve_model
 from .deploy import bench, export_model
@@ -25,7 +27,7 @@ from .deploy import bench, export_model
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "list_models", "model_info", "ModelInfo",
-    "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "draw",
+    "train", "evaluate", "load_torchvision_weights", "profile", "Profile", "compare", "draw", "explain",
     "export_model", "bench", "resolve_model", "ResolvedModel", "load_run", "load_model", "ModelLoadError",
     "WeightsMismatchError",
     "CnnzooError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "DataFileError",

@@ -16,10 +16,12 @@ from .errors import CnnzooError
 
 #: Modules that add verbs to the CLI (``MODULE`` calls its ``add_commands``, ``MODULE:FUNCTION`` that
 #: function), in the order they appear in ``cnnzoo --help``. The README's order: the zoo (``list``,
-#: here), summary, lecture, train/eval/predict/results, compare, experiments, draw/page, export/bench.
+#: here), summary, lecture, train/eval/predict/results, compare, experiments, draw/page, explain,
+#: export/bench.
 COMMAND_MODULES: list[str] = ["cnnzoo.analysis.cli", "cnnzoo.lecture", "cnnzoo.training.cli",
                               "cnnzoo.deploy.cli:add_predict_command", "cnnzoo.training.cli:add_results_command",
-                              "cnnzoo.compare.cli", "cnnzoo.experiments.cli", "cnnzoo.draw.cli", "cnnzoo.deploy.cli"]
+                              "cnnzoo.compare.cli", "cnnzoo.experiments.cli", "cnnzoo.draw.cli", "cnnzoo.explain.cli",
+                              "cnnzoo.deploy.cli"]
 #: First lines of ``cnnzoo --help`` (plain text: it is printed as it is).
 DESCRIPTION = ("cnnzoo: the classic CNNs of CS231n Lecture 9 (LeNet-5 to ResNet), analysed, trained and "
                "compared on this machine.")

@@ -79,11 +79,20 @@ def per_image(row: dict) -> dict:
 
 
 def _ranks(v) -> np.ndarray:
-    return np.argsort(np.argsort(np.asarray(v, dtype=float))).astype(float)
+    """Ranks 0..n-1 of ``v``; tied values share the mean of their ranks (as scipy's ``rankdata``)."""
+    v = np.asarray(v, dtype=float)
+    order = np.argsort(v, kind="stable")
+    first = np.r_[True, v[order][1:] != v[order][:-1]]                 # a new value starts a tie group
+    starts = np.flatnonzero(first)
+    mean_rank = (starts + np.r_[starts[1:], len(v)] - 1) / 2
+    ranks = np.empty(len(v))
+    ranks[order] = mean_rank[np.cumsum(first) - 1]
+    return ranks
 
 
 def spearman(x, y) -> float:
-    """Spearman rank correlation (Pearson on ranks; ties get their first-occurrence rank)."""
+    """Spearman rank correlation (Pearson on ranks; tied values share their mean rank, so that
+    maps with plateaus, e.g. a ReLU's zeros, are not correlated by their order)."""
     return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
 
 

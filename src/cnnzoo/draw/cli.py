@@ -66,8 +66,24 @@ def _cmd_page(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.suffix.lower() == ".html":            # --out names the page itself, not its folder
         out, stem = out.parent, out.stem
+    explanations = _explanations(args.model) if r.kind == "run" and not args.no_explain else None
     print(write_page(r.model, out, _size(args, r), name=args.model if r.kind == "registry" else None,
-                     depth=args.depth, stem=stem))
+                     depth=args.depth, stem=stem, explanations=explanations))
+
+
+def _explanations(run: str) -> dict | None:
+    """Grad-CAM of one test image per class of a run (:func:`cnnzoo.explain.page_examples`); a
+    note instead where the run's data set cannot be read (the page is written without them)."""
+    from ..errors import DataFileError
+    from ..explain import page_examples
+
+    try:
+        ex = page_examples(run)
+    except DataFileError as err:
+        print(f"explanations: left out ({err})")
+        return None
+    print(f"explanations: Grad-CAM at {ex['layer']} of {len(ex['items'])} test images")
+    return ex
 
 
 def add_commands(sub) -> None:
@@ -96,6 +112,8 @@ def add_commands(sub) -> None:
     p.add_argument("--input", type=input_size, metavar="SIZE",
                    help=f"input size: {INPUT_FORMS} (default: the model's input, as cnnzoo summary)")
     p.add_argument("--depth", choices=DEPTHS, default="layer", help="depth of the diagram (default layer)")
+    p.add_argument("--no-explain", action="store_true",
+                   help="for a run: leave out the Grad-CAM explanations of its test images")
     p.set_defaults(func=_cmd_page)
 
 

@@ -5,7 +5,9 @@ table (click a header to sort, type to filter), the totals, and a receptive-fiel
 layer (in the table or the diagram) and the input grid shows the area that one unit of that
 layer sees (the centre unit), with the field's size, effective stride and effective padding in
 input pixels, as :func:`cnnzoo.profile` computes them. Registry models also show their paper,
-variant notes and the lecture's claims about their family with cnnzoo's verdicts.
+variant notes and the lecture's claims about their family with cnnzoo's verdicts. A trained run's
+page also shows Grad-CAM explanations of a few test images per class (``explanations``, from
+:func:`cnnzoo.explain.page_examples`), embedded as ``data:`` URIs beside the receptive-field viewer.
 """
 from __future__ import annotations
 
@@ -52,11 +54,12 @@ def _svg_body(svg: str) -> str:
 
 
 def render_page(prof: Profile, svg: str, box_rows: list[list[int]], title: str, registry: dict | None,
-                caption: str = "") -> str:
+                caption: str = "", explanations: dict | None = None) -> str:
     """The page's HTML text from a profile, the diagram's SVG and the rows each box stands for
     (box K is ``<g id="box-K">``; its first row is the one a click on it chooses); ``caption``: the
     diagram's title, shown as text above it that wraps to the pane (an SVG title wider than the
-    pane was cut off when the pane scrolls to the input box)."""
+    pane was cut off when the pane scrolls to the input box); ``explanations`` as
+    :func:`cnnzoo.explain.page_examples` returns them."""
     t = prof.totals
     totals = [("parameters", f"{t.params:,}"), ("executed parameters", f"{t.params_executed:,}"),
               ("MACs (" + " + ".join(prof.count) + ")", f"{t.macs:,}"), ("FLOPs (2 x MACs)", f"{t.flops:,}"),
@@ -66,14 +69,15 @@ def render_page(prof: Profile, svg: str, box_rows: list[list[int]], title: str, 
     if prof.train:
         totals.append(("mode", "training: the auxiliary heads run and are counted"))
     data = {"title": title, "input": list(prof.input_shape), "rows": rows_json(prof), "boxes": box_rows,
-            "totals": totals, "registry": registry, "conventions": prof.conventions()}
+            "totals": totals, "registry": registry, "conventions": prof.conventions(),
+            "explain": explanations}
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return _TEMPLATE.substitute(title=html.escape(title), caption=html.escape(caption), svg=_svg_body(svg),
                                 data=payload)
 
 
 def write_page(model: nn.Module, out: str | Path, input_size=None, *, name: str | None = None,
-               depth: str = "layer", stem: str | None = None) -> Path:
+               depth: str = "layer", stem: str | None = None, explanations: dict | None = None) -> Path:
     """Write ``out/STEM.html`` and return its path. ``name``: the registry name (adds the paper,
     notes and the lecture's claims); ``stem`` defaults to ``name`` or the model's class.
 
@@ -85,7 +89,8 @@ def write_page(model: nn.Module, out: str | Path, input_size=None, *, name: str 
     diagram = draw(model, input_size, depth, prof=prof, show=("params", "macs"), title="")   # title: the caption
     boxes = [n.rows for n in diagram.graph.nodes]
     title = f"{name or type(model).__name__} at {'x'.join(map(str, prof.input_shape[1:]))}"
-    text = render_page(prof, diagram.svg(), boxes, title, _registry(name), default_title(model, prof))
+    text = render_page(prof, diagram.svg(), boxes, title, _registry(name), default_title(model, prof),
+                       explanations)
     path = Path(out) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', stem or name or type(model).__name__)}.html"
     write_bytes(path, text.encode())
     return path
@@ -111,6 +116,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 #rfbox{display:flex;gap:14px;align-items:flex-start} #rfgrid{flex:none;border:1px solid #ccc;background:#fff}
 .fig{font-weight:bold} .claim{margin:4px 0} .verdict{font-weight:bold}
 .muted{color:#666;font-size:12px}
+#explain figure{display:inline-block;margin:2px 4px;text-align:center;font-size:11px} #explain img{display:block;width:120px}
 </style></head>
 <body>
 <header><h1>$title</h1><div id="meta" class="muted"></div></header>
@@ -127,6 +133,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 <div id="rf-unit" class="muted"></div>
 <p class="muted">The grey square is the input (H x W); the red box is the area one unit (the centre one) of the chosen
 layer sees, padding included (dashed outside the input). Size r, effective stride j and padding P per axis, in input pixels.</p></div></div>
+<div id="explain"></div>
 <h2>Layers</h2>
 <input id="filter" placeholder="filter layers (name, type, kernel...)" size="40">
 <span id="count" class="muted"></span>
@@ -157,6 +164,13 @@ if (D.registry) {
     (c.lecture ? `<div class="muted">lecture: $${esc(c.lecture)}; cnnzoo: $${esc(c.cnnzoo)}</div>` : "") +
     `<div class="muted">$${esc(c.reason)}</div></div>`).join("");
 } else $$("#meta").textContent = "a module given as a file (not in the registry)";
+if (D.explain && D.explain.items.length) { const E = D.explain;
+  $$("#explain").innerHTML = `<h2>Explanations</h2><div class="muted">$${esc(E.method === "gradcam" ? "Grad-CAM" : E.method)}` +
+    (E.layer ? ` at $${esc(E.layer)} (receptive field $${esc(E.receptive_field || "-")})` : "") +
+    ` of the predicted class, one test image per class (cnnzoo explain)</div>` + E.items.map(it =>
+    `<figure><img alt="$${esc(it.class)}" src="$${it.src}"><figcaption>$${esc(it.class)}<br>` +
+    `<span class="muted">said $${esc(it.predicted)} $${it.probability.toFixed(2)}</span></figcaption></figure>`).join("");
+}
 const head = $$("#layers thead tr"), body = $$("#layers tbody");
 head.innerHTML = cols.map(c => `<th>$${c[0]}</th>`).join("");
 let order = D.rows.slice(), sortCol = -1, asc = true;
