@@ -72,7 +72,7 @@ def cnnzoo_data_seconds(cfg: dict) -> float:
     """One epoch of the trainer's own data path alone (``Trainer.batch``: shuffled uint8 batches,
     augmented and normalised), with the run's config."""
     from cnnzoo.data import batch_slices, epoch_order
-    from cnnzoo.training.trainer import TrainConfig, Trainer
+    from cnnzoo.training import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory(prefix="cnnzoo-speed-") as out:
         trainer = Trainer(TrainConfig(**cfg), out, progress=False)

@@ -36,7 +36,7 @@ PER_RANK_BATCH = 32
 # rank 1 raise at epoch 2, step 2; then trains through the public API.
 WORKER = r'''
 import json, os, sys
-from cnnzoo.training import api, trainer
+from cnnzoo.training import api, evaluation, trainer
 out, seen_dir, mode, opts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 seen, batch, step = [], trainer.Trainer.batch, trainer.Trainer.train_step
 
@@ -50,7 +50,7 @@ def failing(self, x, y):
     return step(self, x, y)
 
 trainer.Trainer.batch, trainer.Trainer.train_step = record, failing
-trainer.check_tta = lambda *a, **k: None   # flip views of this flip-free run: a check of the sums, not of its use
+trainer.check_tta = evaluation.check_tta = lambda *a, **k: None   # flip views of a flip-free run: the sums are checked
 try:
     api.train("lenet5_modern", out=out, resume=mode == "resume", progress=False, **opts)
 finally:
@@ -82,7 +82,8 @@ def runs(tmp_path_factory):
     failed = _torchrun(tmp, "fail")
     after_failure = load_checkpoint(tmp / "run") if (tmp / "run" / "checkpoint.pt").exists() else None
     resumed = _torchrun(tmp, "resume")
-    with mock.patch("cnnzoo.training.trainer.check_tta", lambda *a, **k: None):   # as in WORKER
+    with mock.patch("cnnzoo.training.trainer.check_tta", lambda *a, **k: None), \
+            mock.patch("cnnzoo.training.evaluation.check_tta", lambda *a, **k: None):   # as in WORKER
         single = Trainer(TrainConfig("lenet5_modern", batch_size=PER_RANK_BATCH * 2, **OPTS), tmp / "single",
                          progress=False)
         single.fit()

@@ -393,7 +393,8 @@ def test_a_budget_replan_stretches_or_compresses_the_rest_of_the_schedule_withou
 
 
 def test_device_resolution():
-    from cnnzoo.training.trainer import TrainConfigError, resolve_device
+    from cnnzoo.training.config import TrainConfigError
+    from cnnzoo.training.environment import resolve_device
 
     if torch.cuda.is_available():
         assert resolve_device(None).type == "cuda"
@@ -407,7 +408,7 @@ def test_device_resolution():
 
 
 def test_out_of_range_options_are_config_errors_naming_each_flag(tmp_path):
-    from cnnzoo.training.trainer import TrainConfigError
+    from cnnzoo.training.config import TrainConfigError
 
     # each bad option is named as its CLI flag, with its value and its range; edges of each range by hand
     cases = [({"erase": 1.5}, "--erase 1.5 (a probability in [0, 1])"), ({"erase": -0.1}, "--erase -0.1 ("),

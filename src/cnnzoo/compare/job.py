@@ -238,7 +238,7 @@ def imagenet_latency(spec: str, preset: Preset) -> dict:
     mem = dataclasses.asdict(peak_memory(model, (1, *IMAGENET)))
     curve = batch_curve(model, IMAGENET, preset.imagenet_batch_sizes, select_batch=preset.imagenet_select_batch,
                         repeats=preset.imagenet_repeats)
-    from ..training.trainer import environment
+    from ..training.environment import environment
 
     return {"settings": imagenet_settings(preset), "threads": torch.get_num_threads(),
             "hardware": environment()["hardware"], **curve, "memory": mem,
@@ -415,7 +415,7 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
                              "fast_path_check": check}
     finally:
         bar.close()
-    from ..training.trainer import environment
+    from ..training.environment import environment
 
     meta = {"command": command or f"cnnzoo.compare({models!r}, preset={preset.name!r}, dataset={dataset!r}, "
                                   f"out={str(out)!r})",

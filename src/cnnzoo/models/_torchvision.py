@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 
-import torch
 from torch import nn
 
-from ..errors import DataFileError
 from ..registry import model_info
 from ._weights import load_state_dict, model_for_weights, read_weights, strip_wrapper_prefixes, unwrap_state_dict
 

@@ -25,7 +25,6 @@ import functools
 import torch
 from torch import nn
 
-from ..errors import ModelConfigError
 from ..registry import register_model
 from ._base import ZooModel, scale_channels, split_stages
 

@@ -5,7 +5,9 @@ from .api import RESUME_APPLIES, TrainResult, evaluate, resume_plan, train
 from .._io import CheckpointError, load_checkpoint, save_checkpoint
 from .recipes import RECIPES, recipe_for
 from .results import results_table
-from .trainer import TrainConfig, TrainConfigError, Trainer, TrainingDivergedError, evaluate_model, lr_at
+from .config import TrainConfig, TrainConfigError
+from .evaluation import evaluate_model
+from .trainer import Trainer, TrainingDivergedError, lr_at
 
 __all__ = ["train", "evaluate", "load_model", "load_run", "resume_plan", "RESUME_APPLIES",
            "TrainResult", "TrainConfig", "Trainer",

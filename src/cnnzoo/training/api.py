@@ -19,7 +19,8 @@ from ..errors import CnnzooError
 from ..resolve import canonical_spec, load_run, model_kind, model_label, run_data, run_folder
 from .distributed import dist_env, make_trainer, rank_errors
 from .scores import class_scores
-from .trainer import TrainConfig, evaluate_model
+from .config import TrainConfig
+from .evaluation import evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
 _NOT_IDENTITY = ("data_dir", "download", "device", "numerics")
@@ -150,7 +151,7 @@ def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bo
             ``resume_changes``; any other difference is refused before any work
             (:func:`resume_plan`).
         progress: show a progress bar (loss, accuracy, images/s, ETA).
-        **options: any :class:`~cnnzoo.training.trainer.TrainConfig` field (``epochs``,
+        **options: any :class:`~cnnzoo.training.config.TrainConfig` field (``epochs``,
             ``budget_minutes``, ``input_size``, ``width``, ``batch_size``, ``lr``, ``seed``, ...);
             unset fields come from the model's recipe. Fine-tuning (:mod:`cnnzoo.training.finetune`):
             ``weights`` (a weight file or a run folder / checkpoint.pt; a run gives its model, width,

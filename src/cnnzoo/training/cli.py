@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from .._text import plural, positive_int
 from ..data import DATASETS, TTA_VIEWS

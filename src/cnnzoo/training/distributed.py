@@ -51,7 +51,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .._text import plural
-from .trainer import TrainConfig, TrainConfigError, Trainer
+from .config import TrainConfig, TrainConfigError
+from .trainer import Trainer
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from ..data.preprocess import Preprocess, run_preprocess

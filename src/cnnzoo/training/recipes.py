@@ -6,7 +6,7 @@ shrinks only what 2 CPU cores cannot afford: the input side (``input_size``, Fas
 next to every result (metrics.json, the results table).
 
 Rows are matched by shell-style pattern, first match wins; fields missing in a row come from
-``DEFAULT``. A :class:`~cnnzoo.training.trainer.TrainConfig` field set by the user always wins.
+``DEFAULT``. A :class:`~cnnzoo.training.config.TrainConfig` field set by the user always wins.
 
 Fields:
     input_size: side of the square model input, pixels (at least the model's minimum).

@@ -1,5 +1,6 @@
-"""The trainer: one :class:`Trainer` with a step function, evaluation, checkpointing and
-resume, and the :func:`train` API around it.
+"""The training loop: one :class:`Trainer` with a step function, checkpointing and resume (what a
+run is: :mod:`.config`; scoring: :mod:`.evaluation`; device and environment: :mod:`.environment`;
+the :func:`~cnnzoo.training.train` API around it: :mod:`.api`).
 
 Determinism: every random draw of step ``s`` of epoch ``e`` (sample order, crop offsets,
 flips, dropout masks) comes from generators seeded by ``(seed, e, s)``, so a run is a pure
@@ -21,9 +22,7 @@ import copy
 import dataclasses
 import math
 import os
-import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,145 +30,28 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
-                    per_class_indices, to_input, tta_views)
 from .. import numerics
-from ..data.datasets import hold_out
-from ..data.splits import balanced_class_weights, balanced_order, imbalance_notice, parse_split
+from .._io import save_checkpoint, write_csv, write_json
 from .._text import plural
+from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset,
+                    num_steps, per_class_indices, to_input)
+from ..data.datasets import hold_out
+from ..data.splits import balanced_class_weights, balanced_order, imbalance_notice
 from ..errors import CnnzooError
 from ..resolve import resolve_model
-from .._io import save_checkpoint, write_csv, write_json
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig, TrainConfigError
+from .environment import environment, resolve_device
+from .evaluation import autocast, evaluate_model, to_device
 from .events import EventLog
 from .finetune import FineTune, param_groups
-from .recipes import recipe_for
-from .selection import SELECT, Selection
+from .selection import Selection
 
 
 class TrainingDivergedError(CnnzooError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-class TrainConfigError(CnnzooError, ValueError):
-    """An impossible training configuration (input too small, unknown option, ...)."""
-
-
-@dataclass
-class TrainConfig:
-    """What a run is. ``None`` fields are filled from the model's recipe (:mod:`.recipes`)."""
-
-    model: str                                # registry name ("lenet5_modern") or "/abs/path/FILE.py:FACTORY"
-    dataset: str = "fashion-mnist"            # one of cnnzoo.data.DATASETS
-    data_dir: str | None = None               # else CNNZOO_DATA, else the system location
-    download: bool = False                    # fetch missing files with torchvision
-    channels: int | None = None               # 1 (grey) | 3 (RGB) input channels; None: the data set's own
-    epochs: int | None = None                 # training length in epochs ...
-    budget_minutes: float | None = None       # ... or in minutes of train + eval time (epochs estimated,
-                                              # re-fitted after epochs: Trainer.replan_for_budget)
-    input_size: int | None = None             # side of the model input, pixels
-    width: float | None = None                # channel multiplier (builder kwarg ``width``)
-    batch_size: int | None = None             # images per step (per process)
-    lr: float | None = None                   # peak learning rate
-    optimizer: str | None = None              # "sgd" (Nesterov, momentum 0.9) | "adamw"
-    weight_decay: float | None = None         # on weights, not on biases / norm parameters
-    schedule: str | None = None               # "cosine" | "linear" | "constant", after warm-up
-    warmup_epochs: float | None = None        # linear warm-up length, epochs
-    label_smoothing: float | None = None      # cross-entropy label smoothing
-    pad: int | None = None                    # random-crop padding, pixels (0 = off)
-    flip: bool | None = None                  # random horizontal flip
-    erase: float | None = None                # random-erasing probability (0 = off)
-    ema: float | None = None                  # decay of an exponential moving average of the weights
-                                              # (and BatchNorm statistics), which is evaluated and saved; 0 = off
-    numerics: list[str] | None = None         # numeric paths the run may use (cnnzoo.numerics.TRAIN_PATHS); the
-                                              # fastest of them on this machine is chosen (Trainer.numerics)
-    amp: str | None = None                    # force "fp32" | "bf16" | "fp16" autocast; None: chosen
-    channels_last: bool | None = None         # force the NHWC memory format on / off; None: chosen
-    tta: str | None = None                    # also score the final model by multi-view testing: "flip" | "10crop"
-    sync_bn: bool = False                     # BatchNorm statistics over all processes (DDP runs only)
-    device: str | None = None                 # "cpu" | "cuda" | "cuda:N"; None: this process's GPU if any, else CPU
-    aux_weight: float = 0.3                   # GoogLeNet auxiliary-loss weight (Szegedy et al. 2014, Sec. 5)
-    seed: int = 0                             # every random draw derives from it
-    model_kwargs: dict = field(default_factory=dict)  # extra builder kwargs
-    limit_train: int | None = None            # use only the first N training images
-    limit_test: int | None = None             # evaluate on the first N test images
-    classes: list[int] | None = None          # keep only these labels, relabelled 0..k-1 in this order
-    per_class: int | None = None              # then train on at most N images per class (a stratified
-                                              # subset drawn from ``seed``, after limit_train)
-    weights: str | None = None                # start from these weights: a weight file or a run (finetune.py)
-    freeze: str | int | None = None           # "backbone" (all but the classifier) | N (stem + first N stages)
-    unfreeze_epoch: int | None = None         # from this epoch (1-based) on, every layer trains
-    backbone_lr_scale: float = 1.0            # the backbone's learning rate is this times the head's
-    # -- validation, model selection, imbalance, folder data (docs/training.md "Fine-tuning", docs/data.md)
-    val_split: float | None = None            # hold out this stratified, seeded fraction of the training images
-    split: str | None = None                  # "TRAIN,VAL,TEST" fractions of a folder without train/ and test/
-                                              # (None: 0.8,0.1,0.1)
-    select: str | None = None                 # kept weights: "best" validation top-1 (default with validation
-                                              # data) | "last"
-    early_stop: int | None = None             # stop after this many epochs without a higher validation top-1
-    class_weights: str | None = None          # "balanced": cross-entropy weights n / (k * n_c)
-    sampler: str | None = None                # "balanced": each epoch drawn with replacement, classes equally likely
-    labels: str | None = None                 # CSV of filename,label rows labelling the flat folder --data-dir
-    skip_bad_images: bool = False             # leave unreadable images out (listed, counted) instead of refusing
-
-    def check(self) -> None:
-        """Refuse values outside each numeric option's range (:data:`RANGES`), naming every bad
-        option as its CLI flag, e.g. ``--epochs 0 (at least 1)``; ``None`` (the recipe's) passes.
-
-        Raises:
-            TrainConfigError: one line listing each option out of range and its range.
-        """
-        bad = [f"--{name.replace('_', '-')} {value} ({words})"
-               for name, (low, low_open, high, high_open, words) in RANGES.items()
-               if (value := getattr(self, name)) is not None
-               and (value < low or (low_open and value == low) or (high is not None and value > high)
-                    or (high_open and value == high))]
-        bad += [f"--{name.replace('_', '-')} {value} (choose {' or '.join(choices)})"
-                for name, choices in CHOICES.items() if (value := getattr(self, name)) not in (None, *choices)]
-        if bad:
-            raise TrainConfigError(f"out of range: {'; '.join(bad)}")
-        if self.split is not None:
-            parse_split(self.split)
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with every ``None`` recipe field filled in from the model's recipe (and the
-        recipe's builder ``model_kwargs`` under the user's own)."""
-        rec = recipe_for(self.model)
-        if self.budget_minutes is not None:
-            rec.pop("epochs")                    # estimated from the budget by Trainer.fit
-        kwargs = {**rec.pop("model_kwargs", {}), **self.model_kwargs}
-        rec["numerics"] = list(self.numerics or rec["numerics"])
-        return dataclasses.replace(self, **{k: v for k, v in rec.items() if getattr(self, k) is None},
-                                   model_kwargs=kwargs)
-
-
-#: The range of each numeric option: (low, low excluded, high or None, high excluded, in words).
-RANGES: dict[str, tuple] = {
-    "epochs": (1, False, None, False, "at least 1"),
-    "budget_minutes": (0, True, None, False, "above 0"),
-    "input_size": (1, False, None, False, "at least 1"),
-    "width": (0, True, None, False, "above 0"),
-    "batch_size": (1, False, None, False, "at least 1"),
-    "lr": (0, True, None, False, "above 0"),
-    "weight_decay": (0, False, None, False, "0 or more"),
-    "warmup_epochs": (0, False, None, False, "0 or more"),
-    "label_smoothing": (0, False, 1, True, "in [0, 1)"),
-    "pad": (0, False, None, False, "0 or more"),
-    "erase": (0, False, 1, False, "a probability in [0, 1]"),
-    "ema": (0, False, 1, True, "a decay in [0, 1)"),
-    "aux_weight": (0, False, None, False, "0 or more"),
-    "limit_train": (1, False, None, False, "at least 1 image"),
-    "limit_test": (1, False, None, False, "at least 1 image"),
-    "per_class": (1, False, None, False, "at least 1 image"),
-    "backbone_lr_scale": (0, True, None, False, "above 0"),
-    "val_split": (0, True, 1, True, "a fraction in (0, 1)"),
-    "early_stop": (1, False, None, False, "at least 1 epoch"),
-}
-#: The options that take one of a few words.
-CHOICES: dict[str, tuple[str, ...]] = {"select": SELECT, "class_weights": ("balanced",), "sampler": ("balanced",)}
-
-_SCHEDULES = ("cosine", "linear", "constant")
 _REPLAN_WINDOW = 3                                # a budget run re-plans from its last 3 epochs' mean time
-_OPTIMIZERS = ("sgd", "adamw")
 
 
 def lr_at(step: float, total: int, base: float, warmup: int, kind: str) -> float:
@@ -183,134 +65,9 @@ def lr_at(step: float, total: int, base: float, warmup: int, kind: str) -> float
     return base * (1.0 - t) if kind == "linear" else base
 
 
-def environment() -> dict:
-    """Library versions and hardware, written into every metrics file."""
-    from importlib.metadata import version  # importing torchvision itself takes seconds
-
-    from .. import __version__
-
-    return {
-        "versions": {"cnnzoo": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": version("torchvision"), "numpy": version("numpy")},
-        "hardware": {"platform": platform.platform(), "machine": platform.machine(),
-                     "processor": platform.processor() or _cpu_model(), "cpu_count": os.cpu_count(),
-                     "torch_threads": torch.get_num_threads(),
-                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        return ""
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """The device a run trains on: ``name``, or CUDA when available, else the CPU. Under torchrun
-    a bare ``"cuda"`` means this process's GPU (``cuda:$LOCAL_RANK``).
-
-    Raises:
-        TrainConfigError: a CUDA or MPS device is asked for where none is available.
-    """
-    cuda = torch.cuda.is_available()
-    name = name or ("cuda" if cuda else "cpu")
-    if name.startswith("cuda") and not cuda:
-        raise TrainConfigError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise TrainConfigError("--device mps: this torch has no MPS device here (Apple silicon, macOS 12.3+); "
-                               "use --device cpu")
-    if name == "cuda":
-        name = f"cuda:{os.environ.get('LOCAL_RANK', torch.cuda.current_device())}"
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise TrainConfigError(f"--device {name}: {err}") from None
-
-
-def _autocast(device: torch.device, amp: str | None):
-    """``torch.autocast`` to the precision ``amp`` ("fp32": off) on ``device``."""
-    dtype = numerics.DTYPES[amp or "fp32"]
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
-
-
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``t`` (on the CPU) on ``device``: through pinned memory and a non-blocking copy to a GPU."""
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
 def step_seed(seed: int, epoch: int, step: int) -> int:
     """Seed of every random draw of one training step (a pure function of its position)."""
     return (seed * 1_000_003 + epoch) * 100_003 + step
-
-
-@torch.no_grad()
-def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
-                   num_classes: int, batch_size: int = 1000, channels_last: bool = False,
-                   amp: str = "fp32", tta: str | None = None, pad: int = 0, flip: bool = True) -> dict:
-    """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
-
-    Args:
-        x: (N, C, H, W) uint8 images; y: (N,) int64 labels.
-        input_size, mean, std: as in training (images resized to input_size, normalised).
-        tta: also score multi-view testing, the mean softmax over the views of
-            :func:`~cnnzoo.data.tta_views`: ``"flip"`` (each image and its mirror) or ``"10crop"``
-            (Krizhevsky et al. 2012, Sec. 4.1; He et al. 2016, Sec. 3.4: four corner crops and the
-            centre, and their mirrors, here at the offsets of training's random crop with ``pad``).
-        pad, flip: the model's training crop padding and random flips (for ``tta``).
-
-    Raises:
-        CnnzooError: an unknown ``tta``, any with ``flip`` off, or ``"10crop"`` with ``pad`` 0
-            (:func:`~cnnzoo.data.check_tta`).
-
-    Returns:
-        dict with ``loss`` (mean cross-entropy, nats), ``top1``, ``top5`` (fractions),
-        ``confusion`` ((K, K) int64 tensor, row = true class, column = prediction) and ``n``,
-        all of the single view; with ``tta``, also ``tta``: the same keys for the mean over the views.
-    """
-    check_tta(tta, pad, flip)
-    model.eval()
-    dev = next(model.parameters()).device
-    tallies = [_Tally(num_classes) for _ in range(2 if tta else 1)]
-    for lo in range(0, len(x), batch_size):
-        xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
-        with _autocast(dev, amp):
-            views = [xb, *tta_views(xb, tta, pad)] if tta else [xb]
-            logp = torch.stack([model(_to_device(to_input(v, input_size, mean, std, channels_last), dev)).float()
-                                .log_softmax(1).cpu() for v in views])           # (views, B, K)
-        tallies[0].add(logp[0], yb)
-        if tta:                                       # log of the mean of the views' softmax
-            tallies[1].add(logp.logsumexp(0) - math.log(len(views)), yb)
-    res = tallies[0].result(len(x))
-    if tta:
-        res["tta"] = tallies[1].result(len(x))
-    return res
-
-
-class _Tally:
-    """Running sums of one scoring (a single view, or the mean over views): summed loss, top-5
-    hits, confusion counts."""
-
-    def __init__(self, num_classes: int):
-        self.k = num_classes
-        self.loss = torch.zeros((), dtype=torch.float64)
-        self.top5 = torch.zeros((), dtype=torch.int64)
-        self.conf = torch.zeros(num_classes * num_classes, dtype=torch.int64)
-
-    def add(self, logp: torch.Tensor, y: torch.Tensor) -> None:
-        """``logp``: (B, K) log-probabilities; ``y``: (B,) labels."""
-        self.loss += F.nll_loss(logp, y, reduction="sum").double()
-        self.top5 += (logp.topk(min(5, self.k), 1).indices == y[:, None]).any(1).sum()
-        self.conf += torch.bincount(y * self.k + logp.argmax(1), minlength=self.k ** 2)
-
-    def result(self, n: int) -> dict:
-        conf, n1 = self.conf.view(self.k, self.k), max(1, n)
-        return {"loss": float(self.loss) / n1, "top1": float(conf.diag().sum()) / n1,
-                "top5": float(self.top5) / n1, "confusion": conf, "n": n}
 
 
 def select_classes(data, classes: list[int]):
@@ -359,9 +116,9 @@ class Trainer:
         self.progress = progress
         self.rank, self.world_size = rank, world_size
         cfg = self.cfg
-        if (cfg.optimizer not in _OPTIMIZERS or cfg.schedule not in _SCHEDULES
+        if (cfg.optimizer not in OPTIMIZERS or cfg.schedule not in SCHEDULES
                 or cfg.amp not in (None, *numerics.DTYPES)):
-            raise TrainConfigError(f"optimizer must be one of {_OPTIMIZERS}, schedule one of {_SCHEDULES}, "
+            raise TrainConfigError(f"optimizer must be one of {OPTIMIZERS}, schedule one of {SCHEDULES}, "
                                    f"amp one of {tuple(numerics.DTYPES)}; got {cfg.optimizer!r}, {cfg.schedule!r}, "
                                    f"{cfg.amp!r}")
         numerics.check_paths(cfg.numerics)
@@ -592,7 +349,7 @@ class Trainer:
         xb = augment(self.train_x[idx], self.aug, gen)
         # augmentation runs on the CPU (seeded generator); the batch then moves to the device
         x = to_input(xb, self.cfg.input_size, self.data.mean, self.data.std, self.cfg.channels_last)
-        return _to_device(x, self.device), _to_device(self.train_y[idx], self.device)
+        return to_device(x, self.device), to_device(self.train_y[idx], self.device)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on a batch (N, C, S, S) float, (N,) int64.
@@ -605,7 +362,7 @@ class Trainer:
         """
         self.train_model.train()
         ls = self.cfg.label_smoothing
-        with _autocast(self.device, self.cfg.amp):
+        with autocast(self.device, self.cfg.amp):
             if self.use_aux:
                 logits, auxs = self.train_model.forward_with_aux(x)
             else:
