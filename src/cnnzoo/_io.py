@@ -96,3 +96,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writeheader()
         w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def cache_dir() -> Path:
+    """Where cnnzoo keeps computed figures between runs: ``$CNNZOO_CACHE``, else
+    ``$XDG_CACHE_HOME/cnnzoo``, else ``~/.cache/cnnzoo``."""
+    if os.environ.get("CNNZOO_CACHE"):
+        return Path(os.environ["CNNZOO_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnzoo"

@@ -42,7 +42,7 @@ from typing import Callable
 
 import torch
 
-from ._io import write_json
+from ._io import cache_dir, write_json
 from .errors import CnnzooError
 
 #: path -> (autocast precision, channels_last); in order of preference when nothing is measured.
@@ -187,8 +187,9 @@ def candidates(allowed, caps: Capabilities) -> tuple[list[str], dict[str, str]]:
 
 # -- the cache ---------------------------------------------------------------------------------
 def cache_file() -> Path:
-    """``$CNNZOO_CACHE/numerics.json``, default ``~/.cache/cnnzoo/numerics.json``."""
-    return Path(os.environ.get("CNNZOO_CACHE") or Path.home() / ".cache" / "cnnzoo") / "numerics.json"
+    """``numerics.json`` in cnnzoo's cache folder (:func:`cnnzoo._io.cache_dir`: ``$CNNZOO_CACHE``,
+    else ``$XDG_CACHE_HOME/cnnzoo``, else ``~/.cache/cnnzoo``)."""
+    return cache_dir() / "numerics.json"
 
 
 def _key(fingerprint: dict, config: dict) -> str:

@@ -15,7 +15,6 @@ import fnmatch
 import functools
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._io import atomic_write_bytes
+from ._io import atomic_write_bytes, cache_dir
 from .errors import UnknownModelError
 
 
@@ -186,14 +185,6 @@ def model_figures(name: str) -> tuple[int, int]:
         _store_figures(figures)
     params, side = figures[name]
     return params, side
-
-
-def cache_dir() -> Path:
-    """Where cnnzoo keeps computed figures between runs: ``$CNNZOO_CACHE``, else
-    ``$XDG_CACHE_HOME/cnnzoo``, else ``~/.cache/cnnzoo``."""
-    if os.environ.get("CNNZOO_CACHE"):
-        return Path(os.environ["CNNZOO_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnzoo"
 
 
 @functools.lru_cache(maxsize=None)
