@@ -156,7 +156,7 @@ class Trainer:
         for line in self.ft.start_lines(self.data) if self.is_main and progress else ():
             print(line, flush=True)
         self.train_model = self.model               # the seam where a DDP wrapper goes
-        self.ema, self.scaler = None, self.build_scaler()
+        self.ema = self.scaler = None               # built once the numeric path is chosen (below)
         self.aug = Augment(cfg.pad, cfg.flip, cfg.erase)
         self.steps_per_epoch = num_steps(len(self.train_x), cfg.batch_size, world_size=world_size)
         self.optimizer = self.build_optimizer()
