@@ -69,17 +69,15 @@ def plain_loop(data_dir: Path, epochs: int, batch_size: int, lr: float, input_si
 
 
 def cnnzoo_data_seconds(cfg: dict) -> float:
-    """One epoch of the trainer's own data path alone (``Trainer.batch``: shuffled uint8 batches,
-    augmented and normalised), with the run's config."""
-    from cnnzoo.data import batch_slices, epoch_order
+    """One epoch of the trainer's own data path alone (``Trainer.train_batches``: shuffled uint8
+    batches from the data source, augmented and normalised), with the run's config."""
     from cnnzoo.training import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory(prefix="cnnzoo-speed-") as out:
         trainer = Trainer(TrainConfig(**cfg), out, progress=False)
         t0 = time.perf_counter()
-        order = epoch_order(len(trainer.train_x), cfg["seed"], 0)
-        for step, sl in batch_slices(len(order), cfg["batch_size"]):
-            trainer.batch(order, sl, torch.Generator().manual_seed(step))
+        for _ in trainer.train_batches(0):
+            pass
         return time.perf_counter() - t0
 
 

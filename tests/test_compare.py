@@ -417,8 +417,8 @@ def test_the_timed_fast_path_is_checked_on_the_trained_model(run):
     # folded (torch.fx's fuse), bf16 autocast, channels_last
     model, ck = load_model(run_dir)
     data = load_dataset(ck["dataset"], ck["config"]["data_dir"], channels=ck["in_chans"], size=ck["input_size"])
-    n = ck["config"].get("limit_test") or len(data.test_x)
-    x, y = to_input(data.test_x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test_y[:n]
+    n = ck["config"].get("limit_test") or len(data.test.x)
+    x, y = to_input(data.test.x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test.labels[:n]
     with torch.inference_mode():
         ref = model(x).argmax(1)
         folded = fuse(torch.fx.symbolic_trace(_Logits(copy.deepcopy(model)).eval()))

@@ -72,7 +72,7 @@ def test_fashion_mnist_checksum_is_verified(tmp_path):
     with pytest.raises(DataFileError, match="checksum"):
         load_dataset("fashion-mnist", tmp_path)
     d = load_dataset("fashion-mnist", tmp_path, verify=False)
-    assert d.train_x.shape == (64, 1, 28, 28) and d.test_y.shape == (32,) and d.num_classes == 10
+    assert d.train.x.shape == (64, 1, 28, 28) and d.test.labels.shape == (32,) and d.num_classes == 10
 
 
 def test_mnist_from_dir_and_env(tmp_path, monkeypatch):
@@ -81,7 +81,7 @@ def test_mnist_from_dir_and_env(tmp_path, monkeypatch):
     write_mnist(sub)
     monkeypatch.setenv("CNNZOO_DATA", str(tmp_path))
     d = load_dataset("mnist")
-    assert d.train_x.dtype == torch.uint8 and d.train_y.dtype == torch.int64 and d.classes[3] == "3"
+    assert d.train.x.dtype == torch.uint8 and d.train.labels.dtype == torch.int64 and d.classes[3] == "3"
 
 
 def write_cifar(root, n=20, seed=0):
@@ -100,7 +100,7 @@ def test_cifar_reader_layout_and_errors(tmp_path):
     # CIFAR rows are 1024 red, 1024 green, 1024 blue values, row-major (the data set's web page)
     assert x[0, 1, 0, 5] == raw[0, 1024 + 5] and x[0, 2, 31, 31] == raw[0, 3071]
     d = load_dataset("cifar10", tmp_path, verify=False)
-    assert d.train_x.shape == (100, 3, 32, 32) and d.classes[0] == "c0" and len(d.mean) == 3
+    assert d.train.x.shape == (100, 3, 32, 32) and d.classes[0] == "c0" and len(d.mean) == 3
     with pytest.raises(DataFileError, match="checksum"):
         load_dataset("cifar10", tmp_path, verify=True)
     (tmp_path / "bad").write_bytes(b"garbage")
@@ -114,8 +114,8 @@ def test_image_folder(tmp_path):
             (tmp_path / split / c).mkdir(parents=True)
             Image.new("RGB", (40 + k, 30), (k * 200, 10, 10)).save(tmp_path / split / c / "a.png")
     d = load_dataset("folder", tmp_path, channels=3, size=16)
-    assert d.classes == ["cat", "dog"] and d.train_x.shape == (2, 3, 16, 16)
-    assert d.train_x[1, 0].float().mean() > 150 and d.train_y.tolist() == [0, 1]
+    assert d.classes == ["cat", "dog"] and d.train.x.shape == (2, 3, 16, 16)
+    assert d.train.x[1, 0].float().mean() > 150 and d.train.labels.tolist() == [0, 1]
     with pytest.raises(DataFileError, match="differ in size"):
         load_dataset("folder", tmp_path, channels=1)
     with pytest.raises(CnnzooError, match="unknown data set"):
@@ -184,6 +184,6 @@ def test_random_erase_puts_one_rectangle_of_the_papers_size_in_about_p_of_the_im
 def test_real_fashion_mnist(monkeypatch):
     monkeypatch.setattr(ds, "SYSTEM_DIRS", {"fashion-mnist": "/usr/share/datasets/fashion-mnist"})
     d = load_dataset()
-    assert d.train_x.shape == (60000, 1, 28, 28) and d.test_x.shape == (10000, 1, 28, 28)
+    assert d.train.x.shape == (60000, 1, 28, 28) and d.test.x.shape == (10000, 1, 28, 28)
     # balanced: 6000 / 1000 images per class (Xiao et al. 2017, Sec. 2)
-    assert torch.bincount(d.train_y).tolist() == [6000] * 10 and torch.bincount(d.test_y).tolist() == [1000] * 10
+    assert torch.bincount(d.train.labels).tolist() == [6000] * 10 and torch.bincount(d.test.labels).tolist() == [1000] * 10

@@ -38,18 +38,20 @@ WORKER = r'''
 import json, os, sys
 from cnnzoo.training import api, evaluation, trainer
 out, seen_dir, mode, opts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-seen, batch, step = [], trainer.Trainer.batch, trainer.Trainer.train_step
+seen, batches, step = [], trainer.Trainer.train_batches, trainer.Trainer.train_step
 
-def record(self, order, sl, gen):
-    seen.append([self.epoch] + order[sl].tolist())
-    return batch(self, order, sl, gen)
+def record(self, epoch, start=0):
+    order = self.sample_order(epoch)
+    for step_, sl, x, y in batches(self, epoch, start):
+        seen.append([epoch] + order[sl].tolist())
+        yield step_, sl, x, y
 
 def failing(self, x, y):
     if mode == "fail" and self.rank == 1 and (self.epoch, self.step) == (1, 2):
         raise RuntimeError("injected failure")
     return step(self, x, y)
 
-trainer.Trainer.batch, trainer.Trainer.train_step = record, failing
+trainer.Trainer.train_batches, trainer.Trainer.train_step = record, failing
 trainer.check_tta = evaluation.check_tta = lambda *a, **k: None   # flip views of a flip-free run: the sums are checked
 try:
     api.train("lenet5_modern", out=out, resume=mode == "resume", progress=False, **opts)

@@ -183,7 +183,7 @@ def test_a_runs_page_shows_one_explained_test_image_per_class(data_dir, tmp_path
 def _test_labels(data_dir):
     from cnnzoo.data import load_dataset
 
-    return load_dataset("mnist", data_dir).test_y
+    return load_dataset("mnist", data_dir).test.labels
 
 
 def test_weights_load_into_a_registry_name_and_are_refused_with_a_run(image, tmp_path, capsys):

@@ -277,7 +277,7 @@ def test_image_files_are_resized_by_the_weights_rule_in_training_and_eval(tv_res
     tf = torchvision.transforms.Compose([torchvision.transforms.Resize(37), torchvision.transforms.CenterCrop(32),
                                          torchvision.transforms.PILToTensor()])
     want = torch.stack([tf(Image.open(tmp_path / "photos" / "test" / c / "0.png").convert("RGB")) for c in "ab"])
-    assert torch.equal(t.test_x, want)
+    assert torch.equal(t.test.x, want)
     t.fit()
     res = evaluate(tmp_path / "run")                         # eval reads the folder by the run's recorded rule
     assert res["top1"] == pytest.approx(t.history[-1]["test_acc"]) and res["n"] == 2

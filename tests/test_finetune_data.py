@@ -135,7 +135,7 @@ def test_val_split_keeps_the_best_epoch_stops_early_and_scores_the_test_set_once
 
 
 def ds_labels(data_dir):
-    return load_dataset("mnist", data_dir).train_y.numpy()
+    return load_dataset("mnist", data_dir).train.labels.numpy()
 
 
 def test_resume_of_a_validated_run_keeps_its_best_weights(data_dir, tmp_path, monkeypatch):
@@ -179,8 +179,8 @@ def test_class_folders_without_train_and_test_are_split_and_the_split_is_recorde
     write_images(tmp_path / "photos", {"bird": 10, "cat": 20, "dog": 5})
     d = load_dataset("folder", tmp_path / "photos", size=12)
     # by hand, as in the stratified test: val and test 1, 2, 1 (round half up), train 8, 16, 3
-    assert torch.bincount(d.train_y).tolist() == [8, 16, 3] and torch.bincount(d.val_y).tolist() == [1, 2, 1]
-    assert torch.bincount(d.test_y).tolist() == [1, 2, 1]
+    assert torch.bincount(d.train.labels).tolist() == [8, 16, 3] and torch.bincount(d.val.labels).tolist() == [1, 2, 1]
+    assert torch.bincount(d.test.labels).tolist() == [1, 2, 1]
     files = d.split["files"]
     assert sorted(files["train"] + files["val"] + files["test"]) == sorted(
         p.relative_to(tmp_path / "photos").as_posix() for p in (tmp_path / "photos").rglob("*.png"))
@@ -197,7 +197,7 @@ def test_a_val_folder_beside_train_and_test_is_the_validation_set(tmp_path):
     for part, n in (("train", 4), ("val", 2), ("test", 3)):
         write_images(tmp_path / part, {"a": n, "b": n})
     d = load_dataset("folder", tmp_path, size=12)
-    assert (len(d.train_y), len(d.val_y), len(d.test_y)) == (8, 4, 6)
+    assert (len(d.train.labels), len(d.val.labels), len(d.test.labels)) == (8, 4, 6)
     with pytest.raises(SplitError, match="already has a validation set"):
         train("lenet5_modern", out=tmp_path / "r", progress=False, data_dir=tmp_path, val_split=0.2, **FOLDER)
     with pytest.raises(SplitError, match="--split applies to a folder of class folders without train/"):
@@ -217,11 +217,11 @@ def test_labels_from_a_csv(tmp_path):
     rows = "\n".join(f"{i:02d}{'.png' if i % 3 else ''},{'cat' if i % 2 else 'bird'}" for i in range(20))
     (tmp_path / "labels.csv").write_text(f"Image , Category,notes\n{rows}\n")      # ids without suffix, any case
     d = load_dataset("folder", imgs, size=10, labels=tmp_path / "labels.csv")
-    assert d.classes == ["bird", "cat"] and len(d.train_y) + len(d.val_y) + len(d.test_y) == 20
-    assert torch.bincount(d.test_y).tolist() == [1, 1]
+    assert d.classes == ["bird", "cat"] and len(d.train.labels) + len(d.val.labels) + len(d.test.labels) == 20
+    assert torch.bincount(d.test.labels).tolist() == [1, 1]
     assert "filename column 'Image', label column 'Category'; 20 rows, 2 classes (names)" in d.notes[1]
-    x = torch.cat([d.train_x, d.val_x, d.test_x])[:, 0, 0, 0]
-    y = torch.cat([d.train_y, d.val_y, d.test_y])
+    x = torch.cat([d.train.x, d.val.x, d.test.x])[:, 0, 0, 0]
+    y = torch.cat([d.train.labels, d.val.labels, d.test.labels])
     assert torch.equal(x > 90, y == 1)                                     # each image got its row's label
     # integers as labels: classes in numeric order
     (tmp_path / "int.csv").write_text("id,label\n" + "\n".join(f"{i:02d},{10 if i % 2 else 2}" for i in range(20)))
@@ -250,7 +250,7 @@ def test_unreadable_images_are_all_listed_then_refused_or_skipped(tmp_path, caps
     assert msg.startswith("3 unreadable image files: ") and "\n" not in msg and "--skip-bad-images" in msg
     assert all(f in msg for f in ("a003.png", "b007.png", "zz.jpg"))
     d = load_dataset("folder", tmp_path / "photos", size=12, skip_bad=True)
-    assert len(d.skipped) == 3 and len(d.train_y) + len(d.val_y) + len(d.test_y) == 20 - 2
+    assert len(d.skipped) == 3 and len(d.train.labels) + len(d.val.labels) + len(d.test.labels) == 20 - 2
     # the CLI: one line and exit 2 without the flag; with it the run lists and records them all
     assert main(["train", "lenet5_modern", "--dataset", "folder", "--data-dir", str(tmp_path / "photos"),
                  "--out", str(tmp_path / "r"), "--epochs", "1", "--quiet"]) == 2
@@ -270,7 +270,7 @@ def test_class_weights_sampler_and_the_imbalance_notice(tmp_path, capsys):
                 class_weights="balanced", sampler="balanced", **{**FOLDER, "epochs": 1}), tmp_path / "b", progress=False)
     # train keeps 32 + 3 images (stratified 0.8/0.1/0.1 of 40 and 5): weights 35 / (2 * n_c), classes sorted (few, many)
     assert t.loss_weight.tolist() == pytest.approx([35 / 6, 35 / 64])
-    assert torch.equal(t.sample_order(1), balanced_order(t.train_y, 2, 0, 1))
+    assert torch.equal(t.sample_order(1), balanced_order(t.train.labels, 2, 0, 1))
 
 
 @pytest.mark.parametrize("args, words", [

@@ -137,7 +137,7 @@ def test_hidden_and_system_entries_are_not_classes_or_images(tmp_path):
     (tmp_path / "train" / "shirt" / "notes.txt").write_text("x")
     (tmp_path / "test" / ".ipynb_checkpoints").mkdir()
     d = load_dataset("folder", tmp_path, size=28)
-    assert d.classes == ["shirt", "shoe"] and d.train_y.tolist() == [0, 0, 1, 1]
+    assert d.classes == ["shirt", "shoe"] and d.train.labels.tolist() == [0, 0, 1, 1]
     assert d.in_chans == 3                                 # RGB files, grey-looking: the files' mode decides
     note = next(n for n in d.notes if str(tmp_path / "train") + ":" in n)
     assert "5" in note and ".ipynb_checkpoints/" in note                  # counted and named
@@ -233,15 +233,15 @@ def test_colour_is_kept_red_and_green_equal_in_grey(tmp_path):
         dots(tmp_path, split, "red", (255, 0, 0), n=3)
     rgb = load_dataset("folder", tmp_path, size=28)
     assert rgb.in_chans == 3 and any("3 channels (RGB" in n for n in rgb.notes)
-    assert rgb.train_x[rgb.train_y == 1, 0].max() == 255 and rgb.train_x[rgb.train_y == 0, 0].max() == 0
+    assert rgb.train.x[rgb.train.labels == 1, 0].max() == 255 and rgb.train.x[rgb.train.labels == 0, 0].max() == 0
     grey = load_dataset("folder", tmp_path, channels=1, size=28)
     assert grey.in_chans == 1 and any("converted by ITU-R 601-2 luma" in n for n in grey.notes)
-    assert grey.train_x[grey.train_y == 0].max() == grey.train_x[grey.train_y == 1].max() == 76
+    assert grey.train.x[grey.train.labels == 0].max() == grey.train.x[grey.train.labels == 1].max() == 76
     mnist = tmp_path / "mnist"
     mnist.mkdir()
     write_mnist(mnist)
     m3 = load_dataset("mnist", mnist, channels=3)
-    assert m3.train_x.shape[1] == 3 and torch.equal(m3.train_x[:, 2], load_dataset("mnist", mnist).train_x[:, 0])
+    assert m3.train.x.shape[1] == 3 and torch.equal(m3.train.x[:, 2], load_dataset("mnist", mnist).train.x[:, 0])
 
 
 def test_folder_of_photos_trains_evaluates_and_predicts(tmp_path, capsys):

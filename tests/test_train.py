@@ -139,10 +139,11 @@ def test_ctrl_c_saves_mid_epoch_and_resume_equals_uninterrupted(data_dir, tmp_pa
 
 def test_ema_is_the_running_average_of_the_trained_weights_and_buffers(data_dir, tmp_path):
     t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, ema=0.75, **TINY), tmp_path, progress=False)
-    order = torch.arange(len(t.train_x))
     expected = None
-    for step in range(3):
-        t.train_step(*t.batch(order, slice(32 * step, 32 * step + 32), torch.Generator().manual_seed(step)))
+    for step, _, x, y in t.train_batches(0):
+        if step == 3:
+            break
+        t.train_step(x, y)
         now = {k: v.clone() for k, v in t.model.state_dict().items() if v.is_floating_point()}
         # by hand: the first step copies the weights, later ones move 1/4 of the way to them
         expected = now if expected is None else {k: 0.75 * expected[k] + 0.25 * now[k] for k in now}
@@ -587,9 +588,9 @@ def test_per_class_is_a_seeded_stratified_subset(data_dir, tmp_path):  # noqa: F
     assert per_class_indices(y, 10, seed=0).tolist() == list(range(10))          # n above every class: all
     t = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, per_class=3, classes=[2, 5, 7], **TINY),
                 tmp_path, progress=False)
-    assert torch.bincount(t.train_y).tolist() == [3, 3, 3]
+    assert torch.bincount(t.train.labels).tolist() == [3, 3, 3]
     full = Trainer(TrainConfig("lenet5_modern", data_dir=data_dir, classes=[2, 5, 7], **TINY), tmp_path, progress=False)
     # the kept images are training images of their class (rows of the class-selected set)
-    rows = {tuple(x.flatten().tolist()): int(c) for x, c in zip(full.train_x, full.train_y)}
-    assert all(rows[tuple(x.flatten().tolist())] == int(c) for x, c in zip(t.train_x, t.train_y))
+    rows = {tuple(x.flatten().tolist()): int(c) for x, c in zip(full.train.x, full.train.labels)}
+    assert all(rows[tuple(x.flatten().tolist())] == int(c) for x, c in zip(t.train.x, t.train.labels))
     assert main(["train", "lenet5_modern", "--per-class", "0", "--out", str(tmp_path / "z")]) == 2

@@ -53,9 +53,9 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     return f"{n} {noun if n == 1 else nouns or noun + 's'}"
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, least: int = 1) -> int:
     """An argparse ``type`` for counts and sizes (``--batch-size``, ``--topk``, ``--depth``): a whole
-    number of at least 1.
+    number of at least ``least`` (1).
 
     Raises:
         argparse.ArgumentTypeError: anything else (argparse prints it as one line naming the option
@@ -64,10 +64,15 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {least}")
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse ``type`` for counts that may be 0 (``--workers``)."""
+    return positive_int(text, 0)
 
 
 def positive_float(text: str) -> float:

@@ -338,11 +338,12 @@ def _resolve_run(arg: str, opts: dict, meta: bool) -> ResolvedModel:
                          "run", ck["model"], ck["num_classes"], ch, (ch, s, s), inner.model_kwargs, ck)
 
 
-def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
+def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None, workers: int | None = None):
     """The data set of a run's checkpoint ``ck``, read as its training read it: the folder it
     recorded (unless ``data_dir`` names another, or ``dataset`` another data set), converted to its
-    channels and, for an image folder, resized to its input size. Used by ``eval``, ``bench``/``export``
-    and compare's fast-path check.
+    channels and, for an image folder, resized to its input size, in memory or streamed as training
+    read it (``workers``: a stream's decoding processes). Used by ``eval``, ``bench``/``export``,
+    ``explain`` and compare's fast-path check; its parts are :class:`~cnnzoo.data.source.ImageSource` s.
 
     Raises:
         DataFileError: the data are missing or unreadable (names the file and how to get it).
@@ -353,11 +354,11 @@ def run_data(ck: dict, data_dir: str | None = None, dataset: str | None = None):
     folder = {}                             # the run's own folder: split, labelled and cleaned as training did
     if same and ck["dataset"] == "folder" and data_dir == cfg.get("data_dir"):
         folder = {"split": cfg.get("split"), "seed": cfg.get("seed", 0), "labels": cfg.get("labels"),
-                  "skip_bad": cfg.get("skip_bad_images", False)}
+                  "skip_bad": cfg.get("skip_bad_images", False), "mode": cfg.get("data_mode") or "auto"}
     from .data.preprocess import run_preprocess        # the resize rule of the weights the run started from
 
     return load_dataset(dataset or ck["dataset"], data_dir, channels=ck["in_chans"], size=ck["input_size"],
-                        resize=run_preprocess(ck).resize(ck["input_size"]), **folder)
+                        resize=run_preprocess(ck).resize(ck["input_size"]), workers=workers, **folder)
 
 
 def load_run(checkpoint: str | os.PathLike) -> ResolvedModel:

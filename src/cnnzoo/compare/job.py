@@ -261,8 +261,9 @@ def fast_path_check(run_dir: Path, path: str, data_dir: str | None = None) -> di
 
     model, ck = load_model(run_dir)
     data = run_data(ck, data_dir)
-    n = ck["config"].get("limit_test") or len(data.test_x)
-    x, y = to_input(data.test_x[:n], ck["input_size"], ck["mean"], ck["std"]), data.test_y[:n]
+    test = data.test.head(ck["config"].get("limit_test"))
+    n = len(test)
+    x, y = to_input(test.read(), ck["input_size"], ck["mean"], ck["std"]), test.labels
     check = validate(predictions_on_path(model, x, path), predictions_on_path(model, x, "eager"), y)
     return {"path": path, "images": n, "agreement": check["agreement"], "top1_eager": check["top1_eager"],
             "top1_fast": check["top1"], "validated": check["validated"]}
@@ -279,7 +280,7 @@ def train_seconds_per_image(name: str, dataset: str, data_dir: str | None, steps
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(TrainConfig(model=name, dataset=dataset, data_dir=data_dir, epochs=1, limit_train=b,
                                  limit_test=1), tmp, progress=False)
-        x, y = tr.batch(torch.arange(len(tr.train_x)), slice(0, b), torch.Generator().manual_seed(0))
+        x, y = tr.first_batch(b)
         times = []
         for _ in range(steps):
             t0 = time.perf_counter()
@@ -404,8 +405,8 @@ def compare(models=None, *, preset: str | Preset = "quick", dataset: str = "fash
                 bar.update(1)
             bar.set_postfix_str(f"{name}: training")
             acc = accuracy(spec, d / "train", preset,
-                           lambda: training_options(spec, preset, dataset, data_dir, len(data.train_x)), progress)
-            acc["test_images"] = min(len(data.test_x), acc["limit_test"] or len(data.test_x))  # for the noise test
+                           lambda: training_options(spec, preset, dataset, data_dir, len(data.train)), progress)
+            acc["test_images"] = min(len(data.test), acc["limit_test"] or len(data.test))  # for the noise test
             check = None                                   # the timed fast path, checked on the trained model
             if lat["fast_path"] != "eager":
                 check = _cached(d / "fast_path_check.json",

@@ -1,5 +1,6 @@
-"""Named data sets held in memory as uint8 tensors: Fashion-MNIST (the default), MNIST,
-CIFAR-10 and image folders.
+"""Named data sets: Fashion-MNIST (the default), MNIST and CIFAR-10 held in memory as uint8
+tensors, and image folders in memory or streamed from disk (:func:`choose_mode`); each part is an
+:class:`~cnnzoo.data.source.ImageSource`.
 
 Where the files are looked for: in the ``data_dir`` argument (``--data-dir``) when one is given,
 else in the ``CNNZOO_DATA`` environment variable's folder when it is set, and only when neither
@@ -24,7 +25,10 @@ import torch
 from ..errors import DataFileError
 from .._text import plural
 from . import readers, splits
+from .index import list_folder
 from .labels import read_labels_csv
+from .source import ImageSource, TensorSource
+from .stream import StreamSource
 
 #: MD5 of the *uncompressed* official Fashion-MNIST IDX files, so that any gzip of them passes
 #: (the Debian package dataset-fashion-mnist 0.0~git20200523 recompressed the .gz files, whose
@@ -59,38 +63,41 @@ SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}  # where th
 
 @dataclass
 class ImageData:
-    """A classification data set in memory.
+    """A classification data set: its parts as :class:`~cnnzoo.data.source.ImageSource` s (in memory
+    or streamed from disk) and what every reader of it needs.
 
     Attributes:
         name: data-set name, e.g. ``"fashion-mnist"``.
-        train_x, test_x: (N, C, H, W) uint8 images.
-        train_y, test_y: (N,) int64 labels in ``[0, num_classes)``.
+        train, test: the training and test images (:class:`~cnnzoo.data.source.ImageSource`).
         classes: class names, index = label.
-        mean, std: per-channel statistics of ``train_x`` scaled to [0, 1] (computed, never typed in).
+        mean, std: per-channel statistics of the training images scaled to [0, 1] (computed, never
+            typed in: exactly in memory, on a seeded sample of :data:`STATS_SAMPLE` images when streamed).
         source: where the files were read from.
         notes: one line per thing the user should know about how the files were read (skipped
-            entries, channel conversion, resizing); printed by ``cnnzoo train``, kept in metrics.json.
-        val_x, val_y: a validation set like the test set (a ``val/`` folder beside ``train/`` and
-            ``test/``, a split of class folders, or :func:`hold_out`), or ``None``.
+            entries, channel conversion, resizing, the data mode); printed by ``cnnzoo train``, kept
+            in metrics.json.
+        val: a validation set like the test set (a ``val/`` folder beside ``train/`` and ``test/``, a
+            split of class folders, or :func:`hold_out`), or ``None``.
         split: how the parts were made, for the run's record (layout, fractions, seed, images per
             class and part, and which files or indices each held-out part got), or ``None``.
-        skipped: [(file, why unreadable), ...] of the image files left out (``skip_bad``).
+        skipped: [(file, why unreadable), ...] of the image files left out when the data were read
+            (``skip_bad``; a stream also skips, and lists in its sources, the files it meets mid-epoch).
+        mode: ``"memory"`` or ``"stream"``; mode_reason: why, in words (:func:`choose_mode`).
     """
 
     name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    train: ImageSource
+    test: ImageSource
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
     notes: tuple[str, ...] = ()
-    val_x: torch.Tensor | None = None
-    val_y: torch.Tensor | None = None
+    val: ImageSource | None = None
     split: dict | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    mode: str = "memory"
+    mode_reason: str = "the data set's files hold decoded images"
 
     @property
     def num_classes(self) -> int:
@@ -98,11 +105,11 @@ class ImageData:
 
     @property
     def in_chans(self) -> int:
-        return int(self.train_x.shape[1])
+        return int(self.train.in_chans)
 
-    @property
-    def native_size(self) -> int:
-        return int(self.train_x.shape[-1])
+    def parts(self) -> dict[str, ImageSource]:
+        """``{"train": ..., "val": ..., "test": ...}`` (no ``"val"`` without a validation set)."""
+        return {"train": self.train, **({"val": self.val} if self.val is not None else {}), "test": self.test}
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -193,7 +200,8 @@ def _idx_dataset(name: str, data_dir, verify: bool) -> ImageData:
         if len(x) != len(y):
             raise DataFileError(f"{d}: {split} has {len(x)} images but {len(y)} labels")
         readers.check_labels(y, len(CLASSES[name]), d / f"{split}-labels-idx1-ubyte")
-    return _make(name, tx[:, None], ty.long(), vx[:, None], vy.long(), CLASSES[name], str(d))
+    return _make(name, TensorSource(tx[:, None], ty.long()), TensorSource(vx[:, None], vy.long()), CLASSES[name],
+                 str(d))
 
 
 def _cifar10(data_dir, verify: bool) -> ImageData:
@@ -208,7 +216,7 @@ def _cifar10(data_dir, verify: bool) -> ImageData:
     for k, (_, y) in enumerate(train):
         readers.check_labels(y, len(classes), d / f"data_batch_{k + 1}")
     readers.check_labels(vy, len(classes), d / "test_batch")
-    return _make("cifar10", tx, ty, vx, vy, classes, str(d))
+    return _make("cifar10", TensorSource(tx, ty), TensorSource(vx, vy), classes, str(d))
 
 
 def _listing(root: Path, labels) -> tuple[dict[str, list[tuple[Path, int]]], list[str], list[str], str]:
@@ -223,7 +231,7 @@ def _listing(root: Path, labels) -> tuple[dict[str, list[tuple[Path, int]]], lis
         if (root / "test").is_dir() or (root / "val").is_dir():
             raise DataFileError(f"{root} has {'test/' if (root / 'test').is_dir() else 'val/'} but no train/ folder; "
                                 "add DIR/train/CLASS/IMAGE, or give a folder of class folders to split")
-        files, classes, note = readers.list_image_folder(root)
+        files, classes, note, _ = list_folder(root)
         return {"all": files}, classes, [note] if note else [], "class folders without train/ and test/"
     dirs = {"train": root / "train"}
     if (root / "test").is_dir():
@@ -232,7 +240,7 @@ def _listing(root: Path, labels) -> tuple[dict[str, list[tuple[Path, int]]], lis
             dirs["val"] = root / "val"
     else:
         dirs["test"] = root / "val" if (root / "val").is_dir() else root / "test"
-    listed = {part: readers.list_image_folder(d) for part, d in dirs.items()}
+    listed = {part: list_folder(d)[:3] for part, d in dirs.items()}
     classes = listed["train"][1]
     for part, (_, other, _) in listed.items():
         if other != classes:
@@ -246,8 +254,103 @@ def _listing(root: Path, labels) -> tuple[dict[str, list[tuple[Path, int]]], lis
             [note for _, _, note in listed.values() if note], layout)
 
 
+#: The fraction of the available memory a folder's decoded images may take in ``--data-mode auto``.
+MEMORY_FRACTION = 0.25
+#: The longest decoding of a whole folder before the first step that ``--data-mode auto`` accepts, seconds.
+LOAD_SECONDS = 20.0
+#: Images the statistics (and, with ``channels=None``, the channel count) of a streamed folder are estimated on.
+STATS_SAMPLE = 256
+#: Files ``--data-mode auto`` times to estimate a whole folder's decoding.
+TIMED_FILES = 8
+DATA_MODES = ("auto", "memory", "stream")
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new process (Linux's ``MemAvailable``; elsewhere half the
+    physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def choose_mode(mode: str, files: list[Path], channels: int | None, size: int | None,
+                resize: int | None = None) -> tuple[str, str]:
+    """Whether a folder of ``files`` is decoded into memory or streamed, and why (one phrase).
+
+    ``"memory"`` and ``"stream"`` are taken as asked. ``"auto"`` keeps the images in memory when,
+    decoded at ``size`` x ``size`` (uint8), they fit in :data:`MEMORY_FRACTION` of the available
+    memory (:func:`available_memory`) and decoding them all before the first step takes at most
+    :data:`LOAD_SECONDS` (timed on :data:`TIMED_FILES` of them, spread over the folder); else it
+    streams them. Without a ``size`` (images kept at their own size) the folder is read into memory.
+
+    Raises:
+        DataFileError: an unknown ``mode``; ``"stream"`` without a ``size``.
+    """
+    if mode not in DATA_MODES:
+        raise DataFileError(f"--data-mode {mode}: choose one of {', '.join(DATA_MODES)}")
+    if mode == "stream" and not size:
+        raise DataFileError("--data-mode stream needs an input size (--input-size S): streamed images are resized "
+                            "to one size as they are read")
+    if mode != "auto":
+        return mode, f"--data-mode {mode}"
+    if not size:
+        return "memory", "no input size to stream at: the images are kept at their own size"
+    import time
+    from .decode import decode_fit
+
+    need, avail = len(files) * (channels or 3) * size * size, available_memory()
+    mb = lambda b: f"{b / 2 ** 30:.1f} GiB" if b >= 2 ** 30 else f"{b / 2 ** 20:.{0 if b >= 2 ** 24 else 1}f} MiB"  # noqa: E731
+    if need > MEMORY_FRACTION * avail:
+        return "stream", (f"auto: {len(files):,} images decoded at {size}x{size} would take {mb(need)}, more than "
+                          f"{MEMORY_FRACTION:.0%} of the {mb(avail)} available")
+    timed = [files[i * len(files) // TIMED_FILES] for i in range(min(TIMED_FILES, len(files)))]
+    t0 = time.perf_counter()
+    for f in timed:
+        try:
+            decode_fit(f, size, resize, channels)
+        except DataFileError:
+            pass
+    per = (time.perf_counter() - t0) / max(1, len(timed))
+    load = per * len(files)
+    if load > LOAD_SECONDS:
+        return "stream", (f"auto: decoding all {len(files):,} images before the first step would take about "
+                          f"{load:.0f} s ({len(timed)} of them took {per * 1e3:.1f} ms each), more than "
+                          f"{LOAD_SECONDS:g} s")
+    return "memory", (f"auto: {len(files):,} images take {mb(need)} decoded at {size}x{size} "
+                      f"({need / avail:.1%} of the {mb(avail)} available) and about {load:.1f} s to decode")
+
+
+def sample_channels(paths: list[Path]) -> int:
+    """3 if any of ``paths`` (a sample of a folder) is a colour image, else 1; read from the files'
+    headers (the rule :func:`~cnnzoo.data.readers.read_images` applies to every image in memory)."""
+    from PIL import Image
+
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                if not readers._is_grey(im):
+                    return 3
+        except (OSError, ValueError, SyntaxError):
+            continue
+    return 1
+
+
+def _sample(n: int, k: int, seed: int) -> torch.Tensor:
+    """A seeded sample of ``min(n, k)`` indices of ``range(n)``, ascending."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
+
+
 def _folder(data_dir, channels: int | None, size: int | None, resize: int | None = None, split=None,
-            seed: int = 0, labels=None, skip_bad: bool = False) -> ImageData:
+            seed: int = 0, labels=None, skip_bad: bool = False, mode: str = "auto",
+            workers: int | None = None) -> ImageData:
     if not data_dir:
         raise DataFileError("the folder data set needs --data-dir DIR holding train/ and test/ (or val/) sub-folders "
                             "each with one folder per class, or one folder per class to split, or images and --labels")
@@ -261,9 +364,18 @@ def _folder(data_dir, channels: int | None, size: int | None, resize: int | None
         raise DataFileError(f"{where} has {len(classes)} class folder ({', '.join(classes)}); a classifier needs at "
                             "least 2: put each class's images in its own folder")
     order = [(part, f, k) for part, files in parts.items() for f, k in files]
-    x, kept, bad, how = readers.read_image_set([f for _, f, _ in order], channels, size, resize=resize,
-                                               skip_bad=skip_bad)
-    order = [order[i] for i in kept]                                   # one channel rule for all parts
+    mode, why_mode = choose_mode(mode, [f for _, f, _ in order], channels, size, resize)
+    if mode == "memory":
+        x, kept, bad, how = readers.read_image_set([f for _, f, _ in order], channels, size, resize=resize,
+                                                   skip_bad=skip_bad)
+        order = [order[i] for i in kept]                               # one channel rule for all parts
+    else:
+        bad = []
+        files = [f for _, f, _ in order]
+        c = channels or sample_channels([files[i] for i in _sample(len(files), STATS_SAMPLE, seed)])
+        how = (f"{c} channel{'s' if c == 3 else ''} ({'as asked' if channels else f'from {min(len(files), STATS_SAMPLE)} sampled files'}); "
+               f"streamed: training views random-resized crops to {size}x{size} with flips, evaluation views "
+               f"shorter side to {resize or size}, centre crop")
     y = torch.tensor([k for _, _, k in order], dtype=torch.int64)
     names = [f.relative_to(root).as_posix() for _, f, _ in order]
     part_of = [p for p, _, _ in order]
@@ -285,12 +397,15 @@ def _folder(data_dir, channels: int | None, size: int | None, resize: int | None
     if bad:
         notes.append(f"skipped {plural(len(bad), 'unreadable image file')} (--skip-bad-images): "
                      + "; ".join(f"{p} ({why})" for p, why in bad))
+    whole = (TensorSource(x, y) if mode == "memory" else
+             StreamSource(root, [f for _, f, _ in order], y, size, resize, c, workers))
     sizes = " / ".join(f"{len(i)} {part}" for part, i in idx.items())
     notes.insert(0, f"folder {root} ({layout}): {sizes} images, {len(classes)} classes, {how_split}; {how}")
+    notes.append(f"data: {'in memory' if mode == 'memory' else whole.describe()} ({why_mode})")
     val = idx.get("val")
-    return _make("folder", x[idx["train"]], y[idx["train"]], x[idx["test"]], y[idx["test"]], classes, str(root),
-                 notes, val_x=None if val is None else x[val], val_y=None if val is None else y[val],
-                 split=record, skipped=tuple(bad))
+    return _make("folder", whole.subset(idx["train"]), whole.subset(idx["test"]), classes, str(root), notes,
+                 val=None if val is None else whole.subset(val), split=record, skipped=tuple(bad), mode=mode,
+                 mode_reason=why_mode, seed=seed)
 
 
 def hold_out(data: ImageData, fraction: float, seed: int, limit: int | None = None) -> ImageData:
@@ -302,13 +417,14 @@ def hold_out(data: ImageData, fraction: float, seed: int, limit: int | None = No
         SplitError: ``data`` already has a validation set; ``fraction`` not in (0, 1); it leaves no
             validation image.
     """
-    if data.val_x is not None:
+    if data.val is not None:
         raise splits.SplitError(f"--val-split {fraction:g}: {data.name} already has a validation set "
                                 f"({data.split['layout'] if data.split else 'val/'}); drop --val-split, or give "
                                 "the validation fraction in --split")
     if not 0 < fraction < 1:
         raise splits.SplitError(f"--val-split {fraction:g}: give a fraction in (0, 1), e.g. 0.1")
-    x, y = data.train_x[:limit], data.train_y[:limit]
+    src = data.train.head(limit)
+    y = src.labels
     tr, va = splits.stratified_parts(y, (1 - fraction, fraction), seed)
     if not len(va):
         raise splits.SplitError(f"--val-split {fraction:g} of {plural(len(y), 'training image')} holds out none; "
@@ -318,14 +434,15 @@ def hold_out(data: ImageData, fraction: float, seed: int, limit: int | None = No
               f"(stratified, seed {seed})", "val_split": fraction, "seed": seed,
               "counts": {**(data.split or {}).get("counts", {}), "train": splits.counts_by_class(y[tr], data.classes),
                          "val": splits.counts_by_class(y[va], data.classes),
-                         "test": splits.counts_by_class(data.test_y, data.classes)},
+                         "test": splits.counts_by_class(data.test.labels, data.classes)},
               "val_indices": va.tolist()}
     if files and len(files) >= len(y):
         record["files"] = {**record.get("files", {}), "train": [files[i] for i in tr.tolist()],
                            "val": [files[i] for i in va.tolist()]}
     note = f"--val-split {fraction:g}: {len(tr)} train / {len(va)} val images (stratified, seed {seed})"
-    return _make(data.name, x[tr], y[tr], data.test_x, data.test_y, data.classes, data.source, (*data.notes, note),
-                 val_x=x[va], val_y=y[va], split=record, skipped=data.skipped)
+    return _make(data.name, src.subset(tr), data.test, data.classes, data.source, (*data.notes, note),
+                 val=src.subset(va), split=record, skipped=data.skipped, mode=data.mode, mode_reason=data.mode_reason,
+                 seed=seed)
 
 
 def convert_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
@@ -345,17 +462,26 @@ def _with_channels(d: ImageData, channels: int | None) -> ImageData:
         return d
     note = (f"{d.name} converted from {d.in_chans} to {channels} channel(s) as asked "
             f"({'grey replicated to RGB' if channels == 3 else 'ITU-R 601-2 luma'})")
-    return _make(d.name, convert_channels(d.train_x, channels), d.train_y, convert_channels(d.test_x, channels),
-                 d.test_y, d.classes, d.source, (*d.notes, note))
+    conv = lambda s: TensorSource(convert_channels(s.x, channels), s.labels)  # noqa: E731
+    return _make(d.name, conv(d.train), conv(d.test), d.classes, d.source, (*d.notes, note))
 
 
-def _make(name, tx, ty, vx, vy, classes, source, notes=(), **extra) -> ImageData:
-    """An :class:`ImageData` with mean and std computed on ``tx``; ``extra``: the optional fields
-    (``val_x``, ``val_y``, ``split``, ``skipped``)."""
-    mean, std = channel_stats(tx)
-    if extra.get("val_x") is not None:
-        extra["val_x"] = extra["val_x"].contiguous()
-    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, classes, mean, std, source, tuple(notes), **extra)
+def source_stats(src: ImageSource, seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...], str]:
+    """(mean, std, how): :func:`channel_stats` of every image of an in-memory source, or of a seeded
+    sample of :data:`STATS_SAMPLE` evaluation views of a streamed one."""
+    if isinstance(src, TensorSource):
+        return (*channel_stats(src.x), "")
+    pick = _sample(len(src), STATS_SAMPLE, seed)
+    return (*channel_stats(src.read(pick)), f"mean and std estimated on {len(pick)} training images (seed {seed})")
+
+
+def _make(name, train: ImageSource, test: ImageSource, classes, source, notes=(), seed: int = 0,
+          **extra) -> ImageData:
+    """An :class:`ImageData` with mean and std computed on ``train`` (:func:`source_stats`);
+    ``extra``: the optional fields (``val``, ``split``, ``skipped``, ``mode``, ``mode_reason``)."""
+    mean, std, how = source_stats(train, seed)
+    notes = [n for n in notes if not n.startswith("mean and std estimated")] + ([how] if how else [])
+    return ImageData(name, train, test, classes, mean, std, source, tuple(notes), **extra)
 
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "folder")
@@ -365,8 +491,9 @@ _CACHE: dict[tuple, ImageData] = {}
 def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
                  download: bool = False, verify: bool = True, channels: int | None = None,
                  size: int | None = None, resize: int | None = None, split=None, seed: int = 0,
-                 labels: str | os.PathLike | None = None, skip_bad: bool = False) -> ImageData:
-    """Load a data set into memory as uint8 tensors (cached per process).
+                 labels: str | os.PathLike | None = None, skip_bad: bool = False, mode: str = "auto",
+                 workers: int | None = None) -> ImageData:
+    """Load a data set: in memory as uint8 tensors, or an image folder streamed from disk (cached per process).
 
     Args:
         name: one of :data:`DATASETS`.
@@ -391,7 +518,10 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None
         labels: for ``"folder"``: a CSV of filename,label rows labelling the flat folder
             ``data_dir`` (:func:`~cnnzoo.data.labels.read_labels_csv`).
         skip_bad: for ``"folder"``: leave unreadable image files out (all listed in ``notes`` and
-            ``skipped``) instead of refusing them.
+            ``skipped``) instead of refusing them (a stream always leaves them out as it meets them).
+        mode: ``"memory"``, ``"stream"`` (folders only) or ``"auto"`` (:func:`choose_mode`); the choice
+            and its reason are in ``mode``, ``mode_reason`` and ``notes``.
+        workers: decoding processes of a stream (``None``: :func:`~cnnzoo.data.stream.default_workers`).
 
     Raises:
         DataFileError: unknown name, a named folder that does not exist, missing file (naming
@@ -407,16 +537,21 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None
         raise DataFileError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     readers.check_channels(channels)
     if name != "folder":
+        if mode not in DATA_MODES or mode == "stream":
+            raise DataFileError(f"--data-mode {mode}: {name} is read into memory from its own files (a few MB of "
+                                f"decoded images); streaming is for image folders (--dataset folder)"
+                                if mode == "stream" else f"--data-mode {mode}: choose one of {', '.join(DATA_MODES)}")
         if labels is not None or split is not None:
             raise DataFileError(f"{'--labels' if labels is not None else '--split'} applies to --dataset folder only; "
                                 f"{name} has its own train and test sets (use --val-split for validation)")
         if channels is not None:                       # the cached native data, converted
             return _with_channels(load_dataset(name, data_dir, download, verify), channels)
-    folder = (size, resize, None if split is None else splits.parse_split(split), seed, str(labels), skip_bad)
+    folder = (size, resize, None if split is None else splits.parse_split(split), seed, str(labels), skip_bad, mode,
+              workers)
     key = (name, str(data_dir), os.environ.get("CNNZOO_DATA"), verify, channels, folder if name == "folder" else None)
     if key not in _CACHE:
         if name == "folder":
-            _CACHE[key] = _folder(data_dir, channels, size, resize, split, seed, labels, skip_bad)
+            _CACHE[key] = _folder(data_dir, channels, size, resize, split, seed, labels, skip_bad, mode, workers)
         else:
             if download:
                 data_dir = _download(name, data_dir)

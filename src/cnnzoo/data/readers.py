@@ -288,13 +288,17 @@ def _examples(paths: list[Path], root: Path, k: int = 3) -> str:
     return ", ".join(names) + (", ..." if len(paths) > k else "")
 
 
-def list_image_folder(root: Path) -> tuple[list[tuple[Path, int]], list[str], str | None]:
+def list_image_folder(root: Path, walked: list[str] | None = None) -> tuple[list[tuple[Path, int]], list[str], str | None]:
     """The images of a folder with one sub-folder per class (torchvision's ``ImageFolder`` layout;
     images may sit in sub-folders of a class folder).
 
     Hidden files and folders and operating-system artefacts (:func:`is_stray`) are neither classes
     nor images; files whose suffix is not in :data:`IMAGE_SUFFIXES`, and files directly in
     ``root``, are not images. All of them are skipped and counted in the returned note.
+
+    Args:
+        walked: a list that gets every directory listed (``root`` first), for
+            :func:`cnnzoo.data.index.list_folder`'s check.
 
     Returns:
         ([(image path, label), ...] sorted by class then path, class names (sorted folder names),
@@ -315,9 +319,12 @@ def list_image_folder(root: Path) -> tuple[list[tuple[Path, int]], list[str], st
         raise DataFileError(f"{root} has no class folders; put each class's images in ROOT/CLASS/ "
                             f"(found {_examples(skipped, root) or 'nothing'})")
     files, empty = [], []
+    walked = [] if walked is None else walked
+    walked.append(str(root))
     for k, c in enumerate(classes):
         found = []
         for d, dirs, names in os.walk(root / c, followlinks=True):
+            walked.append(d)
             d = Path(d)
             skipped += [d / n for n in sorted(dirs) if is_stray(d / n)]
             dirs[:] = sorted(n for n in dirs if not is_stray(d / n))

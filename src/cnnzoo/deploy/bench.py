@@ -78,17 +78,27 @@ def _logits(run: Runner, x: torch.Tensor, example: torch.Tensor) -> torch.Tensor
 
 
 def _score(rows: dict[str, PathResult], runners: dict[str, Runner], src: Source, example: torch.Tensor) -> None:
-    """Fill top1 / agreement / max_abs_diff / validated of each available row."""
-    x, y = src.images("test") if src.trained else (example, None)
-    ref = _logits(runners["eager"], x, example)
-    for name, run in runners.items():
-        row, out = rows[name], _logits(run, x, example)
-        row.max_abs_diff = float((out - ref).abs().max())
-        if y is None:
+    """Fill top1 / agreement / max_abs_diff / validated of each available row: a trained run's test
+    set goes through every path batch by batch (:meth:`Source.image_batches`: in memory or
+    streamed, never the whole set as float32 at once)."""
+    batches = src.image_batches("test", 8 * len(example)) if src.trained else [(example, None)]
+    preds: dict[str, list[torch.Tensor]] = {name: [] for name in runners}
+    diffs, ys = dict.fromkeys(runners, 0.0), []
+    for x, y in batches:
+        ref = _logits(runners["eager"], x, example)
+        for name, run in runners.items():
+            out = ref if name == "eager" else _logits(run, x, example)
+            diffs[name] = max(diffs[name], float((out - ref).abs().max()))
+            preds[name].append(out.argmax(1))
+        ys.append(y)
+    for name in runners:
+        row = rows[name]
+        row.max_abs_diff = diffs[name]
+        if ys[0] is None:
             row.validated = name == "eager"
             row.note = row.note or ("reference" if name == "eager" else "unvalidated: no trained weights")
             continue
-        check = validate(out.argmax(1), ref.argmax(1), y)
+        check = validate(torch.cat(preds[name]), torch.cat(preds["eager"]), torch.cat(ys))
         row.top1, row.agreement, row.validated = check["top1"], check["agreement"], check["validated"]
         row.note = f"not validated: {'; '.join(check['fails'])}" if check["fails"] else row.note
 

@@ -44,7 +44,8 @@ class Source:
         return self.ckpt is not None
 
     def images(self, split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The run's ``"train"`` or ``"test"`` images as model inputs.
+        """The run's first ``n`` ``"train"`` or ``"test"`` images as model inputs (all with ``None``:
+        for a few, e.g. calibration; a whole split goes through :meth:`image_batches`).
 
         Returns:
             (x, y): x (n, C, H, W) float32, resized and normalised as in training; y (n,) int64.
@@ -52,16 +53,32 @@ class Source:
         Raises:
             CnnzooError: the source is not a training run; DataFileError: its data are missing.
         """
+        return next(self.image_batches(split, n or len(self.part(split)), n))
+
+    def part(self, split: str):
+        """The run's ``"train"`` or ``"test"`` :class:`~cnnzoo.data.source.ImageSource`, read as
+        ``cnnzoo eval`` reads it (the run's folder, channels, size, data mode)."""
         if self.ckpt is None:
             raise CnnzooError(f"{self.name} is not a training run: it has no images to validate with")
-        from ..data import to_input
         from ..resolve import run_data
 
-        if self._data is None:                  # as cnnzoo eval reads it: the run's folder, channels and size
+        if self._data is None:
             self._data = run_data(self.ckpt, self.data_dir)
-        x, y = (self._data.train_x, self._data.train_y) if split == "train" else (self._data.test_x, self._data.test_y)
-        x, y = (x[:n], y[:n]) if n else (x, y)
-        return to_input(x, self.ckpt["input_size"], self.ckpt["mean"], self.ckpt["std"]), y
+        return self._data.train if split == "train" else self._data.test
+
+    def image_batches(self, split: str, batch_size: int, n: int | None = None):
+        """(x (B, C, H, W) float32 model inputs, y (B,) int64) of the first ``n`` (all) images of a
+        split, ``batch_size`` at a time.
+
+        Raises:
+            CnnzooError, DataFileError: as :meth:`images`.
+        """
+        from ..data import to_input
+
+        part = self.part(split).head(n)
+        plan = ((torch.arange(lo, min(lo + batch_size, len(part))), 0) for lo in range(0, len(part), batch_size))
+        for x, y in part.batches(plan):
+            yield to_input(x, self.ckpt["input_size"], self.ckpt["mean"], self.ckpt["std"]), y
 
 
 def input_meta(classes: list[str] | None, input_shape, pre) -> dict:

@@ -31,7 +31,7 @@ def sample_sizes(result, data_dir: str | None) -> dict:
 
     cfg = result.summary["config"]
     data = load_dataset(cfg["dataset"], data_dir)
-    train_y, test_y = data.train_y, data.test_y
+    train_y, test_y = data.train.labels, data.test.labels
     if cfg.get("classes"):
         kept = torch.tensor(cfg["classes"])
         train_y, test_y = train_y[torch.isin(train_y, kept)], test_y[torch.isin(test_y, kept)]

@@ -40,7 +40,7 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
     init = create_model(ck["model"], num_classes=ck["num_classes"], in_chans=ck["in_chans"], **ck["model_kwargs"])
     data = load_dataset(ck["dataset"], data_dir)
     image = out / "test_image0.png"
-    Image.fromarray(data.test_x[0].permute(1, 2, 0).squeeze(-1).numpy()).save(image)
+    Image.fromarray(data.test.read([0])[0].permute(1, 2, 0).squeeze(-1).numpy()).save(image)
     vis = visualize(r.out_dir / "checkpoint.pt", image, preset["layer"], out)
     name, conv0 = first_conv(init)
     plot_filters(conv0.weight, out / "filters_init.png", f"{ck['model']}: {name} filters at initialization")
@@ -49,7 +49,7 @@ def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:
               "relative_change": float((w1 - w0).norm() / w0.norm())}
     rep.results = {"first_conv": vis["first_conv"], "filter_shape": list(conv0.weight.shape), "layer": vis["layer"],
                    "map_shape": vis["map_shape"], "low_frequency_share": shares, "test_acc": r.test_acc,
-                   "test_image": f"{ck['dataset']} test image 0 ({data.classes[int(data.test_y[0])]})",
+                   "test_image": f"{ck['dataset']} test image 0 ({data.classes[int(data.test.labels[0])]})",
                    "run": str(r.out_dir)}
     rep.figures = {"filters.png": {}, "filters_init.png": {}, "feature_maps.png": {}}
     null = torch.tensor(shares["random_inits"])

@@ -68,10 +68,9 @@ def _target_data(ck: dict, data_dir, preset: dict):
     from ..training.trainer import select_classes
 
     d = select_classes(load_dataset(ck["dataset"], data_dir), list(TARGET))
-    tx, ty = d.train_x[:preset["probe_train"]], d.train_y[:preset["probe_train"]]
-    vx, vy = d.test_x[:preset["probe_test"]], d.test_y[:preset["probe_test"]]
-    prep = lambda x: to_input(x, ck["input_size"], ck["mean"], ck["std"])  # noqa: E731 (source-run normalisation)
-    return prep(tx), ty, prep(vx), vy
+    tr, te = d.train.head(preset["probe_train"]), d.test.head(preset["probe_test"])
+    prep = lambda s: to_input(s.read(), ck["input_size"], ck["mean"], ck["std"])  # noqa: E731 (source-run normalisation)
+    return prep(tr), tr.labels, prep(te), te.labels
 
 
 def run(preset: dict, out: Path, data_dir: str | None = None) -> Report:

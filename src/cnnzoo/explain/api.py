@@ -339,13 +339,13 @@ def page_examples(run: str | os.PathLike, per_class: int = 1, max_classes: int =
     data = run_data(subject.checkpoint)
     picks = []
     for k in range(min(max_classes, len(data.classes))):
-        picks += (data.test_y == k).nonzero().flatten()[:per_class].tolist()
-    images = [data.test_x[i] for i in picks]
+        picks += (data.test.labels == k).nonzero().flatten()[:per_class].tolist()
+    images = list(data.test.read(torch.tensor(picks, dtype=torch.int64)))
     res = explain(subject, images, method=method, target=None, write=False, topk=1)
     items = []
     for i, r in zip(picks, res):
         png = overlay_png({**r, "image": ""}, subject.name, dpi=60, compact=True)
-        items.append({"class": data.classes[int(data.test_y[i])], "predicted": r["class"],
+        items.append({"class": data.classes[int(data.test.labels[i])], "predicted": r["class"],
                       "probability": r["probability"], "src": "data:image/png;base64," + base64.b64encode(png).decode()})
     head = res[0] if res else {}
     return {"method": method, "layer": head.get("layer"), "receptive_field": head.get("receptive_field"), "items": items}

@@ -23,20 +23,21 @@ from .config import TrainConfig
 from .evaluation import evaluate_model
 
 #: Config fields that do not change what a run computes (ignored when reusing a finished run).
-_NOT_IDENTITY = ("data_dir", "download", "device", "numerics")
+_NOT_IDENTITY = ("data_dir", "download", "device", "numerics", "workers")
 #: Config fields chosen per machine when not given (cnnzoo.numerics): compared only when given.
-_CHOSEN = ("amp", "channels_last")
+_CHOSEN = ("amp", "channels_last", "data_mode")
 #: Config fields added after runs were first saved, with the value a run saved before them had.
 _ADDED_FIELDS = {"erase": 0.0, "tta": None, "ema": 0.0, "channels": None, "weights": None, "freeze": None,
                  "unfreeze_epoch": None, "backbone_lr_scale": 1.0, "per_class": None, "val_split": None,
                  "split": None, "select": None, "early_stop": None, "class_weights": None, "sampler": None,
-                 "labels": None, "skip_bad_images": False}
+                 "labels": None, "skip_bad_images": False, "data_mode": None, "workers": None}
 #: Options that ``--resume`` applies when they differ from the saved run (everything else that
 #: differs is refused): where the data lie and which device computes change no training step;
 #: tta adds the final epoch's extra views; amp and channels_last change numerics and speed only;
 #: lr is the schedule's new peak from the resume point on; epochs (a run planned in epochs) and
 #: budget_minutes (a run planned by a budget) re-plan the rest of the schedule.
-RESUME_APPLIES = ("data_dir", "download", "device", "tta", "amp", "channels_last", "lr", "epochs", "budget_minutes")
+RESUME_APPLIES = ("data_dir", "download", "device", "workers", "tta", "amp", "channels_last", "lr", "epochs",
+                  "budget_minutes")
 
 
 @dataclass
@@ -160,7 +161,8 @@ def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bo
             ``val_split`` (a fraction), ``select`` ("best" | "last"), ``early_stop`` (epochs),
             ``split`` ("0.8,0.1,0.1" or three numbers); imbalance: ``class_weights="balanced"``,
             ``sampler="balanced"``; folder data: ``labels`` (a CSV path), ``skip_bad_images``
-            (docs/training.md, "Fine-tuning"; docs/data.md).
+            (docs/training.md, "Fine-tuning"; docs/data.md), ``data_mode`` ("memory" | "stream" |
+            "auto"; None: auto) and ``workers`` (a stream's decoding processes; docs/data.md).
 
     Under ``torchrun`` with several processes every rank calls this and trains its shard with
     DDP (see :mod:`cnnzoo.training.distributed`); ``batch_size`` is then per process.
@@ -241,7 +243,8 @@ def train(model: str | None, *, out: str | os.PathLike | None = None, resume: bo
 
 
 def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir: str | None = None,
-             out: str | os.PathLike | None = None, batch_size: int = 1000, tta: str | None = None) -> dict:
+             out: str | os.PathLike | None = None, batch_size: int | None = None, tta: str | None = None,
+             workers: int | None = None) -> dict:
     """Evaluate a checkpoint on a test set.
 
     Args:
@@ -252,6 +255,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         out: directory for ``confusion.png`` and ``eval.json`` (default: the checkpoint's directory).
         tta: also score multi-view testing, ``"flip"`` or ``"10crop"`` (the crops at the offsets of
             the checkpoint's training crop; see :func:`~cnnzoo.training.evaluate_model`).
+        batch_size: images per batch (``None``: :func:`~cnnzoo.training.evaluation.eval_batch_size`).
+        workers: decoding processes when the test set is streamed (a run trained on a stream).
 
     Returns:
         dict: ``model`` (as recorded), ``description`` (the model's configuration in one line),
@@ -270,12 +275,12 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
     """
     run = load_run(checkpoint)
     model, ck = run.model, run.checkpoint
-    data = run_data(ck, data_dir, dataset)
+    data = run_data(ck, data_dir, dataset, workers)
     if data.num_classes != ck["num_classes"]:
         raise CnnzooError(f"{data.name} has {plural(data.num_classes, 'class', 'classes')}; the model expects "
                           f"{ck['num_classes']}")
     t0 = time.perf_counter()
-    m = evaluate_model(model, data.test_x, data.test_y, ck["input_size"], ck["mean"], ck["std"],
+    m = evaluate_model(model, data.test, None, ck["input_size"], ck["mean"], ck["std"],
                        ck["num_classes"], batch_size, tta=tta, pad=ck["config"].get("pad") or 0,
                        flip=ck["config"].get("flip", True))
     seconds = time.perf_counter() - t0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .._text import plural, positive_int
+from .._text import nonnegative_int, plural, positive_int
 from ..data import DATASETS, TTA_VIEWS
+from ..data.datasets import DATA_MODES
 from .results import run_classes, shows_top5
 from .selection import SELECT as SELECT_CHOICES
 
@@ -55,7 +56,7 @@ def _eval(a: argparse.Namespace) -> None:
     from ..resolve import model_label, run_folder
     from .api import evaluate
 
-    r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, a.batch_size, tta=a.tta)
+    r = evaluate(a.checkpoint, a.dataset, a.data_dir, a.out, a.batch_size, tta=a.tta, workers=a.workers)
     k = len(r["per_class"])
     scores = r["per_class"]
     if r["epochs_done"] < r["epochs"]:
@@ -77,7 +78,7 @@ def _eval(a: argparse.Namespace) -> None:
 
 #: The train options of validation, model selection, imbalance and folder data (docs/training.md, "Fine-tuning").
 FINETUNE_DATA_OPTIONS = ("val_split", "split", "select", "early_stop", "class_weights", "sampler", "labels",
-                         "skip_bad_images")
+                         "skip_bad_images", "data_mode", "workers")
 
 
 def add_finetune_data_options(p: argparse.ArgumentParser) -> None:
@@ -106,7 +107,21 @@ def add_finetune_data_options(p: argparse.ArgumentParser) -> None:
                         "label/class/category column) labelling the flat folder --data-dir; split as --split")
     g.add_argument("--skip-bad-images", action="store_true",
                    help="leave unreadable image files out (all listed at the start, counted in metrics.json) "
-                        "instead of refusing them")
+                        "instead of refusing them; a stream always skips them as it meets them")
+    add_stream_options(g)
+    g.add_argument("--data-mode", choices=DATA_MODES,
+                   help="memory: decode every image before the first step; stream: decode each batch in worker "
+                        "processes as it is needed (image folders; random-resized crops + flips for training); auto "
+                        "(default): in memory when the decoded images fit in a quarter of the available memory and "
+                        "take at most 20 s to decode, else streamed; the choice and its reason are printed and "
+                        "recorded (docs/data.md)")
+
+
+def add_stream_options(g) -> None:
+    """``--workers``, shared by ``train`` and ``eval``."""
+    g.add_argument("--workers", type=nonnegative_int, metavar="N",
+                   help="processes that decode a streamed folder's images (default: the cores, at most 8; 0: in "
+                        "the training process)")
 
 
 def _accuracy(top1: float, top5: float, num_classes: int | None) -> str:
@@ -218,7 +233,9 @@ def add_commands(sub) -> None:
     p.add_argument("--data-dir", help="default: the data folder the run recorded")
     p.add_argument("--out", help="folder for confusion.png and eval.json (default: the checkpoint's)")
     p.add_argument("--tta", choices=tuple(TTA_VIEWS), help=_TTA_HELP + ", printed after the single-view figures")
-    p.add_argument("--batch-size", type=positive_int, default=1000, help="test images per forward pass (default 1000)")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="test images per forward pass (default 1000 up to 64x64 inputs, fewer for larger ones)")
+    add_stream_options(p)
     p.set_defaults(func=_eval)
 
 

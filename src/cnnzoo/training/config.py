@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..data.datasets import DATA_MODES
 from ..data.splits import parse_split
 from ..errors import CnnzooError
 from .recipes import recipe_for
@@ -71,6 +72,9 @@ class TrainConfig:
     sampler: str | None = None                # "balanced": each epoch drawn with replacement, classes equally likely
     labels: str | None = None                 # CSV of filename,label rows labelling the flat folder --data-dir
     skip_bad_images: bool = False             # leave unreadable images out (listed, counted) instead of refusing
+    data_mode: str | None = None              # "memory" | "stream" (image folders decoded by worker processes as
+                                              # needed) | "auto" or None (datasets.choose_mode; resolved at start)
+    workers: int | None = None                # a stream's decoding processes (None: the cores, at most 8)
 
     def check(self) -> None:
         """Refuse values outside each numeric option's range (:data:`RANGES`), naming every bad
@@ -124,9 +128,11 @@ RANGES: dict[str, tuple] = {
     "backbone_lr_scale": (0, True, None, False, "above 0"),
     "val_split": (0, True, 1, True, "a fraction in (0, 1)"),
     "early_stop": (1, False, None, False, "at least 1 epoch"),
+    "workers": (0, False, None, False, "0 or more processes"),
 }
 #: The options that take one of a few words.
-CHOICES: dict[str, tuple[str, ...]] = {"select": SELECT, "class_weights": ("balanced",), "sampler": ("balanced",)}
+CHOICES: dict[str, tuple[str, ...]] = {"select": SELECT, "class_weights": ("balanced",), "sampler": ("balanced",),
+                                       "data_mode": DATA_MODES}
 
 SCHEDULES = ("cosine", "linear", "constant")
 OPTIMIZERS = ("sgd", "adamw")

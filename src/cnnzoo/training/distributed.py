@@ -40,6 +40,7 @@ Goyal et al. 2017, "Accurate, Large Minibatch SGD" (global batch, linear LR scal
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from contextlib import contextmanager
@@ -223,11 +224,13 @@ class DistributedTrainer(Trainer):
     def __init__(self, config: TrainConfig, out_dir, progress: bool = True):
         env = self.env = dist_env()
         self.share = _ShareState()                # set per step by batch(), read by the DDP hook
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         if not torch.cuda.is_available():
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
             torch.set_num_threads(max(1, cores // env.local_world_size))
+        if config.workers is None:               # a stream's decoding processes: the node's cores shared out
+            config = dataclasses.replace(config, workers=max(1, min(8, cores // env.local_world_size)))
         super().__init__(config, out_dir, progress, rank=env.rank, world_size=env.world_size)
-        n, gb = len(self.train_x), self.cfg.batch_size * env.world_size
+        n, gb = len(self.train), self.cfg.batch_size * env.world_size
         if 0 < n % gb < env.world_size:
             raise TrainConfigError(f"the last global batch has {plural(n % gb, 'image')} for {env.world_size} processes; "
                                    f"change --batch-size or --limit-train so that each process gets one")
@@ -247,15 +250,14 @@ class DistributedTrainer(Trainer):
             model = convert_sync_batchnorm(model, next(model.parameters()).is_cuda, self.share)
         return model
 
-    def batch(self, order, sl, gen):
+    def batch_seed(self, seed: int) -> int:
+        """Own random draws per rank (crops, flips, erasing, dropout); rank 0 keeps the step's seed."""
+        return (seed * 1009 + self.rank) % (1 << 63) if self.rank else seed
+
+    def before_step(self, step: int, sl: slice) -> None:
+        """This rank's share of the global batch, the weight of its gradient in the all-reduce."""
         gb = self.cfg.batch_size * self.world_size
-        step = sl.start // gb
-        self.share.weight = (sl.stop - sl.start) / min(gb, len(self.train_x) - step * gb)
-        if self.rank:                          # own random draws per rank (crops, flips, dropout)
-            seed = (gen.initial_seed() * 1009 + self.rank) % (1 << 63)
-            gen.manual_seed(seed)
-            torch.manual_seed(seed)
-        return super().batch(order, sl, gen)
+        self.share.weight = (sl.stop - sl.start) / min(gb, len(self.train) - step * gb)
 
     @property
     def backend(self) -> str | None:
@@ -270,10 +272,10 @@ class DistributedTrainer(Trainer):
         """Test (or ``"val"``) metrics with rank 0's BatchNorm statistics, each rank evaluating its shard."""
         for b in self.eval_model.buffers():
             dist.broadcast(b, 0)
-        x, y = self.eval_set(split)
-        n = len(x)
+        images = self.eval_set(split)
+        n = len(images)
         lo, hi = self.rank * n // self.world_size, (self.rank + 1) * n // self.world_size
-        m = self.evaluate_on(x[lo:hi], y[lo:hi], tta)
+        m = self.evaluate_on(images.subset(torch.arange(lo, hi)), tta)
         res = self._gather_metrics(m, hi - lo, n)
         if tta:
             res["tta"] = self._gather_metrics(m["tta"], hi - lo, n)

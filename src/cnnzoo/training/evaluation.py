@@ -10,6 +10,17 @@ from torch import nn
 
 from .. import numerics
 from ..data import check_tta, to_input, tta_views
+from ..data.source import ImageSource, TensorSource
+
+#: Images per evaluation batch at inputs up to 64 x 64; larger inputs get proportionally fewer
+#: (:func:`eval_batch_size`), so that a batch's activations stay about the same size.
+EVAL_BATCH = 1000
+
+
+def eval_batch_size(input_size: int) -> int:
+    """Images per evaluation batch at ``input_size``: :data:`EVAL_BATCH` up to 64 x 64, then the
+    same number of input pixels (e.g. 81 at 224), at least 16."""
+    return max(16, min(EVAL_BATCH, EVAL_BATCH * 64 * 64 // (input_size * input_size)))
 
 
 def autocast(device: torch.device, amp: str | None):
@@ -26,13 +37,15 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_size: int, mean, std,
-                   num_classes: int, batch_size: int = 1000, channels_last: bool = False,
+def evaluate_model(model: nn.Module, x: ImageSource | torch.Tensor, y: torch.Tensor | None, input_size: int, mean,
+                   std, num_classes: int, batch_size: int | None = None, channels_last: bool = False,
                    amp: str = "fp32", tta: str | None = None, pad: int = 0, flip: bool = True) -> dict:
     """Top-1, top-5, mean loss and the confusion matrix of ``model`` on uint8 images.
 
     Args:
-        x: (N, C, H, W) uint8 images; y: (N,) int64 labels.
+        x: an :class:`~cnnzoo.data.source.ImageSource` (in memory or streamed; its evaluation
+            views, its labels; ``y`` None), or (N, C, H, W) uint8 images with ``y`` (N,) int64 labels.
+        batch_size: images per batch (``None``: :func:`eval_batch_size` of ``input_size``).
         input_size, mean, std: as in training (images resized to input_size, normalised).
         tta: also score multi-view testing, the mean softmax over the views of
             :func:`~cnnzoo.data.tta_views`: ``"flip"`` (each image and its mirror) or ``"10crop"``
@@ -50,11 +63,16 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
         all of the single view; with ``tta``, also ``tta``: the same keys for the mean over the views.
     """
     check_tta(tta, pad, flip)
+    src = x if isinstance(x, ImageSource) else TensorSource(x, y)
     model.eval()
     dev = next(model.parameters()).device
     tallies = [_Tally(num_classes) for _ in range(2 if tta else 1)]
-    for lo in range(0, len(x), batch_size):
-        xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+    bs = batch_size or eval_batch_size(input_size)
+    n = 0
+    for xb, yb in src.batches((torch.arange(lo, min(lo + bs, len(src))), 0) for lo in range(0, len(src), bs)):
+        n += len(yb)
+        if not len(yb):                               # a streamed batch of only unreadable files
+            continue
         with autocast(dev, amp):
             views = [xb, *tta_views(xb, tta, pad)] if tta else [xb]
             logp = torch.stack([model(to_device(to_input(v, input_size, mean, std, channels_last), dev)).float()
@@ -62,9 +80,9 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, input_siz
         tallies[0].add(logp[0], yb)
         if tta:                                       # log of the mean of the views' softmax
             tallies[1].add(logp.logsumexp(0) - math.log(len(views)), yb)
-    res = tallies[0].result(len(x))
+    res = tallies[0].result(n)
     if tta:
-        res["tta"] = tallies[1].result(len(x))
+        res["tta"] = tallies[1].result(n)
     return res
 
 

@@ -329,7 +329,11 @@ class FineTune:
         """What training prints before its first step: the weights' notes, the preprocessing and
         the augmentation (so that, e.g., flips on digits are seen)."""
         c = self.cfg
-        aug = [f"random crop (pad {c.pad})"] if c.pad else []
+        if getattr(data, "mode", "memory") == "stream":      # the crop is the stream's own (cnnzoo.data.stream)
+            aug = [f"random-resized crop to {c.input_size}x{c.input_size} (8-100% of the area, aspect 3/4-4/3; "
+                   "streamed, in place of the padded crop)"]
+        else:
+            aug = [f"random crop (pad {c.pad})"] if c.pad else []
         aug += ["horizontal flip"] if c.flip else []
         aug += [f"random erasing (p {c.erase:g})"] if c.erase else []
         whence = f"the run {self.source.path}'s recipe" if self.source is not None and self.source.kind == "run" else \

@@ -33,9 +33,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .. import numerics
 from .._io import save_checkpoint, write_csv, write_json
 from .._text import plural
-from ..data import (TTA_VIEWS, Augment, augment, batch_slices, check_tta, epoch_order, load_dataset,
-                    num_steps, per_class_indices, to_input)
+from ..data import (TTA_VIEWS, Augment, batch_slices, check_tta, epoch_order, load_dataset, num_steps,
+                    per_class_indices, to_input)
 from ..data.datasets import hold_out
+from ..data.source import ImageSource
 from ..data.splits import balanced_class_weights, balanced_order, imbalance_notice
 from ..errors import CnnzooError
 from ..resolve import resolve_model
@@ -83,13 +84,15 @@ def select_classes(data, classes: list[int]):
 
     lut = torch.full((data.num_classes,), -1, dtype=torch.int64)
     lut[list(classes)] = torch.arange(len(classes))
-    tr, te = lut[data.train_y] >= 0, lut[data.test_y] >= 0
-    val = {}
-    if data.val_x is not None:
-        va = lut[data.val_y] >= 0
-        val = {"val_x": data.val_x[va], "val_y": lut[data.val_y[va]]}
-    return _make(data.name, data.train_x[tr], lut[data.train_y[tr]], data.test_x[te], lut[data.test_y[te]],
-                 [data.classes[c] for c in classes], data.source, data.notes, **val, skipped=data.skipped)
+
+    def keep(src: ImageSource) -> ImageSource:
+        part = src.subset((lut[src.labels] >= 0).nonzero().flatten())
+        part.labels = lut[part.labels]
+        return part
+
+    return _make(data.name, keep(data.train), keep(data.test), [data.classes[c] for c in classes], data.source,
+                 data.notes, val=None if data.val is None else keep(data.val), skipped=data.skipped, mode=data.mode,
+                 mode_reason=data.mode_reason)
 
 
 class Trainer:
@@ -128,29 +131,30 @@ class Trainer:
         # an image folder is resized to the input size at load time (shorter side, centre crop)
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, channels=cfg.channels, size=cfg.input_size,
                                  resize=self.ft.resize(cfg.input_size), split=cfg.split, seed=cfg.seed,
-                                 labels=cfg.labels, skip_bad=cfg.skip_bad_images)
+                                 labels=cfg.labels, skip_bad=cfg.skip_bad_images, mode=cfg.data_mode or "auto",
+                                 workers=cfg.workers)
+        cfg.data_mode = self.data.mode            # "auto" resolved: a resumed run reads its data the same way
         if cfg.classes is not None:
             self.data = select_classes(self.data, cfg.classes)
         if cfg.val_split is not None:               # stratified, seeded, of the images training would use
             self.data = hold_out(self.data, cfg.val_split, cfg.seed, cfg.limit_train)
         self.data = self.ft.normalise(self.data)   # the weights' mean and std, if they have their own
         d = self.data
-        self.train_x, self.train_y = d.train_x[:cfg.limit_train], d.train_y[:cfg.limit_train]
+        self.train: ImageSource = d.train.head(cfg.limit_train)
         if cfg.per_class is not None:             # few-shot: a seeded, stratified subset
-            keep = per_class_indices(self.train_y, cfg.per_class, cfg.seed)
-            self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
-        self.test_x, self.test_y = d.test_x[:cfg.limit_test], d.test_y[:cfg.limit_test]
-        self.val_x, self.val_y = d.val_x, d.val_y   # None: no validation set (the test set is scored every epoch)
-        self.selection = Selection.for_run(cfg.select, cfg.early_stop, self.val_x is not None)
+            self.train = self.train.subset(per_class_indices(self.train.labels, cfg.per_class, cfg.seed))
+        self.test: ImageSource = d.test.head(cfg.limit_test)
+        self.val: ImageSource | None = d.val       # None: no validation set (the test set is scored every epoch)
+        self.selection = Selection.for_run(cfg.select, cfg.early_stop, self.val is not None)
         self.final: dict | None = None              # with validation: the kept epoch and its one test score
-        if notice := imbalance_notice(self.train_y, d.classes, cfg.class_weights, cfg.sampler):
+        if notice := imbalance_notice(self.train.labels, d.classes, cfg.class_weights, cfg.sampler):
             self.data = d = dataclasses.replace(d, notes=(*d.notes, notice))
         for line in d.notes if self.is_main and progress else ():
             print(line, flush=True)                # what was skipped, converted, resized, split; class imbalance
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: cuDNN picks its fastest kernels once
-        self.loss_weight = (balanced_class_weights(self.train_y, d.num_classes).to(self.device)
+        self.loss_weight = (balanced_class_weights(self.train.labels, d.num_classes).to(self.device)
                             if cfg.class_weights == "balanced" else None)
         self.model = self.build_model()
         for line in self.ft.start_lines(self.data) if self.is_main and progress else ():
@@ -158,7 +162,7 @@ class Trainer:
         self.train_model = self.model               # the seam where a DDP wrapper goes
         self.ema = self.scaler = None               # built once the numeric path is chosen (below)
         self.aug = Augment(cfg.pad, cfg.flip, cfg.erase)
-        self.steps_per_epoch = num_steps(len(self.train_x), cfg.batch_size, world_size=world_size)
+        self.steps_per_epoch = num_steps(len(self.train), cfg.batch_size, world_size=world_size)
         self.optimizer = self.build_optimizer()
         self.use_aux = hasattr(self.model, "forward_with_aux") and cfg.aux_weight > 0
         self.numerics = self.choose_numerics()      # sets cfg.amp and cfg.channels_last
@@ -171,6 +175,7 @@ class Trainer:
         self.resume_changes: list[dict] = []      # options changed by --resume (restore)
         self._stop_requested = False              # set by the first Ctrl-C
         self.events = EventLog(self.out)          # TensorBoard event files (main process)
+        self.named_skipped: set[str] = set()      # unreadable files a stream met, named once (say_skipped)
 
     @property
     def is_main(self) -> bool:
@@ -240,9 +245,9 @@ class Trainer:
         least disturbed by other work on the machine), on a throwaway copy of the model and
         optimizer (nothing of the run changes)."""
         amp, cl = numerics.TRAIN_PATHS[path]
-        n = min(self.cfg.batch_size, len(self.train_x))
         with self._throwaway(amp, cl):
-            x, y = self.batch(torch.arange(n), slice(0, n), torch.Generator().manual_seed(0))
+            x, y = self.first_batch()
+            n = len(y)
             times = []
             for _ in range(steps + 1):
                 t0 = time.perf_counter()
@@ -343,13 +348,40 @@ class Trainer:
             g["lr"] = lr * g.get("lr_scale", 1.0)     # lr_scale: the backbone's of --backbone-lr-scale
         return lr
 
-    # -- one step -------------------------------------------------------------------------
-    def batch(self, order: torch.Tensor, sl: slice, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = order[sl]
-        xb = augment(self.train_x[idx], self.aug, gen)
-        # augmentation runs on the CPU (seeded generator); the batch then moves to the device
+    # -- batches --------------------------------------------------------------------------
+    def batch_seed(self, seed: int) -> int:
+        """The seed of this process's share of a global batch whose step seed is ``seed`` (crops,
+        flips, erasing, dropout); one process: ``seed`` itself."""
+        return seed
+
+    def before_step(self, step: int, sl: slice) -> None:
+        """Called before each training step with this process's slice of the epoch order (a DDP hook)."""
+
+    def train_batches(self, epoch: int, start: int = 0):
+        """(step, slice of the epoch order, x, y) of each step of ``epoch`` from step ``start``: the
+        source's training views of its share (:meth:`~cnnzoo.data.source.ImageSource.batches`, every
+        draw seeded by :meth:`batch_seed` of the step's :func:`step_seed`), as model inputs on the
+        device: x (B, C, S, S) float, normalised; y (B,) int64."""
+        order = self.sample_order(epoch)
+        steps = list(batch_slices(len(self.train), self.cfg.batch_size, start=start, rank=self.rank,
+                                  world_size=self.world_size))
+        plan = [(order[sl], self.batch_seed(step_seed(self.cfg.seed, epoch, step))) for step, sl in steps]
+        for (step, sl), (xb, yb) in zip(steps, self.train.batches(plan, self.aug)):
+            yield step, sl, self.model_input(xb), to_device(yb, self.device)
+
+    def model_input(self, xb: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, C, H, W) on the CPU -> the model's normalised float input on the device."""
         x = to_input(xb, self.cfg.input_size, self.data.mean, self.data.std, self.cfg.channels_last)
-        return to_device(x, self.device), to_device(self.train_y[idx], self.device)
+        return to_device(x, self.device)
+
+    def first_batch(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training views of the first ``n`` (default: a batch of) training images, seed 0, as
+        model inputs (for timing steps)."""
+        n = min(n or self.cfg.batch_size, len(self.train))
+        xb, yb = next(iter(self.train.batches([(torch.arange(n), 0)], self.aug)))
+        return self.model_input(xb), to_device(yb, self.device)
+
+    # -- one step -------------------------------------------------------------------------
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on a batch (N, C, S, S) float, (N,) int64.
@@ -394,21 +426,21 @@ class Trainer:
         """Train the epoch ``self.epoch`` from step ``self.step`` (0, or where an interrupted
         run stopped). Returns the epoch's train metrics."""
         cfg, e = self.cfg, self.epoch
-        order = self.sample_order(e)
         sums = self.partial or {"loss": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64),
                                 "n": 0, "seconds": 0.0}
         t0 = time.perf_counter() - sums["seconds"]
-        for step, sl in batch_slices(len(self.train_x), cfg.batch_size, start=self.step,
-                                     rank=self.rank, world_size=self.world_size):
+        for step, sl, x, y in self.train_batches(e, self.step):
             self.step = step
-            seed = step_seed(cfg.seed, e, step)
-            torch.manual_seed(seed)                          # dropout masks
-            x, y = self.batch(order, sl, torch.Generator().manual_seed(seed))
+            torch.manual_seed(self.batch_seed(step_seed(cfg.seed, e, step)))     # dropout masks
+            self.before_step(step, sl)
             lr = self.set_lr(e, step)
-            loss, correct = self.train_step(x, y)
-            sums["loss"] += loss
-            sums["correct"] += correct
-            sums["n"] += len(y)
+            if len(y) > (1 if self.world_size == 1 else 0):  # no step on one image (BatchNorm cannot normalise it)
+                                                             # or none (a streamed batch of unreadable files)
+                loss, correct = self.train_step(x, y)
+                sums["loss"] += loss
+                sums["correct"] += correct
+                sums["n"] += len(y)
+            self.say_skipped()
             sums["seconds"] = time.perf_counter() - t0
             self.partial = sums
             self.step = step + 1
@@ -424,31 +456,41 @@ class Trainer:
         n = self._all_reduce(torch.tensor(float(sums["n"])))
         return {"train_loss": float(self._all_reduce(sums["loss"])) / float(n),
                 "train_acc": float(self._all_reduce(sums["correct"])) / float(n),
-                "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9)}
+                "train_seconds": sums["seconds"], "images_per_s": float(n) / max(sums["seconds"], 1e-9),
+                "epoch_images": int(n)}
 
     def sample_order(self, epoch: int) -> torch.Tensor:
         """The training images' order in ``epoch``, a pure function of (seed, epoch): a permutation
         (:func:`~cnnzoo.data.epoch_order`), or with ``sampler "balanced"`` a draw with replacement,
         classes equally likely (:func:`~cnnzoo.data.splits.balanced_order`)."""
         if self.cfg.sampler == "balanced":
-            return balanced_order(self.train_y, self.data.num_classes, self.cfg.seed, epoch)
-        return epoch_order(len(self.train_x), self.cfg.seed, epoch)
+            return balanced_order(self.train.labels, self.data.num_classes, self.cfg.seed, epoch)
+        return epoch_order(len(self.train), self.cfg.seed, epoch)
 
-    def eval_set(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, labels) of the ``"test"`` or ``"val"`` set."""
-        return (self.val_x, self.val_y) if split == "val" else (self.test_x, self.test_y)
+    def eval_set(self, split: str = "test") -> ImageSource:
+        """The ``"test"`` or ``"val"`` set."""
+        return self.val if split == "val" else self.test
+
+    def say_skipped(self) -> None:
+        """Name, once per run, each image file the training stream could not decode so far (it is
+        left out of its batch; the epoch goes on)."""
+        for f, why in self.train.skipped:
+            if f not in self.named_skipped:
+                self.named_skipped.add(f)
+                if self.is_main and self.progress:
+                    print(f"\nskipped an unreadable image file: {f} ({why})", flush=True)
 
     def evaluate(self, tta: str | None = None, split: str = "test") -> dict:
         """Metrics of the current model on the test (or ``"val"``) set (eval mode, in the run's
         numerics ``amp``, as training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint);
         ``tta`` as in :func:`evaluate_model`."""
-        return self.evaluate_on(*self.eval_set(split), tta)
+        return self.evaluate_on(self.eval_set(split), tta)
 
-    def evaluate_on(self, x: torch.Tensor, y: torch.Tensor, tta: str | None = None) -> dict:
-        """:func:`evaluate_model` of the current model on uint8 images ``x`` (N, C, H, W) and labels
-        ``y`` (N,), with the run's input size, normalisation, memory format and numerics."""
+    def evaluate_on(self, images: ImageSource, tta: str | None = None) -> dict:
+        """:func:`evaluate_model` of the current model on ``images``, with the run's input size,
+        normalisation, memory format and numerics."""
         cfg, d = self.cfg, self.data
-        return evaluate_model(self.eval_model, x, y, cfg.input_size, d.mean, d.std, d.num_classes,
+        return evaluate_model(self.eval_model, images, None, cfg.input_size, d.mean, d.std, d.num_classes,
                               channels_last=cfg.channels_last, amp=cfg.amp, tta=tta, pad=cfg.pad, flip=cfg.flip)
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -470,6 +512,7 @@ class Trainer:
             "numerics": self.numerics.to_dict(),
             **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
             "selection": self.selection.state(), "final": self.final,   # the best weights so far, for --resume
+            "skipped_images": self.data_record()["skipped_images"],    # incl. those a stream met so far
         }
 
     def save(self) -> None:
@@ -500,6 +543,9 @@ class Trainer:
         self.replans = list(ckpt.get("replans", []))
         self.resume_changes = list(ckpt.get("resume_changes", []))
         self.selection.load(ckpt.get("selection"))
+        met = tuple((r["file"], r["error"]) for r in ckpt.get("skipped_images", []))
+        self.named_skipped.update(f for f, _ in met)
+        self.data = dataclasses.replace(self.data, skipped=tuple({**dict(met), **dict(self.data.skipped)}.items()))
         self.final = ckpt.get("final")
         if changes:
             self.apply_resume_changes(ckpt["config"], changes)
@@ -521,14 +567,19 @@ class Trainer:
             print(f"resuming {self.out} at epoch {self.epoch + 1}, step {self.step} with {'; '.join(words)}", flush=True)
 
     def data_record(self) -> dict:
-        """metrics.json's ``data``: channels, source, notes, the images of each part and how the
-        parts were made (the held-out files or indices are in ``split.json``), unreadable files skipped."""
+        """metrics.json's ``data``: channels, source, notes, the data mode and why, the images of each
+        part and how the parts were made (the held-out files or indices are in ``split.json``),
+        unreadable files skipped (when read, or met in a stream)."""
         d = self.data
-        n = {"train": len(self.train_x), "val": 0 if self.val_x is None else len(self.val_x), "test": len(self.test_x)}
+        n = {"train": len(self.train), "val": 0 if self.val is None else len(self.val), "test": len(self.test)}
+        skipped = dict(d.skipped)
+        for part in (self.train, self.val, self.test):
+            skipped.update(part.skipped if part is not None else [])
         split = {k: v for k, v in (d.split or {}).items() if k not in ("files", "val_indices")}
         return {"in_chans": d.in_chans, "source": d.source, "notes": list(d.notes), "images": n,
+                "mode": d.mode, "mode_reason": d.mode_reason, "workers": getattr(self.train, "workers", None),
                 "split": split or None, "split_file": "split.json" if d.split else None,
-                "skipped_images": [{"file": f, "error": why} for f, why in d.skipped],
+                "skipped_images": [{"file": f, "error": why} for f, why in skipped.items()],
                 "class_weights": self.loss_weight.tolist() if self.loss_weight is not None else None}
 
     def write_metrics(self, status: str) -> dict:
@@ -538,7 +589,7 @@ class Trainer:
             "input_size": cfg.input_size, "width": cfg.width, "epochs": cfg.epochs,
             "params": sum(p.numel() for p in self.model.parameters()), "num_classes": self.data.num_classes,
             "final": self.final or (self.history[-1] if self.history else None),
-            "selection": self.selection.summary(len(self.history), cfg.epochs, self.val_x is not None),
+            "selection": self.selection.summary(len(self.history), cfg.epochs, self.val is not None),
             "wall_seconds": self.elapsed, "budget_replans": self.replans, "resume_changes": self.resume_changes,
             "data": self.data_record(),
             "model_description": self.description, **self.parallelism(), "numerics": self.numerics.to_dict(),
@@ -555,19 +606,20 @@ class Trainer:
     def estimate_epochs(self, budget_s: float, probe_steps: int = 8) -> int:
         """Epochs that fit in ``budget_s`` seconds, from timing a few steps on a throwaway
         copy of the model (the real model and optimizer are untouched)."""
-        order = epoch_order(len(self.train_x), self.cfg.seed, 0)
+        order = epoch_order(len(self.train), self.cfg.seed, 0)
+        plan = [(order[sl], step) for step, sl in batch_slices(len(self.train), self.cfg.batch_size)][:probe_steps]
         times = []
         with self._throwaway():
-            for step, sl in batch_slices(len(self.train_x), self.cfg.batch_size):
-                if step >= probe_steps:
-                    break
-                t0 = time.perf_counter()
-                self.train_step(*self.batch(order, sl, torch.Generator().manual_seed(step)))
+            batches = self.train.batches(plan, self.aug)
+            for _ in plan:
+                t0 = time.perf_counter()                 # a stream's decoding counts where it is not hidden
+                xb, yb = next(batches)
+                self.train_step(self.model_input(xb), to_device(yb, self.device))
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            ex, ey = self.eval_set("val" if self.val_x is not None else "test")    # what each epoch evaluates
-            self.evaluate_on(ex[:1000], ey[:1000])
-            eval_s = (time.perf_counter() - t0) * len(ex) / min(1000, len(ex))
+            ev = self.eval_set("val" if self.val is not None else "test")    # what each epoch evaluates
+            self.evaluate_on(ev.head(1000))
+            eval_s = (time.perf_counter() - t0) * len(ev) / min(1000, len(ev))
         step_s = sorted(times[2:] or times)[len(times[2:] or times) // 2]
         return max(1, int((budget_s - self.tta_reserve(eval_s)) / (step_s * self.steps_per_epoch + eval_s)))
 
@@ -577,8 +629,8 @@ class Trainer:
         9 more for 10crop, 1 for flip); with it, the one test pass on the kept weights (the test
         set's size over the validation set's, times the views)."""
         views = TTA_VIEWS[self.cfg.tta] if self.cfg.tta else 1
-        if self.val_x is not None:
-            return views * eval_s * len(self.test_x) / max(1, len(self.val_x))
+        if self.val is not None:
+            return views * eval_s * len(self.test) / max(1, len(self.val))
         return (views - 1) * eval_s
 
     def replan_for_budget(self, epoch_s: float, eval_s: float = 0.0) -> bool:
@@ -652,7 +704,7 @@ class Trainer:
         return self.write_metrics("complete")
 
     def _run_epochs(self, bar) -> None:
-        has_val = self.val_x is not None
+        has_val = self.val is not None
         while self.epoch < self.cfg.epochs and not self.selection.stopped:
             line = self.ft.on_epoch(self.epoch)         # --unfreeze-epoch
             if line and self.is_main and self.progress:
@@ -700,7 +752,7 @@ class Trainer:
         into the evaluated model, score the test set once on them (with ``tta`` if asked), and
         save; ``self.final`` becomes the kept epoch's row with the test figures. Without
         validation data there is nothing to do (each epoch scored the test set)."""
-        if self.val_x is None or self.final is not None or not self.history:
+        if self.val is None or self.final is not None or not self.history:
             return
         kept = self.selection.kept_epoch(len(self.history))
         self.selection.restore_best(self.eval_model)

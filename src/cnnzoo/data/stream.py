@@ -1,0 +1,138 @@
+"""Image files read as they are needed: a :class:`StreamSource` decodes each batch in ``DataLoader``
+worker processes, so memory holds a few batches whatever the number of images (ImageNet's 1.28
+million included), and the first step comes after the file listing, not after decoding everything.
+
+Views (:mod:`cnnzoo.data.decode`, JPEGs decoded at reduced scale where the size allows):
+
+* training: the ImageNet-style random-resized crop (8%-100% of the area, aspect ratio 3/4-4/3;
+  Szegedy et al. 2015, Sec. 6, as torchvision's ``RandomResizedCrop``) to ``size`` x ``size`` and a
+  horizontal flip with probability 0.5, every draw from a seed of the image's place in the batch
+  and the batch's seed, so an epoch is a pure function of (seed, epoch) as in memory; random
+  erasing, when the recipe has it, on the decoded batch (:func:`~cnnzoo.data.augment.random_erase`);
+* evaluation: the shorter side to ``resize`` (default ``size``), the centre ``size`` x ``size``
+  crop (torchvision's ``Resize`` + ``CenterCrop``; :func:`~cnnzoo.data.readers.fit`).
+
+A file that cannot be decoded is left out of its batch, and kept in :attr:`StreamSource.skipped`
+(named once); the epoch goes on.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataFileError
+from . import decode
+from .augment import Augment, random_erase
+from .source import ImageSource, Plan
+
+
+def default_workers() -> int:
+    """Decoding processes when ``--workers`` is not given: the cores this process may use, at most 8
+    (torchvision's ImageNet reference trains with 16 per GPU on machines with more)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores))
+
+
+def sample_seed(batch_seed: int, j: int) -> int:
+    """Seed of every random draw of the ``j``-th image of a batch seeded ``batch_seed``."""
+    return (batch_seed * 1_000_003 + j) % (1 << 63)
+
+
+class _Files(torch.utils.data.Dataset):
+    """The map-style data set the workers index by key ``(i, seed, train)``: image ``i``'s training
+    view drawn from ``seed`` (``train``: flip allowed or not) or its evaluation view (``train`` None).
+    File names are held in one numpy array (no Python object per file, so forked workers do not
+    copy them page by page as reference counts change)."""
+
+    def __init__(self, root: str, names: np.ndarray, size: int, resize: int | None, channels: int):
+        self.root, self.names, self.size, self.resize, self.channels = root, names, size, resize, channels
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, key: tuple[int, int, bool | None]):
+        i, seed, flip = key
+        path = os.path.join(self.root, str(self.names[i]))
+        try:
+            if flip is None:
+                return decode.decode_fit(path, self.size, self.resize, self.channels), i, None
+            return decode.decode_crop(path, self.size, seed, flip, self.channels), i, None
+        except DataFileError as err:
+            return None, i, str(err)
+
+
+def _collate(items):
+    """(images (B, C, S, S) uint8, indices kept (B,), [(index, why), ...] of the images left out)."""
+    good = [(x, i) for x, i, _ in items if x is not None]
+    bad = [(i, why) for x, i, why in items if x is None]
+    x = torch.stack([x for x, _ in good]) if good else None
+    return x, torch.tensor([i for _, i in good], dtype=torch.int64), bad
+
+
+class StreamSource(ImageSource):
+    """Image files decoded by ``workers`` ``DataLoader`` processes as batches are asked for.
+
+    Args:
+        root: the folder the files lie under.
+        files: their paths (absolute, or relative to ``root``).
+        labels: (N,) int64.
+        size: the side of every image read (pixels).
+        resize: the evaluation view's shorter side before the centre crop (``None``: ``size``).
+        channels: 1 (grey, ITU-R 601-2 luma) or 3 (RGB, grey replicated).
+        workers: decoding processes (0: in this process).
+    """
+
+    kind = "stream"
+
+    def __init__(self, root: str | os.PathLike, files, labels: torch.Tensor, size: int, resize: int | None = None,
+                 channels: int = 3, workers: int | None = None):
+        self.root = str(root)
+        names = [os.path.relpath(f, self.root) if os.path.isabs(f) else str(f) for f in files]
+        self.names = np.array(names, dtype=str)
+        self.labels = labels
+        self.size, self.resize, self.channels = size, resize, channels
+        self.workers = default_workers() if workers is None else workers
+        self._skipped: dict[str, str] = {}
+
+    @property
+    def in_chans(self) -> int:
+        return self.channels
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return list(self._skipped.items())
+
+    def path(self, i: int) -> Path:
+        return Path(self.root) / str(self.names[i])
+
+    def subset(self, idx: torch.Tensor) -> "StreamSource":
+        idx = torch.as_tensor(idx, dtype=torch.int64)
+        s = StreamSource.__new__(StreamSource)
+        s.__dict__.update(self.__dict__, names=self.names[idx.numpy()], labels=self.labels[idx], _skipped={})
+        return s
+
+    def empty(self) -> torch.Tensor:
+        return torch.zeros(0, self.channels, self.size, self.size, dtype=torch.uint8)
+
+    def describe(self) -> str:
+        return f"streamed from disk by {self.workers} worker process{'es' if self.workers != 1 else ''}"
+
+    def batches(self, plan: Plan, aug: Augment | None = None):
+        plan = list(plan)
+        flip = None if aug is None else bool(aug.flip)
+        keys = [[(int(i), sample_seed(seed, j), flip) for j, i in enumerate(idx.tolist())] for idx, seed in plan]
+        loader = torch.utils.data.DataLoader(
+            _Files(self.root, self.names, self.size, self.resize, self.channels), batch_sampler=keys,
+            num_workers=min(self.workers, len(keys)), collate_fn=_collate,
+            prefetch_factor=4 if self.workers else None)
+        for (_, seed), (x, kept, bad) in zip(plan, loader):
+            for i, why in bad:
+                self._skipped.setdefault(str(self.path(i)), why.replace(f"{self.path(i)}", "").strip(" :;") or why)
+            if x is None:
+                x = self.empty()
+            elif aug is not None and aug.erase:
+                x = random_erase(x, aug.erase, torch.Generator().manual_seed(seed))
+            yield x, self.labels[kept]
