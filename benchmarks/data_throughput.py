@@ -2,7 +2,7 @@
 torchvision's ``ImageFolder`` + ``DataLoader``, side by side, on ImageNet-size and phone-size JPEGs.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/data_throughput.py [--workers 2] [--count 384]
-        [--count-small 2048] [--folder DIR] [--data-dir DIR] [--repeat 2]
+        [--count-small 2048] [--sets imagenet phone] [--folder DIR] [--data-dir DIR] [--repeat 2]
 
 Both produce the same output: the ImageNet training view, a random-resized crop to 224 x 224
 (8%-100% of the area, aspect 3/4-4/3) and a horizontal flip with probability 0.5, as uint8 batches
@@ -19,13 +19,15 @@ noise at two scales) so that their file sizes are those of photos; or ``--folder
 ``ImageFolder`` layout of your own (``DIR/CLASS/*.jpg``), measured instead.
 
 Each measurement runs in a fresh Python process, the two pipelines taking turns, ``--repeat``
-rounds; the table keeps each one's best images/s and its largest memory. Columns:
+rounds timed, then one round with memory sampled (reading ``smaps_rollup`` costs about 10 ms of
+CPU per process here, so the timed rounds do not sample); the table keeps each one's best images/s,
+its shortest time to the first batch and its largest memory. Columns:
 
 * ``img/s``: every image over the time from building the data set to the last batch (listing the
   files and starting the workers included: use enough images that this start is small);
 * ``first s``: seconds from building the data set to the first batch;
 * ``PSS MB``: peak proportional set size of the process and its workers together (Linux
-  ``/proc/PID/smaps_rollup``, sampled every 50 ms; a page shared by k processes counts 1/k in each),
+  ``/proc/PID/smaps_rollup``, sampled every 100 ms; a page shared by k processes counts 1/k in each),
   MB = 10^6 bytes; ``main MB`` and ``worker MB``: ``ru_maxrss`` of the main process and of the largest
   worker (resident set, shared pages counted in each).
 """
@@ -183,7 +185,7 @@ def _children(pid: int) -> list[int]:
 class PeakPss(threading.Thread):
     """Samples the PSS of this process and its children every ``period`` s; ``peak_kb`` the largest sum."""
 
-    def __init__(self, period: float = 0.05):
+    def __init__(self, period: float = 0.1):
         super().__init__(daemon=True)
         self.period, self.peak_kb, self.stop = period, 0, threading.Event()
 
@@ -194,14 +196,15 @@ class PeakPss(threading.Thread):
             self.stop.wait(self.period)
 
 
-def measure(kind: str, folder: Path, workers: int, batch_size: int, size: int, seed: int) -> dict:
+def measure(kind: str, folder: Path, workers: int, batch_size: int, size: int, seed: int, sample: bool) -> dict:
     import torch
     import torchvision.datasets  # noqa: F401 - both pipelines' modules imported before the clock starts,
     import torchvision.transforms  # noqa: F401   in both measurements, so neither is charged the other's
     import cnnzoo.data.decode  # noqa: F401
 
     sampler = PeakPss()
-    sampler.start()
+    if sample:
+        sampler.start()
     t0 = time.perf_counter()
     batches = PIPELINES[kind](folder, workers, batch_size, size, seed)
     n, t_first = 0, None
@@ -211,17 +214,19 @@ def measure(kind: str, folder: Path, workers: int, batch_size: int, size: int, s
         t_first = t_first or time.perf_counter()
     t_end = time.perf_counter()
     del batches                                          # the workers exit and are waited for
-    sampler.stop.set()
-    sampler.join()
+    if sample:
+        sampler.stop.set()
+        sampler.join()
     mb = 1024 / 1e6                                      # ru_maxrss is in KiB on Linux
     return {"images": n, "first_s": t_first - t0, "images_per_s": n / (t_end - t0), "pss_mb": sampler.peak_kb * mb,
             "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * mb,
             "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * mb}
 
 
-def run_one(kind: str, folder: Path, args) -> dict:
+def run_one(kind: str, folder: Path, args, sample: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--measure", kind, "--folder", str(folder), "--workers", str(args.workers),
            "--batch-size", str(args.batch_size), "--size", str(args.size), "--seed", str(args.seed)]
+    cmd += ["--sample"] if sample else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -241,6 +246,8 @@ def main() -> None:
                     help="DataLoader worker processes of each pipeline (default: the cores)")
     ap.add_argument("--count", type=int, default=384, help="phone-size (4000x3000) JPEGs to make")
     ap.add_argument("--count-small", type=int, default=2048, help="ImageNet-size (500x375) JPEGs to make")
+    ap.add_argument("--sets", nargs="+", choices=sorted(SIZES), default=list(SIZES),
+                    help="which made folders to measure (default: both)")
     ap.add_argument("--folder", type=Path, help="measure this ImageFolder layout instead of made ones")
     ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "cnnzoo-data-throughput",
                     help="where the made folders are kept (reused)")
@@ -249,13 +256,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="rounds; the best images/s of each is kept")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--measure", choices=sorted(PIPELINES), help=argparse.SUPPRESS)     # the child process
+    ap.add_argument("--sample", action="store_true", help=argparse.SUPPRESS)            # it samples PSS
     args = ap.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.folder, args.workers, args.batch_size, args.size, args.seed)))
+        print(json.dumps(measure(args.measure, args.folder, args.workers, args.batch_size, args.size, args.seed,
+                                 args.sample)))
         return
-    folders = [args.folder] if args.folder else [
-        make_folder(args.data_dir, "imagenet", args.count_small, args.workers),
-        make_folder(args.data_dir, "phone", args.count, args.workers)]
+    counts = {"imagenet": args.count_small, "phone": args.count}
+    folders = [args.folder] if args.folder else [make_folder(args.data_dir, k, counts[k], args.workers)
+                                                 for k in SIZES if k in args.sets]
     print(f"cnnzoo: {STREAM}")
     print(f"{args.workers} worker(s) each, batch {args.batch_size}, RandomResizedCrop({args.size}) + flip -> uint8, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {args.repeat} round(s), best kept")
@@ -265,12 +274,13 @@ def main() -> None:
         for r in range(args.repeat):
             for kind in (list(PIPELINES) if r % 2 == 0 else list(PIPELINES)[::-1]):     # taking turns
                 runs[kind].append(run_one(kind, folder, args))
+        pss = {kind: run_one(kind, folder, args, sample=True) for kind in PIPELINES}
         print(f"  {'pipeline':<12} {'img/s':>7} {'first s':>8} {'PSS MB':>7} {'main MB':>8} {'worker MB':>9}")
         best = {}
         for kind, rs in runs.items():
             best[kind] = max(m["images_per_s"] for m in rs)
             print(f"  {kind:<12} {best[kind]:>7.1f} {min(m['first_s'] for m in rs):>8.2f} "
-                  f"{max(m['pss_mb'] for m in rs):>7.0f} {max(m['main_mb'] for m in rs):>8.0f} "
+                  f"{pss[kind]['pss_mb']:>7.0f} {max(m['main_mb'] for m in rs):>8.0f} "
                   f"{max(m['worker_mb'] for m in rs):>9.0f}")
         every = "; ".join(f"{k} " + ", ".join(f"{m['images_per_s']:.1f}" for m in rs) for k, rs in runs.items())
         print(f"  cnnzoo / torchvision images/s: {best['cnnzoo'] / best['torchvision']:.2f}x (each its best run; "
