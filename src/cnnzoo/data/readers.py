@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import pickle
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -187,11 +188,15 @@ def as_viewed(im, background: tuple[int, int, int] = BACKGROUND):
       colour key (``transparency``): composited over ``background`` (white by default), as
       :func:`PIL.Image.alpha_composite` does.
 
+    An ``"L"`` or ``"RGB"`` image without a transparent colour is returned as it is (not copied).
+
     Raises:
         ValueError: Pillow cannot convert the mode to RGB.
     """
     from PIL import Image
 
+    if im.mode in ("L", "RGB") and "transparency" not in im.info:
+        return im
     grey = _is_grey(im)
     if im.mode == "F" or im.mode == "I" or im.mode.startswith("I;16"):
         a = np.asarray(im, dtype=np.float64) / (1.0 if im.mode == "F" else 65535.0)
@@ -210,8 +215,15 @@ def open_image(path: Path, background: tuple[int, int, int] = BACKGROUND):
     Raises:
         DataFileError: the file is missing, not an image Pillow can read, or of a mode it cannot convert.
     """
-    try:
+    with image_errors(path):
         return _open(path, background)
+
+
+@contextmanager
+def image_errors(path: Path):
+    """Turns Pillow's errors on reading ``path`` into a one-line :class:`DataFileError` naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise DataFileError(f"missing image file {path}") from None
     except _UNREADABLE as err:
@@ -235,20 +247,25 @@ def _why_unreadable(path: Path, err: Exception) -> str:
     return str(err).replace(f"'{path}'", "").replace(str(path), "").strip(" :") or type(err).__name__
 
 
-def fit(im, size: int, resize: int | None = None):
+def fit(im, size: int, resize: int | None = None, box: tuple[float, float, float, float] | None = None):
     """Resize the shorter side of a Pillow image to ``resize`` (default ``size``; bilinear,
     antialiased) and cut the centre ``size`` x ``size`` square: torchvision's inference rule
     ``Resize(resize)`` + ``CenterCrop(size)`` on a PIL image (its ImageNet weights: 256 and 224),
     with its rounding (longer side ``int(resize * long / short)``, offsets ``round((side - size) / 2)``),
     written in Pillow calls so that torchvision is not imported. A square image is resized whole
-    when ``resize`` is ``size``; the aspect ratio is never changed."""
+    when ``resize`` is ``size``; the aspect ratio is never changed.
+
+    ``box``: the region (left, top, right, bottom) of ``im`` that stands for the whole image (a JPEG
+    decoded at reduced scale: :mod:`cnnzoo.data.decode`); the rule is applied to that region's size."""
     from PIL import Image
 
-    w, h = im.size
+    full = (0, 0, *im.size)
+    x0, y0, x1, y1 = box or full
+    w, h = x1 - x0, y1 - y0
     r = resize or size
     nw, nh = (r, int(r * h / w)) if w <= h else (int(r * w / h), r)
-    if (nw, nh) != (w, h):
-        im = im.resize((nw, nh), Image.Resampling.BILINEAR)
+    if (nw, nh) != im.size or tuple(box or full) != full:
+        im = im.resize((nw, nh), Image.Resampling.BILINEAR, box=box)
     left, top = round((nw - size) / 2), round((nh - size) / 2)
     return im.crop((left, top, left + size, top + size))
 
@@ -264,12 +281,19 @@ def check_channels(channels: int | None) -> None:
         raise DataFileError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
 
 
+def as_channels(im, channels: int | None):
+    """A viewed (``"L"`` or ``"RGB"``) Pillow image with ``channels``: 1 (ITU-R 601-2 luma), 3 (grey
+    replicated), ``None`` (as it is)."""
+    return im.convert({1: "L", 3: "RGB"}[channels]) if channels else im
+
+
 def read_image(path: Path, channels: int | None = None, size: int | None = None,
                background: tuple[int, int, int] = BACKGROUND, resize: int | None = None) -> torch.Tensor:
     """One image file as the model sees it: (C, H, W) uint8.
 
     Read by :func:`open_image` (as a viewer shows it), resized by :func:`fit` when ``size`` is
-    given (shorter side to ``size``, centre crop; then H = W = ``size``), converted to
+    given (shorter side to ``size``, centre crop; then H = W = ``size``; a large JPEG decoded at
+    reduced scale: :func:`cnnzoo.data.decode.decode_fit`), converted to
     ``channels`` (1: Pillow's ITU-R 601-2 luma; 3: grey replicated) or, with ``None``, kept as
     the file has them (1 for grey modes, 3 for the others). ``resize``: the shorter side before the
     centre crop, as in :func:`fit`.
@@ -277,10 +301,12 @@ def read_image(path: Path, channels: int | None = None, size: int | None = None,
     Raises:
         DataFileError: as :func:`open_image`; ``channels`` not 1, 3 or None.
     """
+    if size:
+        from .decode import decode_fit
+
+        return decode_fit(path, size, resize, channels, background)
     check_channels(channels)
-    im = open_image(Path(path), background)
-    im = fit(im, size, resize) if size else im
-    return image_tensor(im.convert({1: "L", 3: "RGB"}[channels]) if channels else im)
+    return image_tensor(as_channels(open_image(Path(path), background), channels))
 
 
 def _examples(paths: list[Path], root: Path, k: int = 3) -> str:
@@ -368,6 +394,10 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
     """:func:`read_images` that opens every file before it judges any, so that all unreadable
     files are known at once.
 
+    Each image is fitted (:func:`cnnzoo.data.decode.fit_image`: a large JPEG decoded at reduced
+    scale) as soon as it is read, so only the ``size`` x ``size`` images are held, never the
+    full-size ones.
+
     Args:
         skip_bad: leave unreadable files out (else refuse them all in one line).
         resize: the shorter side before the centre ``size`` crop (:func:`fit`; ``None``: ``size``).
@@ -381,11 +411,13 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
             :data:`SHOW_BAD` and the count of the rest) and the flag ``--skip-bad-images``; a
             missing file; mixed sizes with ``size=None``; no readable image at all.
     """
+    from .decode import fit_image
+
     check_channels(channels)
     ims, kept, bad = [], [], []
     for i, p in enumerate(paths):
         try:
-            ims.append(_open(p, background))
+            ims.append(fit_image(p, size, resize, background) if size else _open(p, background))
             kept.append(i)
         except FileNotFoundError:
             raise DataFileError(f"missing image file {p}") from None
@@ -401,9 +433,7 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
         raise DataFileError(f"none of the {plural(len(paths), 'image file')} could be read (e.g. {bad[0][0]}: "
                             f"{bad[0][1]})")
     kept_paths = [paths[i] for i in kept]
-    if size:
-        ims = [fit(im, size, resize) for im in ims]
-    elif len({im.size for im in ims}) > 1:
+    if not size and len({im.size for im in ims}) > 1:
         j = next(i for i, im in enumerate(ims) if im.size != ims[0].size)
         raise DataFileError(f"images differ in size ({kept_paths[0]} is {ims[0].width}x{ims[0].height}, "
                             f"{kept_paths[j]} {ims[j].width}x{ims[j].height}); pass a size to resize them")
@@ -417,4 +447,8 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
                  f"; {n_other} colour image(s) converted by ITU-R 601-2 luma")
     if size:
         note += f"; each resized to {size}x{size} (shorter side to {resize or size}, centre crop)"
-    return torch.stack([image_tensor(im.convert("RGB" if c == 3 else "L")) for im in ims]), kept, bad, note
+    x = torch.empty((len(ims), c, ims[0].height, ims[0].width), dtype=torch.uint8)   # (N, C, S, S)
+    for i in range(len(ims)):                  # filled one by one, each image let go once copied
+        x[i] = image_tensor(as_channels(ims[i], c))
+        ims[i] = None
+    return x, kept, bad, note
