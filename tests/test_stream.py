@@ -197,7 +197,7 @@ get = stream._Files.__getitem__
 def record(self, key):                       # runs in the decoding workers: one file per rank and process
     if key[2] is not None:                   # a training view
         with open(os.path.join(sys.argv[3], f"rank{os.environ['RANK']}-{os.getpid()}.txt"), "a") as f:
-            f.write(f"{self.names[key[0]]}\n")
+            f.write(f"{os.fsdecode(self.names[key[0]])}\n")
     return get(self, key)
 
 stream._Files.__getitem__ = record

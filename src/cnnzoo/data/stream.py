@@ -44,8 +44,8 @@ def sample_seed(batch_seed: int, j: int) -> int:
 class _Files(torch.utils.data.Dataset):
     """The map-style data set the workers index by key ``(i, seed, train)``: image ``i``'s training
     view drawn from ``seed`` (``train``: flip allowed or not) or its evaluation view (``train`` None).
-    File names are held in one numpy array (no Python object per file, so forked workers do not
-    copy them page by page as reference counts change)."""
+    File names are held in one numpy array of bytes (no Python object per file, so forked workers
+    do not copy them page by page as reference counts change; one byte per character)."""
 
     def __init__(self, root: str, names: np.ndarray, size: int, resize: int | None, channels: int):
         self.root, self.names, self.size, self.resize, self.channels = root, names, size, resize, channels
@@ -55,7 +55,7 @@ class _Files(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int, bool | None]):
         i, seed, flip = key
-        path = os.path.join(self.root, str(self.names[i]))
+        path = os.path.join(self.root, os.fsdecode(self.names[i]))
         try:
             if flip is None:
                 return decode.decode_fit(path, self.size, self.resize, self.channels), i, None
@@ -90,8 +90,8 @@ class StreamSource(ImageSource):
     def __init__(self, root: str | os.PathLike, files, labels: torch.Tensor, size: int, resize: int | None = None,
                  channels: int = 3, workers: int | None = None):
         self.root = str(root)
-        names = [os.path.relpath(f, self.root) if os.path.isabs(f) else str(f) for f in files]
-        self.names = np.array(names, dtype=str)
+        names = [os.path.relpath(f, self.root) if os.path.isabs(f) else f for f in map(os.fsdecode, files)]
+        self.names = np.array([os.fsencode(n) for n in names], dtype=bytes)
         self.labels = labels
         self.size, self.resize, self.channels = size, resize, channels
         self.workers = default_workers() if workers is None else workers
@@ -106,7 +106,7 @@ class StreamSource(ImageSource):
         return list(self._skipped.items())
 
     def path(self, i: int) -> Path:
-        return Path(self.root) / str(self.names[i])
+        return Path(self.root) / os.fsdecode(self.names[i])
 
     def subset(self, idx: torch.Tensor) -> "StreamSource":
         idx = torch.as_tensor(idx, dtype=torch.int64)
