@@ -10,7 +10,9 @@ Both produce the same output: the ImageNet training view, a random-resized crop 
 file in a shuffled order. torchvision: ``ImageFolder`` (Pillow's full decode, ``convert("RGB")``),
 ``RandomResizedCrop(224)``, ``RandomHorizontalFlip()``, ``PILToTensor()``. cnnzoo:
 :func:`cnnzoo.data.decode.decode_crop` per image (JPEGs decoded at reduced scale where the crop
-allows), driven as the streaming source drives it.
+allows) in the workers of :class:`cnnzoo.data.stream.StreamSource`, the streaming data source the
+trainer uses (its files listed afresh by :func:`cnnzoo.data.list_image_folder`, not from the cached
+index, as ``ImageFolder`` lists them).
 
 The folders are made once (``--data-dir``, default under the system's temporary folder, reused):
 ``--count-small`` JPEGs of 500x375 (ImageNet's typical size) and ``--count`` of 4000x3000 (a 12 MP
@@ -37,6 +39,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,51 +117,15 @@ def cnnzoo_batches(folder: Path, workers: int, batch_size: int, size: int, seed:
     import torch
 
     from cnnzoo.data import Augment, list_image_folder
+    from cnnzoo.data.stream import StreamSource
 
-    files, _, _ = list_image_folder(folder)
+    files, _, _ = list_image_folder(folder)                 # listed afresh, as ImageFolder does
     labels = torch.tensor([k for _, k in files])
     source = StreamSource(folder, [f for f, _ in files], labels, size, channels=3, workers=workers)
     order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))
     plan = [(idx, seed * 100_003 + b) for b, idx in enumerate(order.split(batch_size))]
     return iter(source.batches(plan, Augment(flip=True)))
 
-
-# STAND-IN for cnnzoo.data.stream.StreamSource (the coordinator's, not yet on main when this was written):
-# the same constructor and ``batches(plan, aug)`` protocol, the same per-image call (decode_crop with a
-# seed per image) and DataLoader settings. When stream.py lands, replace this block by
-#     from cnnzoo.data.stream import StreamSource
-try:
-    from cnnzoo.data.stream import StreamSource
-    STREAM = "cnnzoo.data.stream.StreamSource"
-except ImportError:
-    import torch as _torch
-
-    class _Files(_torch.utils.data.Dataset):
-        def __init__(self, paths, size):
-            self.paths, self.size = paths, size
-
-        def __len__(self):
-            return len(self.paths)
-
-        def __getitem__(self, key):
-            from cnnzoo.data.decode import decode_crop
-
-            i, seed, flip = key
-            return decode_crop(self.paths[i], self.size, seed, flip, channels=3), i
-
-    class StreamSource:                                                # noqa: D101 - the stand-in
-        def __init__(self, root, files, labels, size, resize=None, channels=3, workers=2):
-            self.files, self.labels, self.size, self.workers = [str(f) for f in files], labels, size, workers
-
-        def batches(self, plan, aug=None):
-            keys = [[(int(i), (seed * 1_000_003 + j) % (1 << 63), bool(aug and aug.flip))
-                     for j, i in enumerate(idx.tolist())] for idx, seed in plan]
-            loader = _torch.utils.data.DataLoader(_Files(self.files, self.size), batch_sampler=keys,
-                                                  num_workers=self.workers, prefetch_factor=4 if self.workers else None)
-            for x, kept in loader:
-                yield x, self.labels[kept]
-
-    STREAM = "stand-in of StreamSource in benchmarks/data_throughput.py (decode_crop per image)"
 
 PIPELINES = {"cnnzoo": cnnzoo_batches, "torchvision": torchvision_batches}
 
@@ -265,7 +232,7 @@ def main() -> None:
     counts = {"imagenet": args.count_small, "phone": args.count}
     folders = [args.folder] if args.folder else [make_folder(args.data_dir, k, counts[k], args.workers)
                                                  for k in SIZES if k in args.sets]
-    print(f"cnnzoo: {STREAM}")
+    print("cnnzoo: StreamSource (decode_crop in its workers); torchvision: ImageFolder + DataLoader")
     print(f"{args.workers} worker(s) each, batch {args.batch_size}, RandomResizedCrop({args.size}) + flip -> uint8, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {args.repeat} round(s), best kept")
     for folder in folders:
@@ -283,8 +250,9 @@ def main() -> None:
                   f"{pss[kind]['pss_mb']:>7.0f} {max(m['main_mb'] for m in rs):>8.0f} "
                   f"{max(m['worker_mb'] for m in rs):>9.0f}")
         every = "; ".join(f"{k} " + ", ".join(f"{m['images_per_s']:.1f}" for m in rs) for k, rs in runs.items())
-        print(f"  cnnzoo / torchvision images/s: {best['cnnzoo'] / best['torchvision']:.2f}x (each its best run; "
-              f"all runs: {every})")
+        median = {k: statistics.median(m["images_per_s"] for m in rs) for k, rs in runs.items()}
+        print(f"  cnnzoo / torchvision images/s: {best['cnnzoo'] / best['torchvision']:.2f}x of the best runs, "
+              f"{median['cnnzoo'] / median['torchvision']:.2f}x of the medians (all runs: {every})")
 
 
 if __name__ == "__main__":
