@@ -7,8 +7,8 @@ flat in the number of images).
 For each folder size (JPEGs of 500x375, ImageNet's typical size, 2 classes; generated once under
 --root) and each data mode, runs ``cnnzoo train resnet18 --dataset folder --input-size 224`` (the
 recipe's width 0.25, batch 128) in a fresh process that stops after --steps training steps, and
-prints: seconds from the process's start to the first step, images/s of the steps after the
-first, the trainer process's peak resident memory (its ``ru_maxrss``) and the peak of the whole
+prints: seconds from the process's start to the start of the first step (its batch ready),
+images/s of the steps after the first (start of step 2 to start of step N + 1), the trainer process's peak resident memory (its ``ru_maxrss``) and the peak of the whole
 process tree (trainer + decoding workers) sampled every 50 ms, as RSS summed (shared pages counted
 in every process) and as PSS summed (shared pages divided among the processes sharing them).
 The numeric path is measured on the first run of a configuration and cached per machine
@@ -35,20 +35,19 @@ steps, marks = int(sys.argv[2]), []
 step = trainer.Trainer.train_step
 
 def timed(self, x, y):
-    out = step(self, x, y)
-    marks.append((time.time(), len(y)))
-    if len(marks) == steps:
+    marks.append((time.time(), len(y)))          # when the step starts: its batch is ready
+    if len(marks) > steps:
         first = marks[0][0] - t_start
-        rate = sum(n for _, n in marks[1:]) / (marks[-1][0] - marks[0][0]) if len(marks) > 1 else 0.0
+        rate = sum(n for _, n in marks[1:-1]) / (marks[-1][0] - marks[1][0])
         print(json.dumps({"first_step_s": first, "images_per_s": rate, "mode": self.data.mode,
                           "reason": self.data.mode_reason,
                           "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
         raise SystemExit(0)
-    return out
+    return step(self, x, y)
 
 trainer.Trainer.train_step = timed
 api.train("resnet18", dataset="folder", data_dir=sys.argv[3], input_size=224, epochs=1, progress=False,
-          data_mode=sys.argv[4], out=sys.argv[5])
+          data_mode=sys.argv[4], out=sys.argv[5], batch_size=int(sys.argv[6]))
 '''
 
 
@@ -110,9 +109,10 @@ def peak_tree(pid: int, proc: subprocess.Popen) -> tuple[float, float]:
     return peak_rss, peak_pss
 
 
-def run(folder: Path, mode: str, steps: int) -> dict:
+def run(folder: Path, mode: str, steps: int, batch: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="cnnzoo-stream-") as out:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(time.time()), str(steps), str(folder), mode, out],
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(time.time()), str(steps), str(folder), mode, out,
+                                 str(batch)],
                                 stdout=subprocess.PIPE, text=True)
         rss, pss = peak_tree(proc.pid, proc)
         line = proc.stdout.read().strip().splitlines()
@@ -125,7 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", type=int, nargs="+", default=[2000, 10000])
     ap.add_argument("--modes", nargs="+", default=["stream", "auto"])
-    ap.add_argument("--steps", type=int, default=5, help="training steps per run (batch 128)")
+    ap.add_argument("--steps", type=int, default=5, help="training steps per run")
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="the recipe's 128, and others")
     ap.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "cnnzoo-photos"),
                     help="where the generated folders are kept")
     ap.add_argument("--no-warm", action="store_true", help="skip the run that fills the numerics cache")
@@ -134,19 +135,21 @@ def main() -> None:
 
     folders = {n: make_folder(Path(args.root) / f"n{n}", n) for n in args.counts}
     if not args.no_warm:
-        run(folders[args.counts[0]], "stream", 2)
+        for b in args.batch_sizes:
+            run(folders[args.counts[0]], "stream", 2, b)
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
-    print(f"resnet18 (width 0.25, batch 128) at 224 on 500x375 JPEGs, {args.steps} steps; {cpu}, "
+    print(f"resnet18 (width 0.25) at 224 on 500x375 JPEGs, {args.steps} steps; {cpu}, "
           f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
-    print(f"{'images':>7} {'asked':>6} {'mode':>6} {'first step s':>12} {'img/s':>6} {'trainer RSS MB':>14} "
-          f"{'tree RSS MB':>11} {'tree PSS MB':>11}")
-    for n, folder in folders.items():
-        for mode in args.modes:
-            r = run(folder, mode, args.steps)
-            print(f"{n:>7,} {mode:>6} {r['mode']:>6} {r['first_step_s']:12.1f} {r['images_per_s']:6.1f} "
-                  f"{r['maxrss_mb']:14.0f} {r['tree_rss_mb']:11.0f} {r['tree_pss_mb']:11.0f}", flush=True)
-            print(f"        ({r['reason']})", flush=True)
+    print(f"{'images':>7} {'batch':>5} {'asked':>6} {'mode':>6} {'first step s':>12} {'img/s':>6} "
+          f"{'trainer RSS MB':>14} {'tree RSS MB':>11} {'tree PSS MB':>11}")
+    for b in args.batch_sizes:
+        for n, folder in folders.items():
+            for mode in args.modes:
+                r = run(folder, mode, args.steps, b)
+                print(f"{n:>7,} {b:>5} {mode:>6} {r['mode']:>6} {r['first_step_s']:12.1f} {r['images_per_s']:6.1f} "
+                      f"{r['maxrss_mb']:14.0f} {r['tree_rss_mb']:11.0f} {r['tree_pss_mb']:11.0f}", flush=True)
+                print(f"        ({r['reason']})", flush=True)
 
 
 if __name__ == "__main__":

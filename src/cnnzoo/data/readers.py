@@ -395,8 +395,10 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
     files are known at once.
 
     Each image is fitted (:func:`cnnzoo.data.decode.fit_image`: a large JPEG decoded at reduced
-    scale) as soon as it is read, so only the ``size`` x ``size`` images are held, never the
-    full-size ones.
+    scale) as soon as it is read and copied into the result (one (N, C, S, S) tensor allocated
+    before the first read), so memory holds the result and one image, never the full-size images
+    nor a second copy. Without ``channels`` the result is filled as RGB and cut to 1 channel at the
+    end if no image was in colour.
 
     Args:
         skip_bad: leave unreadable files out (else refuse them all in one line).
@@ -414,10 +416,16 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
     from .decode import fit_image
 
     check_channels(channels)
-    ims, kept, bad = [], [], []
+    ims, kept, bad, modes = [], [], [], []
+    x = torch.empty((len(paths), channels or 3, size, size), dtype=torch.uint8) if size else None  # (N, C, S, S)
     for i, p in enumerate(paths):
         try:
-            ims.append(fit_image(p, size, resize, background) if size else _open(p, background))
+            im = fit_image(p, size, resize, background) if size else _open(p, background)
+            if x is None:
+                ims.append(im)
+            else:
+                x[len(kept)] = image_tensor(as_channels(im, channels or 3))
+            modes.append(im.mode)
             kept.append(i)
         except FileNotFoundError:
             raise DataFileError(f"missing image file {p}") from None
@@ -429,7 +437,7 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
         raise DataFileError(f"{plural(len(bad), 'unreadable image file')}: {shown}{more}; replace or remove "
                             f"{'it' if len(bad) == 1 else 'them'}, or add --skip-bad-images to train without "
                             f"{'it' if len(bad) == 1 else 'them'}")
-    if not ims:
+    if not kept:
         raise DataFileError(f"none of the {plural(len(paths), 'image file')} could be read (e.g. {bad[0][0]}: "
                             f"{bad[0][1]})")
     kept_paths = [paths[i] for i in kept]
@@ -437,17 +445,19 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
         j = next(i for i, im in enumerate(ims) if im.size != ims[0].size)
         raise DataFileError(f"images differ in size ({kept_paths[0]} is {ims[0].width}x{ims[0].height}, "
                             f"{kept_paths[j]} {ims[j].width}x{ims[j].height}); pass a size to resize them")
-    n_colour = sum(im.mode == "RGB" for im in ims)
+    n_colour = modes.count("RGB")
     c = channels or (3 if n_colour else 1)
     how = "as asked" if channels else "the images' own"
-    n_other = len(ims) - n_colour if c == 3 else n_colour          # images whose channels change
+    n_other = len(kept) - n_colour if c == 3 else n_colour         # images whose channels change
     note = f"3 channels (RGB, {how})" if c == 3 else f"1 channel (grey, {how})"
     if n_other:
         note += (f"; {n_other} grey image(s) replicated to RGB" if c == 3 else
                  f"; {n_other} colour image(s) converted by ITU-R 601-2 luma")
     if size:
         note += f"; each resized to {size}x{size} (shorter side to {resize or size}, centre crop)"
-    x = torch.empty((len(ims), c, ims[0].height, ims[0].width), dtype=torch.uint8)   # (N, C, S, S)
+    if x is not None:                          # grey images, filled as RGB: one channel of the images read
+        return (x[:len(kept), :c].contiguous() if c < x.shape[1] or len(kept) < len(x) else x), kept, bad, note
+    x = torch.empty((len(ims), c, ims[0].height, ims[0].width), dtype=torch.uint8)   # (N, C, H, W)
     for i in range(len(ims)):                  # filled one by one, each image let go once copied
         x[i] = image_tensor(as_channels(ims[i], c))
         ims[i] = None
