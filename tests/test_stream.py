@@ -22,7 +22,7 @@ from PIL import Image
 
 from cnnzoo.data import Augment, StreamSource, TensorSource, datasets, epoch_order, load_dataset
 from cnnzoo.data.index import list_folder
-from cnnzoo.training import TrainConfig, Trainer, evaluate_model, train
+from cnnzoo.training import TrainConfig, Trainer, evaluate, evaluate_model, train
 
 CLASSES = ("dark", "light")
 
@@ -152,6 +152,12 @@ def test_an_unreadable_file_mid_epoch_is_skipped_named_once_and_counted(tmp_path
     for h in r.history:
         alone = int(epoch_order(17, 0, h["epoch"] - 1)[16]) == 16
         assert h["epoch_images"] == (16 if alone else 15)
+    # cnnzoo eval reads the run's test set as it trained: streamed, the same 4 images and score
+    from cnnzoo.resolve import load_run, run_data
+
+    assert run_data(load_run(r.out_dir).checkpoint).mode == "stream"
+    ev = evaluate(r.out_dir, workers=0)
+    assert ev["n"] == 4 and ev["top1"] == r.final["test_acc"]
 
 
 KILLED = r'''
