@@ -124,10 +124,10 @@ class StreamSource(ImageSource):
         plan = list(plan)
         flip = None if aug is None else bool(aug.flip)
         keys = [[(int(i), sample_seed(seed, j), flip) for j, i in enumerate(idx.tolist())] for idx, seed in plan]
+        workers = min(self.workers, len(keys))
         loader = torch.utils.data.DataLoader(
             _Files(self.root, self.names, self.size, self.resize, self.channels), batch_sampler=keys,
-            num_workers=min(self.workers, len(keys)), collate_fn=_collate,
-            prefetch_factor=4 if self.workers else None)
+            num_workers=workers, collate_fn=_collate, prefetch_factor=4 if workers else None)
         for (_, seed), (x, kept, bad) in zip(plan, loader):
             for i, why in bad:
                 self._skipped.setdefault(str(self.path(i)), why.replace(f"{self.path(i)}", "").strip(" :;") or why)
