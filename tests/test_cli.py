@@ -235,3 +235,12 @@ def test_small_things_a_new_user_trips_on(tmp_path, capsys, monkeypatch):
     assert "names a .svg file but --format is png" in capsys.readouterr().err and not (tmp_path / "l.svg").exists()
     assert main(["page", "lenet5", "--out", str(tmp_path / "pages" / "lenet.html")]) == 0
     assert (tmp_path / "pages" / "lenet.html").is_file()                 # the page itself, not a folder
+
+
+def test_a_wrong_option_is_one_line_not_the_usage(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "lenet5_modern", "--workers", "-1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert err == ("cnnzoo train: error: argument --workers: '-1' is not a whole number of at least 0 "
+                   "(cnnzoo train --help lists the options)\n")

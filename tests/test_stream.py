@@ -73,13 +73,13 @@ def test_a_streamed_folder_reads_as_the_same_data_as_in_memory(photos):
     assert st.split["files"] == mem.split["files"]
     # the stream's statistics are estimated on a sample (here all 24 images): the exact ones
     assert st.mean == pytest.approx(mem.mean, abs=1e-9) and st.std == pytest.approx(mem.std, abs=1e-9)
-    assert any(n.startswith("data: streamed from disk by 0 worker processes (--data-mode stream)") for n in st.notes)
+    assert "data: streamed from disk, decoded in the training process (--workers 0) (--data-mode stream)" in st.notes
 
 
 def test_training_views_are_a_pure_function_of_the_seed_for_any_number_of_workers(photos):
     st = _load(photos, "stream", workers=0)
     plan = [(torch.tensor([3, 1, 4, 1, 5]), 11), (torch.tensor([9, 2, 6]), 12)]
-    aug = Augment(flip=True, erase=0.5)
+    aug = Augment(pad=2, flip=True, erase=0.5)         # a recipe that crops: the random-resized crop
     one = list(st.train.batches(plan, aug))
     two = list(StreamSource(st.train.root, st.train.names, st.train.labels, 24, workers=2).batches(plan, aug))
     assert [x.shape for x, _ in one] == [(5, 3, 24, 24), (3, 3, 24, 24)]
@@ -89,6 +89,12 @@ def test_training_views_are_a_pure_function_of_the_seed_for_any_number_of_worker
     assert not torch.equal(one[0][0][1], one[0][0][3])
     other = list(st.train.batches([(torch.tensor([3, 1, 4, 1, 5]), 99)], aug))
     assert not torch.equal(other[0][0], one[0][0])
+    # a recipe without crops (pad 0): the evaluation view, flipped or not by the image's seed
+    mem = _load(photos, "memory").train.x
+    plain = next(st.train.batches([(torch.arange(12), 7)], Augment(pad=0, flip=True)))[0]
+    flipped = [not torch.equal(v, m) for v, m in zip(plain, mem[:12])]
+    assert all(torch.equal(v, m.flip(-1)) for v, m, f in zip(plain, mem[:12], flipped) if f)
+    assert 0 < sum(flipped) < 12
     # the evaluation view of a stream is the memory image, whatever the plan's seed
     ev = next(st.test.batches([(torch.tensor([0, 5]), 123)]))[0]
     assert torch.equal(ev, _load(photos, "memory").test.x[[0, 5]])
@@ -121,6 +127,22 @@ def test_auto_mode_says_why(photos, monkeypatch):
         load_dataset("mnist", photos, mode="stream")
 
 
+def test_a_folder_with_an_unreadable_file_splits_the_same_in_memory_and_streamed(tmp_path):
+    root = tmp_path / "flat"
+    for k, c in enumerate(CLASSES):
+        for i in range(10):
+            _photo(root / c / f"{i:03d}.jpg", k, i)
+    (root / "light" / "004.jpg").write_bytes(b"broken")
+    datasets._CACHE.clear()
+    mem = load_dataset("folder", root, size=24, mode="memory", skip_bad=True)
+    st = _load(root, "stream", workers=0)
+    drop = "light/004.jpg"
+    assert any(drop in f for f in st.split["files"].values())
+    for part, files in st.split["files"].items():      # the same parts; in memory the unreadable file left out
+        assert mem.split["files"][part] == [f for f in files if f != drop], part
+    assert [len(p) for p in mem.parts().values()] == [len(f) for f in mem.split["files"].values()]
+
+
 def test_the_file_index_is_cached_until_a_folder_changes(tmp_path):
     root = _folder(tmp_path / "f", train=4, test=2)
     _age(root)
@@ -139,13 +161,18 @@ def test_an_unreadable_file_mid_epoch_is_skipped_named_once_and_counted(tmp_path
     root = _folder(tmp_path / "f", train=16, test=4)
     bad = root / "train" / "light" / "zz-broken.jpg"
     bad.write_bytes(b"\xff\xd8 not a jpeg")
+    bad_test = root / "test" / "dark" / "zz-broken.png"
+    bad_test.write_bytes(b"not a png")
     r = train("lenet5_modern", out=tmp_path / "run", data_dir=str(root), dataset="folder", data_mode="stream",
               workers=1, epochs=2, batch_size=8, input_size=28, amp="fp32", progress=True)
     summary = r.summary
     assert summary["data"]["mode"] == "stream" and summary["config"]["data_mode"] == "stream"
-    assert summary["data"]["images"]["train"] == 17
-    assert [s["file"] for s in summary["data"]["skipped_images"]] == [str(bad)]
-    assert capsys.readouterr().out.count(f"skipped an unreadable image file: {bad}") == 1   # 2 epochs, named once
+    assert summary["data"]["images"]["train"] == 17 and summary["data"]["images"]["test"] == 5
+    skipped = {s["file"]: s["error"] for s in summary["data"]["skipped_images"]}
+    assert skipped == {str(bad): "not an image Pillow can read", str(bad_test): "not an image Pillow can read"}
+    out = capsys.readouterr().out
+    for f in (bad, bad_test):                     # a training and a test file: 2 epochs, each named once
+        assert out.count(f"skipped an unreadable image file: {f} (not an image Pillow can read)") == 1
     # by hand: each epoch's batches hold 8, 8 and 1 of the 17 files in the seeded order; the unreadable file
     # (index 16, the last listed) is left out of its batch, and a batch of one image makes no step
     # (BatchNorm cannot normalise one image): 16 images trained if it was the last batch's, else 15
@@ -158,6 +185,7 @@ def test_an_unreadable_file_mid_epoch_is_skipped_named_once_and_counted(tmp_path
     assert run_data(load_run(r.out_dir).checkpoint).mode == "stream"
     ev = evaluate(r.out_dir, workers=0)
     assert ev["n"] == 4 and ev["top1"] == r.final["test_acc"]
+    assert ev["skipped_images"] == [{"file": str(bad_test), "error": "not an image Pillow can read"}]
 
 
 KILLED = r'''
@@ -196,9 +224,10 @@ def test_a_stream_run_killed_and_resumed_ends_as_an_uninterrupted_one(tmp_path):
 
 RANKS = r'''
 import json, os, sys
-from cnnzoo.data import stream
+from cnnzoo.data import datasets, stream
 from cnnzoo.training import api
 get = stream._Files.__getitem__
+datasets.STATS_SAMPLE = 2                    # so that only the training streams meet the unreadable files
 
 def record(self, key):                       # runs in the decoding workers: one file per rank and process
     if key[2] is not None:                   # a training view
@@ -214,6 +243,10 @@ api.train("lenet5_modern", out=sys.argv[1], progress=False, dataset="folder", da
 
 def test_under_torchrun_each_rank_reads_only_its_share_of_the_epoch(tmp_path):
     root = _folder(tmp_path / "f", train=30, test=4)
+    bad = ["train/dark/015.jpg", "train/light/000a.jpg"]       # listed 16th and 18th of the 32
+    for f in bad:
+        (root / f).write_bytes(b"broken")
+    assert not {15, 17} & set(datasets._sample(32, 2, 0).tolist())    # not in the statistics' sample (below)
     (tmp_path / "w.py").write_text(RANKS)
     (tmp_path / "seen").mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(tmp_path / "w.py"),
@@ -223,11 +256,14 @@ def test_under_torchrun_each_rank_reads_only_its_share_of_the_epoch(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     read = {r: [line for p in (tmp_path / "seen").glob(f"rank{r}-*.txt") for line in p.read_text().split()]
             for r in (0, 1)}
-    assert len(read[0]) == len(set(read[0])) == 15 and len(read[1]) == len(set(read[1])) == 15
+    assert len(read[0]) == len(set(read[0])) == 16 and len(read[1]) == len(set(read[1])) == 16
     assert not set(read[0]) & set(read[1])
-    assert set(read[0]) | set(read[1]) == {f"train/{c}/{i:03d}.jpg" for c in CLASSES for i in range(15)}
+    listed = {f"train/{c}/{i:03d}.jpg" for c in CLASSES for i in range(15)} | set(bad)
+    assert set(read[0]) | set(read[1]) == listed
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert summary["world_size"] == 2 and summary["data"]["mode"] == "stream"
+    # rank 0 records both unreadable files, whichever process's stream met them
+    assert {s["file"] for s in summary["data"]["skipped_images"]} == {str(root / f) for f in bad}
 
 
 def test_trainer_reads_a_stream_and_records_the_choice(photos, tmp_path):

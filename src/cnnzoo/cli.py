@@ -55,10 +55,19 @@ class _HelpFormatter(argparse.HelpFormatter):
         self._action_max_length = 16
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line (``cnnzoo train: error: argument --workers: ...
+    (cnnzoo train --help lists the options)``), not the usage block and then the line; exit status 2.
+    Every sub-command's parser is one (argparse builds them with the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnzoo", description=DESCRIPTION, epilog="cnnzoo COMMAND --help gives a command's options.",
         formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"cnnzoo {__version__} (torch {torch.__version__})")

@@ -365,20 +365,22 @@ def _folder(data_dir, channels: int | None, size: int | None, resize: int | None
                             "least 2: put each class's images in its own folder")
     order = [(part, f, k) for part, files in parts.items() for f, k in files]
     mode, why_mode = choose_mode(mode, [f for _, f, _ in order], channels, size, resize)
-    if mode == "memory":
+    if mode == "memory":                     # one channel rule for all parts
         x, kept, bad, how = readers.read_image_set([f for _, f, _ in order], channels, size, resize=resize,
                                                    skip_bad=skip_bad)
-        order = [order[i] for i in kept]                               # one channel rule for all parts
     else:
         bad = []
         files = [f for _, f, _ in order]
         c = channels or sample_channels([files[i] for i in _sample(len(files), STATS_SAMPLE, seed)])
-        how = (f"{c} channel{'s' if c == 3 else ''} ({'as asked' if channels else f'from {min(len(files), STATS_SAMPLE)} sampled files'}); "
-               f"streamed: training views random-resized crops to {size}x{size} with flips, evaluation views "
-               f"shorter side to {resize or size}, centre crop")
+        whence = "as asked" if channels else f"from {min(len(files), STATS_SAMPLE)} sampled files"
+        how = (f"{c} channel{'s' if c == 3 else ''} ({whence}); evaluation views: shorter side to {resize or size}, "
+               f"centre {size}x{size} crop (training views: the augmentation line)")
     y = torch.tensor([k for _, _, k in order], dtype=torch.int64)
     names = [f.relative_to(root).as_posix() for _, f, _ in order]
     part_of = [p for p, _, _ in order]
+    # the parts are made of the listed files, in either mode (a stream meets unreadable files only when it
+    # reads them), so a folder splits the same in memory and streamed; in memory those left out are then
+    # dropped from their parts
     if "all" in parts:                       # split it: stratified, seeded, recorded
         fractions = splits.parse_split(split)
         idx = dict(zip(splits.PARTS, splits.stratified_parts(y, fractions, seed)))
@@ -390,6 +392,12 @@ def _folder(data_dir, channels: int | None, size: int | None, resize: int | None
     else:
         idx = {part: torch.tensor([i for i, p in enumerate(part_of) if p == part], dtype=torch.int64) for part in parts}
         how_split, fractions = "as the folders hold them", None
+    src_idx = idx                            # indices into the source holding the images
+    if mode == "memory":
+        at = torch.full((len(order),), -1, dtype=torch.int64)
+        at[kept] = torch.arange(len(kept))
+        idx = {part: i[at[i] >= 0] for part, i in idx.items()}
+        src_idx = {part: at[i] for part, i in idx.items()}
     idx = {part: i for part, i in idx.items() if len(i) or part != "val"}
     record = {"layout": layout, "how": how_split, "fractions": fractions, "seed": seed if fractions else None,
               "counts": {part: splits.counts_by_class(y[i], classes) for part, i in idx.items()},
@@ -397,15 +405,15 @@ def _folder(data_dir, channels: int | None, size: int | None, resize: int | None
     if bad:
         notes.append(f"skipped {plural(len(bad), 'unreadable image file')} (--skip-bad-images): "
                      + "; ".join(f"{p} ({why})" for p, why in bad))
-    whole = (TensorSource(x, y) if mode == "memory" else
+    whole = (TensorSource(x, y[kept]) if mode == "memory" else
              StreamSource(root, [f for _, f, _ in order], y, size, resize, c, workers))
     sizes = " / ".join(f"{len(i)} {part}" for part, i in idx.items())
     notes.insert(0, f"folder {root} ({layout}): {sizes} images, {len(classes)} classes, {how_split}; {how}")
     notes.append(f"data: {'in memory' if mode == 'memory' else whole.describe()} ({why_mode})")
     val = idx.get("val")
-    return _make("folder", whole.subset(idx["train"]), whole.subset(idx["test"]), classes, str(root), notes,
-                 val=None if val is None else whole.subset(val), split=record, skipped=tuple(bad), mode=mode,
-                 mode_reason=why_mode, seed=seed)
+    return _make("folder", whole.subset(src_idx["train"]), whole.subset(src_idx["test"]), classes, str(root), notes,
+                 val=None if val is None else whole.subset(src_idx["val"]), split=record, skipped=tuple(bad),
+                 mode=mode, mode_reason=why_mode, seed=seed)
 
 
 def hold_out(data: ImageData, fraction: float, seed: int, limit: int | None = None) -> ImageData:

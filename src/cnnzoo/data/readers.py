@@ -225,9 +225,18 @@ def image_errors(path: Path):
     try:
         yield
     except FileNotFoundError:
-        raise DataFileError(f"missing image file {path}") from None
+        raise _unreadable(f"missing image file {path}", "missing") from None
     except _UNREADABLE as err:
-        raise DataFileError(f"cannot read image {path}: {err}; replace or remove the file") from None
+        raise _unreadable(f"cannot read image {path}: {err}; replace or remove the file",
+                          _why_unreadable(path, err)) from None
+
+
+def _unreadable(message: str, why: str) -> DataFileError:
+    """A :class:`DataFileError` with ``why``: the reason in a few words without the path (what a
+    stream records of a file it skips, as :func:`read_image_set` does)."""
+    err = DataFileError(message)
+    err.why = why
+    return err
 
 
 def _open(path: Path, background: tuple[int, int, int]):
@@ -436,7 +445,8 @@ def read_image_set(paths: list[Path], channels: int | None = None, size: int | N
         more = f"; and {len(bad) - SHOW_BAD} more" if len(bad) > SHOW_BAD else ""
         raise DataFileError(f"{plural(len(bad), 'unreadable image file')}: {shown}{more}; replace or remove "
                             f"{'it' if len(bad) == 1 else 'them'}, or add --skip-bad-images to train without "
-                            f"{'it' if len(bad) == 1 else 'them'}")
+                            f"{'it' if len(bad) == 1 else 'them'} (a folder read with --data-mode stream skips "
+                            "unreadable files as it meets them)")
     if not kept:
         raise DataFileError(f"none of the {plural(len(paths), 'image file')} could be read (e.g. {bad[0][0]}: "
                             f"{bad[0][1]})")

@@ -4,11 +4,13 @@ million included), and the first step comes after the file listing, not after de
 
 Views (:mod:`cnnzoo.data.decode`, JPEGs decoded at reduced scale where the size allows):
 
-* training: the ImageNet-style random-resized crop (8%-100% of the area, aspect ratio 3/4-4/3;
-  Szegedy et al. 2015, Sec. 6, as torchvision's ``RandomResizedCrop``) to ``size`` x ``size`` and a
-  horizontal flip with probability 0.5, every draw from a seed of the image's place in the batch
-  and the batch's seed, so an epoch is a pure function of (seed, epoch) as in memory; random
-  erasing, when the recipe has it, on the decoded batch (:func:`~cnnzoo.data.augment.random_erase`);
+* training, when the recipe crops (``pad`` > 0): the ImageNet-style random-resized crop (8%-100%
+  of the area, aspect ratio 3/4-4/3; Szegedy et al. 2015, Sec. 6, as torchvision's
+  ``RandomResizedCrop``) to ``size`` x ``size`` in place of the padded crop, which needs the whole
+  photo; without crops (``pad`` 0) the evaluation view; then a horizontal flip with probability
+  0.5 when the recipe flips. Every draw comes from a seed of the image's place in the batch and the
+  batch's seed, so an epoch is a pure function of (seed, epoch) as in memory; random erasing, when
+  the recipe has it, on the decoded batch (:func:`~cnnzoo.data.augment.random_erase`);
 * evaluation: the shorter side to ``resize`` (default ``size``), the centre ``size`` x ``size``
   crop (torchvision's ``Resize`` + ``CenterCrop``; :func:`~cnnzoo.data.readers.fit`).
 
@@ -42,8 +44,9 @@ def sample_seed(batch_seed: int, j: int) -> int:
 
 
 class _Files(torch.utils.data.Dataset):
-    """The map-style data set the workers index by key ``(i, seed, train)``: image ``i``'s training
-    view drawn from ``seed`` (``train``: flip allowed or not) or its evaluation view (``train`` None).
+    """The map-style data set the workers index by key ``(i, seed, view)``: image ``i``'s evaluation
+    view (``view`` None) or its training view drawn from ``seed`` (``view``: (crop, flip), the
+    random-resized crop or the evaluation view, flipped or not).
     File names are held in one numpy array of bytes (no Python object per file, so forked workers
     do not copy them page by page as reference counts change; one byte per character)."""
 
@@ -53,15 +56,18 @@ class _Files(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, key: tuple[int, int, bool | None]):
-        i, seed, flip = key
+    def __getitem__(self, key: tuple[int, int, tuple[bool, bool] | None]):
+        i, seed, view = key
         path = os.path.join(self.root, os.fsdecode(self.names[i]))
         try:
-            if flip is None:
-                return decode.decode_fit(path, self.size, self.resize, self.channels), i, None
-            return decode.decode_crop(path, self.size, seed, flip, self.channels), i, None
+            if view is not None and view[0]:
+                return decode.decode_crop(path, self.size, seed, view[1], self.channels), i, None
+            x = decode.decode_fit(path, self.size, self.resize, self.channels)
+            if view is not None and view[1] and torch.rand(1, generator=torch.Generator().manual_seed(seed)) < 0.5:
+                x = x.flip(-1)
+            return x, i, None
         except DataFileError as err:
-            return None, i, str(err)
+            return None, i, getattr(err, "why", str(err))
 
 
 def _collate(items):
@@ -118,19 +124,21 @@ class StreamSource(ImageSource):
         return torch.zeros(0, self.channels, self.size, self.size, dtype=torch.uint8)
 
     def describe(self) -> str:
+        if not self.workers:
+            return "streamed from disk, decoded in the training process (--workers 0)"
         return f"streamed from disk by {self.workers} worker process{'es' if self.workers != 1 else ''}"
 
     def batches(self, plan: Plan, aug: Augment | None = None):
         plan = list(plan)
-        flip = None if aug is None else bool(aug.flip)
-        keys = [[(int(i), sample_seed(seed, j), flip) for j, i in enumerate(idx.tolist())] for idx, seed in plan]
+        view = None if aug is None else (aug.pad > 0, bool(aug.flip))
+        keys = [[(int(i), sample_seed(seed, j), view) for j, i in enumerate(idx.tolist())] for idx, seed in plan]
         workers = min(self.workers, len(keys))
         loader = torch.utils.data.DataLoader(
             _Files(self.root, self.names, self.size, self.resize, self.channels), batch_sampler=keys,
             num_workers=workers, collate_fn=_collate, prefetch_factor=4 if workers else None)
         for (_, seed), (x, kept, bad) in zip(plan, loader):
             for i, why in bad:
-                self._skipped.setdefault(str(self.path(i)), why.replace(f"{self.path(i)}", "").strip(" :;") or why)
+                self._skipped.setdefault(str(self.path(i)), why)
             if x is None:
                 x = self.empty()
             elif aug is not None and aug.erase:

@@ -265,7 +265,9 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
         :func:`~cnnzoo.training.scores.class_scores`), ``confusion`` (K x K list, row = true class),
         all of the single view; ``n``,
         ``confusion_png`` (path), ``seconds`` (wall time of the evaluation, all views),
-        ``epochs_done`` and ``epochs`` (completed and planned epochs: fewer done = an unfinished run); with
+        ``epochs_done`` and ``epochs`` (completed and planned epochs: fewer done = an unfinished run),
+        ``skipped_images`` ([{``file``, ``error``}, ...] of the test files a stream could not decode: left
+        out, not scored); with
         ``tta`` also ``tta``: ``views`` (the kind), ``top1``, ``top5`` and ``loss`` of the mean
         over the views.
 
@@ -295,7 +297,8 @@ def evaluate(checkpoint: str | os.PathLike, dataset: str | None = None, data_dir
            "top5": m["top5"], "balanced_accuracy": scores["balanced_accuracy"], "macro_f1": scores["macro_f1"],
            "loss": m["loss"], "per_class": scores["per_class"],
            "confusion": conf.tolist(), "confusion_png": str(png), "seconds": seconds,
-           "epochs_done": ck["epoch"], "epochs": planned_epochs(ck)}
+           "epochs_done": ck["epoch"], "epochs": planned_epochs(ck),
+           "skipped_images": [{"file": f, "error": why} for f, why in data.test.skipped]}
     if tta:
         res["tta"] = {"views": tta, **{k: m["tta"][k] for k in ("top1", "top5", "loss")}}
     write_json(out / "eval.json", res)

@@ -62,6 +62,8 @@ def _eval(a: argparse.Namespace) -> None:
     if r["epochs_done"] < r["epochs"]:
         print(f"unfinished run: the checkpoint holds epoch {r['epochs_done']} of {r['epochs']}, so the figures are "
               f"mid-schedule; continue it with cnnzoo train {run_folder(a.checkpoint)} --resume")
+    for s in r["skipped_images"]:
+        print(f"skipped an unreadable image file: {s['file']} ({s['error']})")
     print(f"model: {r['description']}")
     print(f"{model_label(r['model'])} on {r['dataset']} ({r['n']} test images, {r['seconds']:.1f} s): "
           f"{_accuracy(r['top1'], r['top5'], k)}")

@@ -254,6 +254,22 @@ class DistributedTrainer(Trainer):
         """Own random draws per rank (crops, flips, erasing, dropout); rank 0 keeps the step's seed."""
         return (seed * 1009 + self.rank) % (1 << 63) if self.rank else seed
 
+    def should_step(self, n: int) -> bool:
+        """Every rank steps, or none: not when any rank's share is a single image or none."""
+        return bool(self._all_reduce_min(torch.tensor(n)) > 1)
+
+    def _all_reduce_min(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(self.device, copy=True)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return t.cpu()
+
+    def gather_skipped(self) -> None:
+        """Every rank learns the unreadable files the others' streams met (rank 0 names and records them)."""
+        everyone = [None] * self.world_size
+        dist.all_gather_object(everyone, self.skipped_files())
+        for files in everyone:
+            self.more_skipped.update(files)
+
     def before_step(self, step: int, sl: slice) -> None:
         """This rank's share of the global batch, the weight of its gradient in the all-reduce."""
         gb = self.cfg.batch_size * self.world_size

@@ -176,6 +176,7 @@ class Trainer:
         self._stop_requested = False              # set by the first Ctrl-C
         self.events = EventLog(self.out)          # TensorBoard event files (main process)
         self.named_skipped: set[str] = set()      # unreadable files a stream met, named once (say_skipped)
+        self.more_skipped: dict[str, str] = {}    # ... met by other processes, or before a resume
 
     @property
     def is_main(self) -> bool:
@@ -357,6 +358,12 @@ class Trainer:
     def before_step(self, step: int, sl: slice) -> None:
         """Called before each training step with this process's slice of the epoch order (a DDP hook)."""
 
+    def should_step(self, n: int) -> bool:
+        """Whether a batch of ``n`` images is trained on: not one image, which BatchNorm cannot
+        normalise in training (the last batch of an epoch, or a streamed batch short of unreadable
+        files), nor none (a streamed batch of unreadable files only)."""
+        return n > 1
+
     def train_batches(self, epoch: int, start: int = 0):
         """(step, slice of the epoch order, x, y) of each step of ``epoch`` from step ``start``: the
         source's training views of its share (:meth:`~cnnzoo.data.source.ImageSource.batches`, every
@@ -434,8 +441,7 @@ class Trainer:
             torch.manual_seed(self.batch_seed(step_seed(cfg.seed, e, step)))     # dropout masks
             self.before_step(step, sl)
             lr = self.set_lr(e, step)
-            if len(y) > (1 if self.world_size == 1 else 0):  # no step on one image (BatchNorm cannot normalise it)
-                                                             # or none (a streamed batch of unreadable files)
+            if self.should_step(len(y)):                 # not on one image or none (see should_step)
                 loss, correct = self.train_step(x, y)
                 sums["loss"] += loss
                 sums["correct"] += correct
@@ -471,20 +477,34 @@ class Trainer:
         """The ``"test"`` or ``"val"`` set."""
         return self.val if split == "val" else self.test
 
+    def skipped_files(self) -> dict[str, str]:
+        """{file: why} of every unreadable image file this run knows: left out when the data were
+        read, met by a stream in any part (train, val, test) and, under torchrun, by any process
+        (:meth:`gather_skipped`), or before a resume."""
+        files = {**dict(self.data.skipped), **self.more_skipped}
+        for part in (self.train, self.val, self.test):
+            files.update(part.skipped if part is not None else [])
+        return files
+
+    def gather_skipped(self) -> None:
+        """Share the unreadable files each process met (a torchrun hook; one process: nothing to do)."""
+
     def say_skipped(self) -> None:
-        """Name, once per run, each image file the training stream could not decode so far (it is
-        left out of its batch; the epoch goes on)."""
-        for f, why in self.train.skipped:
+        """Name, once per run, each image file a stream could not decode so far (it is left out of
+        its batch; the epoch goes on)."""
+        for f, why in self.skipped_files().items():
             if f not in self.named_skipped:
                 self.named_skipped.add(f)
                 if self.is_main and self.progress:
-                    print(f"\nskipped an unreadable image file: {f} ({why})", flush=True)
+                    print(f"skipped an unreadable image file: {f} ({why})", flush=True)
 
     def evaluate(self, tta: str | None = None, split: str = "test") -> dict:
         """Metrics of the current model on the test (or ``"val"``) set (eval mode, in the run's
         numerics ``amp``, as training; ``cnnzoo eval`` gives the fp32 figure of a checkpoint);
         ``tta`` as in :func:`evaluate_model`."""
-        return self.evaluate_on(self.eval_set(split), tta)
+        res = self.evaluate_on(self.eval_set(split), tta)
+        self.say_skipped()
+        return res
 
     def evaluate_on(self, images: ImageSource, tta: str | None = None) -> dict:
         """:func:`evaluate_model` of the current model on ``images``, with the run's input size,
@@ -543,9 +563,8 @@ class Trainer:
         self.replans = list(ckpt.get("replans", []))
         self.resume_changes = list(ckpt.get("resume_changes", []))
         self.selection.load(ckpt.get("selection"))
-        met = tuple((r["file"], r["error"]) for r in ckpt.get("skipped_images", []))
-        self.named_skipped.update(f for f, _ in met)
-        self.data = dataclasses.replace(self.data, skipped=tuple({**dict(met), **dict(self.data.skipped)}.items()))
+        self.more_skipped.update((r["file"], r["error"]) for r in ckpt.get("skipped_images", []))
+        self.named_skipped.update(self.more_skipped)
         self.final = ckpt.get("final")
         if changes:
             self.apply_resume_changes(ckpt["config"], changes)
@@ -572,9 +591,7 @@ class Trainer:
         unreadable files skipped (when read, or met in a stream)."""
         d = self.data
         n = {"train": len(self.train), "val": 0 if self.val is None else len(self.val), "test": len(self.test)}
-        skipped = dict(d.skipped)
-        for part in (self.train, self.val, self.test):
-            skipped.update(part.skipped if part is not None else [])
+        skipped = self.skipped_files()
         split = {k: v for k, v in (d.split or {}).items() if k not in ("files", "val_indices")}
         return {"in_chans": d.in_chans, "source": d.source, "notes": list(d.notes), "images": n,
                 "mode": d.mode, "mode_reason": d.mode_reason, "workers": getattr(self.train, "workers", None),
@@ -730,6 +747,8 @@ class Trainer:
                     print(f"\nearly stop after epoch {self.epoch} of {self.cfg.epochs}: validation top-1 has not "
                           f"risen above epoch {s.best_epoch}'s {s.best_value:.2%} for {plural(s.patience, 'epoch')}",
                           flush=True)
+            self.gather_skipped()
+            self.say_skipped()
             recent = self.history[-_REPLAN_WINDOW:]      # a mean, so one slow epoch does not cut the plan
             if self.replan_for_budget(sum(r["train_seconds"] + r["eval_seconds"] for r in recent) / len(recent),
                                       sum(r["eval_seconds"] for r in recent) / len(recent)):
@@ -760,6 +779,7 @@ class Trainer:
         self.final = {**self.history[kept - 1], **self.test_row(self.evaluate(tta=self.cfg.tta)),
                       "kept_epoch": kept, "test_seconds": time.perf_counter() - t0}
         self.elapsed += self.final["test_seconds"]
+        self.gather_skipped()
         self.save()
 
 
