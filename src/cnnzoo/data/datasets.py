@@ -409,7 +409,8 @@ def _folder(data_dir, channels: int | None, size: int | None, resize: int | None
              StreamSource(root, [f for _, f, _ in order], y, size, resize, c, workers))
     sizes = " / ".join(f"{len(i)} {part}" for part, i in idx.items())
     notes.insert(0, f"folder {root} ({layout}): {sizes} images, {len(classes)} classes, {how_split}; {how}")
-    notes.append(f"data: {'in memory' if mode == 'memory' else whole.describe()} ({why_mode})")
+    notes.append(f"data: {'in memory' if mode == 'memory' else whole.describe()} ({why_mode})"
+                 + (f"; --workers {workers} applies to a stream only" if mode == "memory" and workers is not None else ""))
     val = idx.get("val")
     return _make("folder", whole.subset(src_idx["train"]), whole.subset(src_idx["test"]), classes, str(root), notes,
                  val=None if val is None else whole.subset(src_idx["val"]), split=record, skipped=tuple(bad),

@@ -32,10 +32,11 @@ from .source import ImageSource, Plan
 
 
 def default_workers() -> int:
-    """Decoding processes when ``--workers`` is not given: the cores this process may use, at most 8
+    """Decoding processes when ``--workers`` is not given: the cores this process may use, divided
+    among the processes torchrun started on this node (``LOCAL_WORLD_SIZE``), at most 8
     (torchvision's ImageNet reference trains with 16 per GPU on machines with more)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores))
+    return max(1, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def sample_seed(batch_seed: int, j: int) -> int:
@@ -126,7 +127,8 @@ class StreamSource(ImageSource):
     def describe(self) -> str:
         if not self.workers:
             return "streamed from disk, decoded in the training process (--workers 0)"
-        return f"streamed from disk by {self.workers} worker process{'es' if self.workers != 1 else ''}"
+        per = " in each of the torchrun processes" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        return f"streamed from disk by {self.workers} worker process{'es' if self.workers != 1 else ''}{per}"
 
     def batches(self, plan: Plan, aug: Augment | None = None):
         plan = list(plan)

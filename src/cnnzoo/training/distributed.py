@@ -40,7 +40,6 @@ Goyal et al. 2017, "Accurate, Large Minibatch SGD" (global batch, linear LR scal
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from contextlib import contextmanager
@@ -224,11 +223,9 @@ class DistributedTrainer(Trainer):
     def __init__(self, config: TrainConfig, out_dir, progress: bool = True):
         env = self.env = dist_env()
         self.share = _ShareState()                # set per step by batch(), read by the DDP hook
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         if not torch.cuda.is_available():
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
             torch.set_num_threads(max(1, cores // env.local_world_size))
-        if config.workers is None:               # a stream's decoding processes: the node's cores shared out
-            config = dataclasses.replace(config, workers=max(1, min(8, cores // env.local_world_size)))
         super().__init__(config, out_dir, progress, rank=env.rank, world_size=env.world_size)
         n, gb = len(self.train), self.cfg.batch_size * env.world_size
         if 0 < n % gb < env.world_size:

@@ -568,6 +568,8 @@ class Trainer:
         self.final = ckpt.get("final")
         if changes:
             self.apply_resume_changes(ckpt["config"], changes)
+        elif self.is_main and self.progress:
+            print(f"resuming {self.out} at epoch {self.epoch + 1}, step {self.step}", flush=True)
 
     def apply_resume_changes(self, saved: dict, changes: dict) -> None:
         """Record (and for ``epochs``, re-plan) the options that a resume changed; see :meth:`restore`."""
