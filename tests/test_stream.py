@@ -188,6 +188,17 @@ def test_an_unreadable_file_mid_epoch_is_skipped_named_once_and_counted(tmp_path
     assert ev["skipped_images"] == [{"file": str(bad_test), "error": "not an image Pillow can read"}]
 
 
+def test_a_file_left_out_in_memory_is_named_once_in_the_notes(tmp_path, capsys):
+    root = _folder(tmp_path / "f", train=16, test=4)
+    bad = root / "train" / "light" / "zz-broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    r = train("lenet5_modern", out=tmp_path / "run", data_dir=str(root), dataset="folder", data_mode="memory",
+              skip_bad_images=True, epochs=1, batch_size=8, input_size=28, amp="fp32", progress=True)
+    assert [s["file"] for s in r.summary["data"]["skipped_images"]] == [str(bad)]
+    out = capsys.readouterr().out
+    assert out.count(str(bad)) == 1 and "skipped an unreadable image file" not in out
+
+
 KILLED = r'''
 import sys
 from cnnzoo.training import api

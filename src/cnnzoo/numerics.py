@@ -110,6 +110,11 @@ class Capabilities:
         return f"no native bf16 on this {self.isa} CPU: emulated, several times slower"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> tuple[set[str], str]:
     """(the CPU's feature flags, its model name) from ``/proc/cpuinfo`` (x86 ``flags``, Arm
     ``Features``); on macOS from ``sysctl`` (Apple's ``FEAT_BF16`` as ``bf16``); empty where unreadable."""

@@ -27,11 +27,9 @@ class ImageSource:
     Attributes:
         labels: (N,) int64 labels in ``[0, num_classes)``.
         in_chans: channels of the images read (1 or 3).
-        kind: ``"memory"`` or ``"stream"``.
         skipped: [(file, why unreadable), ...] met so far (a stream skips them as it meets them).
     """
 
-    kind = "memory"
     labels: torch.Tensor
     in_chans: int
 
@@ -53,11 +51,15 @@ class ImageSource:
         shorter, the file is in :attr:`skipped`)."""
         raise NotImplementedError
 
+    def in_batches(self, batch_size: int, idx: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`batches` of the evaluation views of images ``idx`` (all with ``None``), in order,
+        ``batch_size`` at a time."""
+        idx = torch.arange(len(self)) if idx is None else torch.as_tensor(idx, dtype=torch.int64)
+        return self.batches((idx[lo:lo + batch_size], 0) for lo in range(0, len(idx), batch_size))
+
     def read(self, idx: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
         """The evaluation views of images ``idx`` (all with ``None``): (M, C, H, W) uint8."""
-        idx = torch.arange(len(self)) if idx is None else torch.as_tensor(idx, dtype=torch.int64)
-        plan = [(idx[lo:lo + batch_size], 0) for lo in range(0, len(idx), batch_size)]
-        return torch.cat([x for x, _ in self.batches(plan)]) if plan else self.empty()
+        return torch.cat([self.empty(), *(x for x, _ in self.in_batches(batch_size, idx))])
 
     def empty(self) -> torch.Tensor:
         raise NotImplementedError
@@ -87,10 +89,6 @@ class TensorSource(ImageSource):
     @property
     def in_chans(self) -> int:
         return int(self.x.shape[1])
-
-    @property
-    def native_size(self) -> int:
-        return int(self.x.shape[-1])
 
     def subset(self, idx: torch.Tensor) -> "TensorSource":
         return TensorSource(self.x[idx], self.labels[idx])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import DataFileError
+from ..numerics import usable_cores
 from . import decode
 from .augment import Augment, random_erase
 from .source import ImageSource, Plan
@@ -35,8 +36,7 @@ def default_workers() -> int:
     """Decoding processes when ``--workers`` is not given: the cores this process may use, divided
     among the processes torchrun started on this node (``LOCAL_WORLD_SIZE``), at most 8
     (torchvision's ImageNet reference trains with 16 per GPU on machines with more)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return max(1, min(8, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def sample_seed(batch_seed: int, j: int) -> int:
@@ -91,8 +91,6 @@ class StreamSource(ImageSource):
         channels: 1 (grey, ITU-R 601-2 luma) or 3 (RGB, grey replicated).
         workers: decoding processes (0: in this process).
     """
-
-    kind = "stream"
 
     def __init__(self, root: str | os.PathLike, files, labels: torch.Tensor, size: int, resize: int | None = None,
                  channels: int = 3, workers: int | None = None):

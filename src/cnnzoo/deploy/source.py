@@ -75,9 +75,7 @@ class Source:
         """
         from ..data import to_input
 
-        part = self.part(split).head(n)
-        plan = ((torch.arange(lo, min(lo + batch_size, len(part))), 0) for lo in range(0, len(part), batch_size))
-        for x, y in part.batches(plan):
+        for x, y in self.part(split).head(n).in_batches(batch_size):
             yield to_input(x, self.ckpt["input_size"], self.ckpt["mean"], self.ckpt["std"]), y
 
 

@@ -51,6 +51,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .._text import plural
+from ..numerics import usable_cores
 from .config import TrainConfig, TrainConfigError
 from .trainer import Trainer
 
@@ -224,8 +225,7 @@ class DistributedTrainer(Trainer):
         env = self.env = dist_env()
         self.share = _ShareState()                # set per step by batch(), read by the DDP hook
         if not torch.cuda.is_available():
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            torch.set_num_threads(max(1, cores // env.local_world_size))
+            torch.set_num_threads(max(1, usable_cores() // env.local_world_size))
         super().__init__(config, out_dir, progress, rank=env.rank, world_size=env.world_size)
         n, gb = len(self.train), self.cfg.batch_size * env.world_size
         if 0 < n % gb < env.world_size:

@@ -69,7 +69,7 @@ def evaluate_model(model: nn.Module, x: ImageSource | torch.Tensor, y: torch.Ten
     tallies = [_Tally(num_classes) for _ in range(2 if tta else 1)]
     bs = batch_size or eval_batch_size(input_size)
     n = 0
-    for xb, yb in src.batches((torch.arange(lo, min(lo + bs, len(src))), 0) for lo in range(0, len(src), bs)):
+    for xb, yb in src.in_batches(bs):
         n += len(yb)
         if not len(yb):                               # a streamed batch of only unreadable files
             continue

@@ -329,9 +329,9 @@ class FineTune:
         """What training prints before its first step: the weights' notes, the preprocessing and
         the augmentation (so that, e.g., flips on digits are seen)."""
         c = self.cfg
-        if getattr(data, "mode", "memory") == "stream" and c.pad:   # the stream's own crop (cnnzoo.data.stream)
+        if data.mode == "stream" and c.pad:        # the stream's own crop (cnnzoo.data.stream)
             aug = [f"random-resized crop to {c.input_size}x{c.input_size} (8-100% of the area, aspect 3/4-4/3; "
-                   f"streamed photos are cropped so in place of the padded crop of pad {c.pad})"]
+                   f"streamed, in place of the recipe's padded crop, pad {c.pad})"]
         else:
             aug = [f"random crop (pad {c.pad})"] if c.pad else []
         aug += ["horizontal flip"] if c.flip else []

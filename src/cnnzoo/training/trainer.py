@@ -175,7 +175,8 @@ class Trainer:
         self.resume_changes: list[dict] = []      # options changed by --resume (restore)
         self._stop_requested = False              # set by the first Ctrl-C
         self.events = EventLog(self.out)          # TensorBoard event files (main process)
-        self.named_skipped: set[str] = set()      # unreadable files a stream met, named once (say_skipped)
+        self.named_skipped = set(dict(self.data.skipped))   # named once (say_skipped); those left out at load
+                                                             # are in the notes printed above
         self.more_skipped: dict[str, str] = {}    # ... met by other processes, or before a resume
 
     @property
